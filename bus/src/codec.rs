@@ -1,0 +1,62 @@
+//! The one codec for internal messages: bincode 2 over serde, standard configuration.
+//!
+//! bincode is not self-describing, so types that cross the bus avoid `#[serde(flatten)]`, untagged enums,
+//! `skip_serializing_if` and `serde_json::Value`. API objects travel as JSON bytes inside these messages.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Encodes `value` for the bus.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| Error::Codec(format!("encode: {e}")))
+}
+
+/// Decodes a message produced by [`encode`]. Trailing bytes are an error: they mean the peer sent another type.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, used) =
+        bincode::serde::decode_from_slice::<T, _>(bytes, bincode::config::standard())
+            .map_err(|e| Error::Codec(format!("decode: {e}")))?;
+    if used != bytes.len() {
+        return Err(Error::Codec(format!(
+            "decode: {} trailing bytes after the message",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shape {
+        Unit,
+        Pair(u32, String),
+        Named { key: Vec<u8>, rev: i64, prev: Option<Box<Shape>> },
+    }
+
+    #[test]
+    fn round_trips_enums_and_options() {
+        let v = Shape::Named {
+            key: b"/registry/pods/a".to_vec(),
+            rev: -3,
+            prev: Some(Box::new(Shape::Pair(7, "x".into()))),
+        };
+        assert_eq!(decode::<Shape>(&encode(&v).unwrap()).unwrap(), v);
+        assert_eq!(decode::<Shape>(&encode(&Shape::Unit).unwrap()).unwrap(), Shape::Unit);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&b""[..], &b"\xff\xff\xff\xff\xff"[..], &[9u8; 3][..]] {
+            assert!(decode::<Shape>(bytes).is_err());
+        }
+        let mut ok = encode(&Shape::Unit).unwrap();
+        ok.push(0);
+        assert!(matches!(decode::<Shape>(&ok), Err(Error::Codec(_))));
+    }
+}
