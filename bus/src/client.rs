@@ -215,7 +215,8 @@ impl Bus {
                 }
                 parts[index] = Some(message.payload.clone());
                 if parts.iter().all(Option::is_some) {
-                    let mut whole = Vec::with_capacity(parts.iter().flatten().map(Bytes::len).sum());
+                    let mut whole =
+                        Vec::with_capacity(parts.iter().flatten().map(Bytes::len).sum());
                     for part in parts.iter().flatten() {
                         whole.extend_from_slice(part);
                     }
@@ -228,7 +229,9 @@ impl Bus {
                     });
                 }
             }
-            Err(Error::Connection("bus closed while waiting for a reply".into()))
+            Err(Error::Connection(
+                "bus closed while waiting for a reply".into(),
+            ))
         };
         tokio::time::timeout(timeout, collect)
             .await
@@ -243,14 +246,24 @@ impl Bus {
         timeout: Duration,
     ) -> Result<R> {
         let reply = self
-            .request(subject, Headers::new(), codec::encode(request)?.into(), timeout)
+            .request(
+                subject,
+                Headers::new(),
+                codec::encode(request)?.into(),
+                timeout,
+            )
             .await?;
         codec::decode(&reply.payload)
     }
 
     /// Answers `request` with `payload`, split into parts when it is larger than one message may be. A request
     /// without a reply subject is answered by nobody (Ok).
-    pub async fn respond(&self, request: &Message, mut headers: Headers, payload: Bytes) -> Result<()> {
+    pub async fn respond(
+        &self,
+        request: &Message,
+        mut headers: Headers,
+        payload: Bytes,
+    ) -> Result<()> {
         let Some(reply) = &request.reply else {
             return Ok(());
         };

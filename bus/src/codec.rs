@@ -36,7 +36,11 @@ mod tests {
     enum Shape {
         Unit,
         Pair(u32, String),
-        Named { key: Vec<u8>, rev: i64, prev: Option<Box<Shape>> },
+        Named {
+            key: Vec<u8>,
+            rev: i64,
+            prev: Option<Box<Shape>>,
+        },
     }
 
     #[test]
@@ -47,7 +51,10 @@ mod tests {
             prev: Some(Box::new(Shape::Pair(7, "x".into()))),
         };
         assert_eq!(decode::<Shape>(&encode(&v).unwrap()).unwrap(), v);
-        assert_eq!(decode::<Shape>(&encode(&Shape::Unit).unwrap()).unwrap(), Shape::Unit);
+        assert_eq!(
+            decode::<Shape>(&encode(&Shape::Unit).unwrap()).unwrap(),
+            Shape::Unit
+        );
     }
 
     #[test]

@@ -50,6 +50,10 @@ impl Headers {
     /// Bytes these headers take on the wire (NATS counts them against the payload limit).
     pub fn wire_len(&self) -> usize {
         // "NATS/1.0\r\n" + "k: v\r\n"... + "\r\n"
-        12 + self.0.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>()
+        12 + self
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>()
     }
 }

@@ -8,9 +8,11 @@
 //! - [`codec`]: bincode 2, the one encoding of internal messages.
 //! - [`trace`]: W3C trace context in message headers.
 //! - [`headers`]: message headers.
+//! - [`api`]: the API object model (k8s-openapi types), resource registry, admission, and [`api::Objects`].
 //! - [`store`]: the store's request/response types, its client, and gap-free watches.
 //! - [`error`]: the bus's error type.
 
+pub mod api;
 pub mod client;
 pub mod codec;
 pub mod error;

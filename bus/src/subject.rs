@@ -136,7 +136,10 @@ mod tests {
             assert!(validate_subscribe(bad).is_err(), "{bad:?} accepted");
         }
         for bad in ["a.*", "a.>", "*"] {
-            assert!(validate_publish(bad).is_err(), "{bad:?} accepted for publish");
+            assert!(
+                validate_publish(bad).is_err(),
+                "{bad:?} accepted for publish"
+            );
             assert!(validate_subscribe(bad).is_ok());
         }
         assert!(validate_publish("navarch.c.store.rpc").is_ok());

@@ -85,7 +85,10 @@ mod tests {
     #[test]
     fn an_existing_context_is_kept() {
         let mut h = Headers::new();
-        h.insert(TRACEPARENT, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+        h.insert(
+            TRACEPARENT,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
         inject(&mut h);
         assert_eq!(trace_id(&h).unwrap(), "0af7651916cd43dd8448eb211c80319c");
     }

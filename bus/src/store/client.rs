@@ -182,11 +182,22 @@ impl StoreClient {
         range_end: &[u8],
         start_revision: i64,
     ) -> Result<WatchStream, Error> {
-        watch::start(self.clone(), key.to_vec(), range_end.to_vec(), start_revision).await
+        watch::start(
+            self.clone(),
+            key.to_vec(),
+            range_end.to_vec(),
+            start_revision,
+        )
+        .await
     }
 
     /// Watches every key with `prefix` from `start_revision` (0: from now on).
-    pub async fn watch_prefix(&self, prefix: &[u8], start_revision: i64) -> Result<WatchStream, Error> {
-        self.watch(prefix, &prefix_end(prefix), start_revision).await
+    pub async fn watch_prefix(
+        &self,
+        prefix: &[u8],
+        start_revision: i64,
+    ) -> Result<WatchStream, Error> {
+        self.watch(prefix, &prefix_end(prefix), start_revision)
+            .await
     }
 }

@@ -354,7 +354,9 @@ pub enum StoreResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum StoreError {
     /// The revision asked for has been compacted away. Not retryable: start again from the current revision.
-    #[error("required revision {requested} has been compacted (compacted up to {compact_revision})")]
+    #[error(
+        "required revision {requested} has been compacted (compacted up to {compact_revision})"
+    )]
     Compacted {
         /// The revision asked for.
         requested: i64,
@@ -492,8 +494,14 @@ mod tests {
         let p = b"/registry/pods/demo/";
         assert_eq!(single_stream(p, &prefix_end(p)).as_deref(), Some("pods"));
         let all = b"/registry/pods/";
-        assert_eq!(single_stream(all, &prefix_end(all)).as_deref(), Some("pods"));
-        assert_eq!(single_stream(b"/registry/", &prefix_end(b"/registry/")), None);
+        assert_eq!(
+            single_stream(all, &prefix_end(all)).as_deref(),
+            Some("pods")
+        );
+        assert_eq!(
+            single_stream(b"/registry/", &prefix_end(b"/registry/")),
+            None
+        );
         assert_eq!(single_stream(b"/registry/pods/a", b""), Some("pods".into()));
     }
 }

@@ -86,7 +86,11 @@ pub(super) async fn start(
     bus.flush().await?;
     // Subscribed first, then asked for history: whatever commits in between arrives live or in the history.
     let delivered = if start_revision == 0 {
-        client.history(HistoryRequest::default()).await?.header.revision
+        client
+            .history(HistoryRequest::default())
+            .await?
+            .header
+            .revision
     } else {
         start_revision - 1
     };
@@ -193,7 +197,9 @@ impl Watch {
         self.covered
             .insert(progress.stream.clone(), covered.max(progress.revision));
         // Only a watch within one stream knows that nothing else can be pending below `revision`.
-        if self.stream.as_deref() != Some(progress.stream.as_str()) || progress.revision <= self.delivered {
+        if self.stream.as_deref() != Some(progress.stream.as_str())
+            || progress.revision <= self.delivered
+        {
             return Step::Continue;
         }
         self.delivered = progress.revision;
@@ -238,7 +244,10 @@ impl Watch {
                 })
                 .await?;
             let upto = if response.more {
-                response.batches.last().map_or(self.delivered, |b| b.revision)
+                response
+                    .batches
+                    .last()
+                    .map_or(self.delivered, |b| b.revision)
             } else {
                 response.header.revision
             };

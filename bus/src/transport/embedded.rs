@@ -59,7 +59,11 @@ impl Embedded {
     }
 
     fn deliver(&self, message: Message) -> usize {
-        let entries = self.router.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = self
+            .router
+            .entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         let mut delivered = 0;
         let mut groups: HashMap<&str, Vec<&Entry>> = HashMap::new();
         for entry in entries.iter() {
@@ -80,7 +84,8 @@ impl Embedded {
             if live.is_empty() {
                 continue;
             }
-            let pick = self.router.round_robin.fetch_add(1, Ordering::Relaxed) as usize % live.len();
+            let pick =
+                self.router.round_robin.fetch_add(1, Ordering::Relaxed) as usize % live.len();
             if send(live[pick], message.clone()) {
                 delivered += 1;
             }

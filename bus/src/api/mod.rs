@@ -1,0 +1,21 @@
+//! The API object model: the kinds Navarch serves, their storage keys, and the one admission path (defaulting and
+//! validation) that every writer goes through, plus [`Objects`], the object-level client of the store.
+//!
+//! Objects are Kubernetes' own types (k8s-openapi, API 1.32) and travel as JSON: in the store's values, in watch
+//! events and on the HTTP API. `metadata.resourceVersion` is never stored; it is the key's mod revision, set on read.
+
+pub mod admission;
+pub mod error;
+pub mod meta;
+pub mod objects;
+pub mod quantity;
+pub mod resource;
+mod validate;
+
+pub use validate::matches as selector_matches;
+
+pub use error::{ApiError, Reason};
+pub use objects::{DeleteOptions, ObjectEvent, ObjectWatch, Objects, WatchType};
+pub use resource::{ResourceInfo, RESOURCES};
+
+pub use k8s_openapi;

@@ -1,0 +1,574 @@
+//! [`Objects`]: API objects in the store. Every write goes through [`super::admission`]; every compare-and-swap is
+//! on the key's mod revision, which is the object's `resourceVersion`.
+
+use std::collections::VecDeque;
+
+use rand::Rng;
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{json, Value};
+
+use super::admission::{self, Admitted, Context, FieldValidation, Part};
+use super::error::{ApiError, Reason};
+use super::meta;
+use super::resource::{self, ResourceInfo};
+use crate::store::{
+    Compare, DeleteRequest, EventKind, KeyValue, PutRequest, StoreClient, TxnOp, TxnRequest,
+    WatchEvent, WatchStream,
+};
+
+/// How many times a read-modify-write is retried when another writer got in between.
+const MAX_CONFLICT_RETRIES: usize = 32;
+
+/// Options of a delete (Kubernetes' `DeleteOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Seconds the object's owner (a node agent, for pods) gets to clean up; 0 deletes at once. None: the
+    /// object's own default (a pod's `terminationGracePeriodSeconds`).
+    pub grace_period_seconds: Option<i64>,
+    /// Delete only if the object still has this uid.
+    pub uid: Option<String>,
+    /// Delete only if the object still has this resourceVersion.
+    pub resource_version: Option<String>,
+}
+
+/// Kind of a watch event, as Kubernetes names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchType {
+    /// The object was created.
+    Added,
+    /// The object changed.
+    Modified,
+    /// The object is gone (the event carries its last state, with the deletion's resourceVersion).
+    Deleted,
+    /// Everything up to the event's resourceVersion has been sent.
+    Bookmark,
+}
+
+impl WatchType {
+    /// `ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatchType::Added => "ADDED",
+            WatchType::Modified => "MODIFIED",
+            WatchType::Deleted => "DELETED",
+            WatchType::Bookmark => "BOOKMARK",
+        }
+    }
+}
+
+/// One change of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectEvent {
+    /// What happened.
+    pub kind: WatchType,
+    /// The object after the change (for `Deleted`: before it; for `Bookmark`: only `metadata.resourceVersion`).
+    pub object: Value,
+    /// The revision of the change.
+    pub revision: i64,
+}
+
+/// A watch on objects of one kind; dropping it stops it.
+pub struct ObjectWatch {
+    inner: WatchStream,
+    info: &'static ResourceInfo,
+    queued: VecDeque<ObjectEvent>,
+}
+
+impl ObjectWatch {
+    /// The next event. `Err` ends the watch (410 Expired when its revision was compacted).
+    pub async fn next(&mut self) -> Option<Result<ObjectEvent, ApiError>> {
+        loop {
+            if let Some(e) = self.queued.pop_front() {
+                return Some(Ok(e));
+            }
+            match self.inner.next().await? {
+                Err(e) => return Some(Err(e.into())),
+                Ok(WatchEvent::Progress { revision }) => {
+                    let mut object = json!({"kind": self.info.kind, "apiVersion": self.info.api_version(), "metadata": {}});
+                    meta::set_resource_version(&mut object, revision);
+                    return Some(Ok(ObjectEvent {
+                        kind: WatchType::Bookmark,
+                        object,
+                        revision,
+                    }));
+                }
+                Ok(WatchEvent::Changes { revision, events }) => {
+                    for event in events {
+                        match event_to_object(event.kind, &event.kv, event.prev_kv.as_ref()) {
+                            Ok(Some(e)) => self.queued.push_back(e),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(revision, error = %e, "undecodable object in the store; skipped")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The revision after which this watch delivers every change.
+    pub fn start_revision(&self) -> i64 {
+        self.inner.start_revision()
+    }
+}
+
+fn event_to_object(
+    kind: EventKind,
+    kv: &KeyValue,
+    prev: Option<&KeyValue>,
+) -> Result<Option<ObjectEvent>, ApiError> {
+    Ok(Some(match kind {
+        EventKind::Put => ObjectEvent {
+            kind: if kv.version == 1 {
+                WatchType::Added
+            } else {
+                WatchType::Modified
+            },
+            object: decode(kv)?,
+            revision: kv.mod_revision,
+        },
+        EventKind::Delete => {
+            let Some(prev) = prev else { return Ok(None) };
+            let mut object = decode(prev)?;
+            meta::set_resource_version(&mut object, kv.mod_revision);
+            ObjectEvent {
+                kind: WatchType::Deleted,
+                object,
+                revision: kv.mod_revision,
+            }
+        }
+    }))
+}
+
+/// An object as stored, with its resourceVersion set.
+fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!(
+            "object at {} is not JSON: {e}",
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    meta::set_resource_version(&mut object, kv.mod_revision);
+    Ok(object)
+}
+
+fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
+    let mut object = object.clone();
+    meta::metadata_mut(&mut object).remove("resourceVersion");
+    serde_json::to_vec(&object).map_err(ApiError::internal)
+}
+
+fn random_suffix() -> String {
+    // Kubernetes' alphabet for generated names: no vowels (no words), no look-alikes.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn context(namespace: Option<&str>, validation: FieldValidation) -> Context<'_> {
+    Context {
+        namespace,
+        validation,
+        now: meta::now(),
+        uid: uuid::Uuid::new_v4().to_string(),
+        name_suffix: random_suffix(),
+    }
+}
+
+/// API objects in the store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Objects {
+    store: StoreClient,
+}
+
+impl Objects {
+    /// Objects in the store reached through `store`.
+    pub fn new(store: StoreClient) -> Self {
+        Self { store }
+    }
+
+    /// The underlying store client.
+    pub fn store(&self) -> &StoreClient {
+        &self.store
+    }
+
+    async fn read(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<KeyValue, ApiError> {
+        self.store
+            .get(info.key(namespace, name).as_bytes())
+            .await?
+            .ok_or_else(|| ApiError::not_found(info, name))
+    }
+
+    /// One object.
+    pub async fn get(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        decode(&self.read(info, namespace, name).await?)
+    }
+
+    /// Every object of the kind (in `namespace`, or in all namespaces), and the revision of the read.
+    pub async fn list(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+    ) -> Result<(Vec<Value>, i64), ApiError> {
+        let response = self.store.list(info.prefix(namespace).as_bytes()).await?;
+        let mut items = Vec::with_capacity(response.kvs.len());
+        for kv in &response.kvs {
+            match decode(kv) {
+                Ok(o) => items.push(o),
+                Err(e) => tracing::warn!(error = %e, "undecodable object in the store; skipped"),
+            }
+        }
+        Ok((items, response.header.revision))
+    }
+
+    /// Creates an object; refuses one that exists (409) or whose namespace does not (404).
+    pub async fn create(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        object: Value,
+        validation: FieldValidation,
+    ) -> Result<Admitted, ApiError> {
+        let Admitted {
+            mut object,
+            warnings,
+        } = admission::create(info, object, &context(namespace, validation))?;
+        if info.namespaced {
+            self.check_namespace_open(namespace.unwrap_or_default())
+                .await?;
+        }
+        let name = meta::name(&object).unwrap_or_default().to_string();
+        let key = info.key(namespace, &name);
+        let response = self
+            .store
+            .txn(TxnRequest {
+                compare: vec![Compare::absent(key.clone())],
+                success: vec![TxnOp::Put(PutRequest {
+                    key: key.into_bytes(),
+                    value: encode(&object)?,
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        if !response.succeeded {
+            return Err(ApiError::already_exists(info, &name));
+        }
+        meta::set_resource_version(&mut object, response.header.revision);
+        Ok(Admitted { object, warnings })
+    }
+
+    async fn check_namespace_open(&self, namespace: &str) -> Result<(), ApiError> {
+        let ns_info = resource::by_kind("v1", "Namespace")
+            .ok_or_else(|| ApiError::internal("no Namespace kind"))?;
+        let ns = self.get(ns_info, None, namespace).await?;
+        if meta::is_deleting(&ns) || ns["status"]["phase"] == "Terminating" {
+            return Err(ApiError::new(
+                Reason::Forbidden,
+                format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Replaces an object (or its status). With a `resourceVersion` in `object` the write happens only if the object
+    /// is still at that version (409 Conflict otherwise); without one it applies to whatever version is current.
+    pub async fn update(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        object: Value,
+        part: Part,
+        validation: FieldValidation,
+    ) -> Result<Admitted, ApiError> {
+        let expected = match meta::resource_version(&object) {
+            Some(rv) => meta::parse_resource_version(rv).map_err(ApiError::bad_request)?,
+            None => None,
+        };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let current = self.read(info, namespace, name).await?;
+            if expected.is_some_and(|rv| rv != current.mod_revision) {
+                return Err(ApiError::conflict(info, name));
+            }
+            let old = decode(&current)?;
+            let admitted = admission::update(
+                info,
+                &old,
+                object.clone(),
+                part,
+                &context(namespace, validation),
+            )?;
+            match self
+                .swap(info, namespace, name, &current, admitted.object)
+                .await?
+            {
+                Some(object) => {
+                    return Ok(Admitted {
+                        object,
+                        warnings: admitted.warnings,
+                    })
+                }
+                None if expected.is_some() => return Err(ApiError::conflict(info, name)),
+                None => continue,
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Read-modify-write: `change` gets the current object and returns the next one (or an error to stop); retried
+    /// on conflicts. A change that alters nothing writes nothing.
+    pub async fn update_with<F>(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        part: Part,
+        mut change: F,
+    ) -> Result<Value, ApiError>
+    where
+        F: FnMut(Value) -> Result<Value, ApiError>,
+    {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let current = self.read(info, namespace, name).await?;
+            let old = decode(&current)?;
+            let next = change(old.clone())?;
+            if next == old {
+                return Ok(old);
+            }
+            let admitted = admission::update(
+                info,
+                &old,
+                next,
+                part,
+                &context(namespace, FieldValidation::Ignore),
+            )?;
+            if admitted.object == without_rv(&old) {
+                return Ok(old);
+            }
+            if let Some(object) = self
+                .swap(info, namespace, name, &current, admitted.object)
+                .await?
+            {
+                return Ok(object);
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Writes `object` if the key is still at `current`'s revision; None when it moved on.
+    async fn swap(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        current: &KeyValue,
+        mut object: Value,
+    ) -> Result<Option<Value>, ApiError> {
+        let key = info.key(namespace, name);
+        let response = self
+            .store
+            .txn(TxnRequest {
+                compare: vec![Compare::mod_revision(key.clone(), current.mod_revision)],
+                success: vec![TxnOp::Put(PutRequest {
+                    key: key.into_bytes(),
+                    value: encode(&object)?,
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        if !response.succeeded {
+            return Ok(None);
+        }
+        meta::set_resource_version(&mut object, response.header.revision);
+        Ok(Some(object))
+    }
+
+    /// Deletes an object. A pod bound to a node is deleted gracefully: it gets a `deletionTimestamp` and stays until
+    /// its node agent has stopped it and deletes it with grace 0. Returns the object as it was deleted (or as it
+    /// now is, while deletion is pending).
+    pub async fn delete(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        if options.grace_period_seconds.is_some_and(|g| g < 0) {
+            return Err(ApiError::bad_request(
+                "gracePeriodSeconds must not be negative",
+            ));
+        }
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let current = self.read(info, namespace, name).await?;
+            let object = decode(&current)?;
+            if let Some(uid) = &options.uid {
+                if meta::uid(&object) != Some(uid.as_str()) {
+                    return Err(ApiError::new(
+                        Reason::Conflict,
+                        format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&object).unwrap_or_default()),
+                    ));
+                }
+            }
+            if let Some(rv) = &options.resource_version {
+                if meta::resource_version(&object) != Some(rv.as_str()) {
+                    return Err(ApiError::conflict(info, name));
+                }
+            }
+            if let Some(pending) =
+                graceful_pod_deletion(info, &object, options.grace_period_seconds)
+            {
+                if pending == object {
+                    return Ok(object);
+                }
+                match self.swap(info, namespace, name, &current, pending).await? {
+                    Some(o) => return Ok(o),
+                    None => continue,
+                }
+            }
+            let key = info.key(namespace, name);
+            let response = self
+                .store
+                .txn(TxnRequest {
+                    compare: vec![Compare::mod_revision(key.clone(), current.mod_revision)],
+                    success: vec![TxnOp::Delete(DeleteRequest {
+                        key: key.into_bytes(),
+                        ..Default::default()
+                    })],
+                    failure: vec![],
+                })
+                .await?;
+            if response.succeeded {
+                return Ok(object);
+            }
+        }
+        Err(ApiError::conflict(info, name))
+    }
+
+    /// Watches objects of the kind (in `namespace`, or all) changed after `revision` (0: from now on).
+    pub async fn watch(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        revision: i64,
+    ) -> Result<ObjectWatch, ApiError> {
+        let start = if revision == 0 { 0 } else { revision + 1 };
+        let inner = self
+            .store
+            .watch_prefix(info.prefix(namespace).as_bytes(), start)
+            .await?;
+        Ok(ObjectWatch {
+            inner,
+            info,
+            queued: VecDeque::new(),
+        })
+    }
+
+    /// One object as its k8s-openapi type.
+    pub async fn get_as<K>(&self, namespace: Option<&str>, name: &str) -> Result<K, ApiError>
+    where
+        K: k8s_openapi::Resource + DeserializeOwned,
+    {
+        from_value(self.get(resource::of::<K>(), namespace, name).await?)
+    }
+
+    /// Every object of a k8s-openapi type, and the revision of the read.
+    pub async fn list_as<K>(&self, namespace: Option<&str>) -> Result<(Vec<K>, i64), ApiError>
+    where
+        K: k8s_openapi::Resource + DeserializeOwned,
+    {
+        let (items, revision) = self.list(resource::of::<K>(), namespace).await?;
+        Ok((
+            items
+                .into_iter()
+                .filter_map(|o| from_value(o).ok())
+                .collect(),
+            revision,
+        ))
+    }
+
+    /// Creates an object given as its k8s-openapi type.
+    pub async fn create_as<K>(&self, object: &K) -> Result<K, ApiError>
+    where
+        K: k8s_openapi::Resource
+            + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>
+            + Serialize
+            + DeserializeOwned,
+    {
+        let namespace = object.metadata().namespace.clone();
+        let value = serde_json::to_value(object).map_err(ApiError::internal)?;
+        let admitted = self
+            .create(
+                resource::of::<K>(),
+                namespace.as_deref(),
+                value,
+                FieldValidation::Strict,
+            )
+            .await?;
+        from_value(admitted.object)
+    }
+}
+
+fn without_rv(object: &Value) -> Value {
+    let mut o = object.clone();
+    meta::metadata_mut(&mut o).remove("resourceVersion");
+    o
+}
+
+/// Decodes a stored object into its k8s-openapi type.
+pub fn from_value<K: DeserializeOwned>(object: Value) -> Result<K, ApiError> {
+    serde_json::from_value(object)
+        .map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
+}
+
+/// For a pod bound to a node and a positive grace period: the pod with `deletionTimestamp` set (the node agent
+/// stops it, then deletes it with grace 0). None when the pod can go at once.
+fn graceful_pod_deletion(info: &ResourceInfo, pod: &Value, grace: Option<i64>) -> Option<Value> {
+    if info.kind != "Pod" {
+        return None;
+    }
+    let bound = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let grace = grace
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(30);
+    if !bound || finished || grace == 0 {
+        return None;
+    }
+    let now = meta::now();
+    let deadline = now + k8s_openapi::chrono::Duration::seconds(grace);
+    let mut next = pod.clone();
+    let m = meta::metadata_mut(&mut next);
+    // A second delete may shorten the grace period, never lengthen it.
+    let current = m
+        .get("deletionTimestamp")
+        .and_then(Value::as_str)
+        .and_then(meta::parse_time);
+    if current.is_none_or(|c| deadline < c) {
+        m.insert(
+            "deletionTimestamp".into(),
+            json!(meta::format_time(deadline)),
+        );
+        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    }
+    Some(next)
+}
