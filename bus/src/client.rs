@@ -151,7 +151,8 @@ impl Bus {
         self.inner.transport.subscribe(subject, Some(group)).await
     }
 
-    /// Waits until everything published so far has left this process.
+    /// Waits until the bus has handled everything this connection sent so far (with NATS: a round trip to the
+    /// server).
     pub async fn flush(&self) -> Result<()> {
         self.inner.transport.flush().await
     }

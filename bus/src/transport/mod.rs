@@ -11,6 +11,7 @@
 //!   with [`crate::Error::InvalidSubject`] and [`crate::Error::PayloadTooLarge`];
 //! - answer a message published with a reply subject that no subscription matched by delivering a message with
 //!   status 503 (no responders) and an empty payload to that reply subject;
+//! - deliver to a subscription every matching message published after `subscribe` returned, by any connection;
 //! - stop delivering to a subscription once it is dropped;
 //! - deliver at most once: a subscriber that cannot keep up may lose messages, never receive duplicates.
 
@@ -93,7 +94,7 @@ pub trait Transport: Send + Sync + 'static {
     /// Subscribes to `subject` (wildcards allowed); with `queue`, joins that queue group.
     async fn subscribe(&self, subject: &str, queue: Option<&str>) -> Result<Subscription>;
 
-    /// Waits until everything published so far has left this process.
+    /// Waits until the bus has handled everything this connection sent so far.
     async fn flush(&self) -> Result<()>;
 
     /// The largest payload plus headers, in bytes, one message may carry.

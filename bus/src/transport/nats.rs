@@ -34,6 +34,33 @@ impl Nats {
         Ok(Self { client })
     }
 
+    /// Waits until the server has processed everything this connection sent so far: a message to a private
+    /// subject comes back only after every earlier command (subscriptions included) was handled, since a server
+    /// handles one connection's commands in order. async-nats's own `flush` only empties the socket buffer.
+    async fn round_trip(&self) -> Result<()> {
+        let subject = format!("_INBOX.{}.barrier", uuid::Uuid::new_v4().simple());
+        let mut echo = self
+            .client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))?;
+        self.client
+            .publish(subject, bytes::Bytes::new())
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| Error::Connection(e.to_string()))?;
+        match tokio::time::timeout(Duration::from_secs(10), echo.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(Error::Connection("connection closed during flush".into())),
+            Err(_) => Err(Error::Connection(
+                "server did not answer a flush within 10 s".into(),
+            )),
+        }
+    }
+
     /// The underlying async-nats client.
     pub fn client(&self) -> &async_nats::Client {
         &self.client
@@ -119,14 +146,14 @@ impl Transport for Nats {
             None => self.client.subscribe(pattern.to_string()).await,
         }
         .map_err(|e| Error::Connection(e.to_string()))?;
+        // Return only once the server knows the subscription, so messages published after this call (by anyone)
+        // reach it, as on the embedded transport.
+        self.round_trip().await?;
         Ok(Subscription::new(subscriber.map(from_nats)))
     }
 
     async fn flush(&self) -> Result<()> {
-        self.client
-            .flush()
-            .await
-            .map_err(|e| Error::Connection(e.to_string()))
+        self.round_trip().await
     }
 
     fn max_payload(&self) -> usize {
