@@ -1,0 +1,327 @@
+//! Helpers shared by the integration tests: start `navarch` processes and nats-server on free ports, drive the
+//! real kubectl with an isolated cache, look at the OS processes pods run as, and clean everything up.
+
+#![allow(dead_code)] // each test file uses its own subset
+#![allow(clippy::disallowed_methods)] // wall-clock deadlines are fine in tests; library code uses tokio's clock
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Generous upper bound for things that should happen in a few seconds; never used to measure speed.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// Polls `check` every 200 ms until it returns Some or `PATIENCE` passes; panics with `what` on timeout.
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {PATIENCE:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A child process killed (SIGKILL to its process group as a last resort) when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("{} did not exit within {PATIENCE:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A nats-server on a free port.
+pub fn start_nats() -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server must be installed (.ci/run installs it)");
+    wait_for("nats-server to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (
+        Proc {
+            child,
+            name: "nats-server".into(),
+        },
+        format!("nats://127.0.0.1:{port}"),
+    )
+}
+
+/// The navarch binary built for these tests.
+pub fn navarch() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_navarch"));
+    cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+    cmd
+}
+
+/// Starts `navarch <args>`, forwarding its stderr to the test output, and returns it with a receiver of its stdout
+/// lines.
+pub fn spawn(name: &str, args: &[&str]) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = navarch()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start navarch {name}: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("[navarch] {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (
+        Proc {
+            child,
+            name: name.to_string(),
+        },
+        rx,
+    )
+}
+
+/// Reads stdout lines until one starts with `prefix`; returns the rest of it.
+pub fn read_line_starting(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return rest.trim().to_string();
+                }
+            }
+            Err(e) => panic!("no stdout line starting with {prefix:?}: {e}"),
+        }
+    }
+}
+
+/// `navarch up` on a free API port in a temp data dir.
+pub struct Up {
+    pub proc: Proc,
+    pub kubeconfig: PathBuf,
+    pub api: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn start_up(extra: &[&str]) -> Up {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut args = vec!["up", "--api-listen", "127.0.0.1:0", "--data-dir", data.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let (proc, rx) = spawn("up", &args);
+    let api = read_line_starting(&rx, "API:");
+    let kubeconfig = PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
+    wait_for("the API to be ready", || http_get(&api, "/readyz").filter(|(code, _)| *code == 200));
+    Up {
+        proc,
+        kubeconfig,
+        api,
+        dir,
+    }
+}
+
+/// Runs the real kubectl against `kubeconfig` with a private discovery cache.
+pub struct Kubectl {
+    pub kubeconfig: PathBuf,
+    cache: tempfile::TempDir,
+}
+
+impl Kubectl {
+    pub fn new(kubeconfig: &Path) -> Self {
+        Self {
+            kubeconfig: kubeconfig.to_path_buf(),
+            cache: tempfile::tempdir().expect("cache dir"),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.cache.path())
+            .arg("--cache-dir")
+            .arg(self.cache.path())
+            .args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run kubectl");
+        println!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs kubectl and returns stdout, panicking with its stderr when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with a file given on stdin (`-f -`).
+    pub fn apply_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("kubectl output");
+        println!(
+            "$ kubectl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Parsed `kubectl get ... -o json`.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("kubectl -o json output")
+    }
+}
+
+/// A minimal HTTP/1.1 client for raw API requests: returns (status code, body).
+pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
+    Some((code, if chunked { dechunk(body) } else { body.to_string() }))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn http_get(base: &str, path: &str) -> Option<(u16, String)> {
+    http(base, "GET", path, "application/json", b"")
+}
+
+/// PIDs of the live (not zombie) processes whose parent is `parent` and whose command line is `argv`.
+pub fn children_running(parent: u32, argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a.split_whitespace().collect::<Vec<_>>()) else {
+            continue;
+        };
+        let (state, ppid) = (after.first().copied(), after.get(1).and_then(|p| p.parse::<u32>().ok()));
+        if ppid != Some(parent) || state == Some("Z") {
+            continue;
+        }
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// PIDs of every live process (any parent) whose command line is `argv`.
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, a)| a.trim_start().starts_with('Z')))
+                .unwrap_or(true);
+            !zombie && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+        })
+        .collect()
+}
