@@ -1,2 +1,4 @@
 //! placeholder
 pub mod mvcc;
+pub mod storage;
+pub mod types;

@@ -436,7 +436,7 @@ fn compact(reader: &impl Reader, to: i64) -> Result<(StoreResponse, Commit), Err
 pub fn split_by_stream(
     revision: i64,
     events: &[Event],
-    prev_of: impl Fn(&str) -> i64,
+    mut prev_of: impl FnMut(&str) -> i64,
 ) -> Vec<ChangeBatch> {
     let mut batches: Vec<ChangeBatch> = Vec::new();
     for event in events {
