@@ -1,4 +1,34 @@
-//! placeholder
+//! Navarch's consensus store: an etcd-like MVCC key space replicated with openraft, persisted in fjall, served
+//! over the bus (`store.rpc`, `store.raft.<id>`, `store.events.<stream>`) to [`navarch_bus::store::StoreClient`].
+//!
+//! Start a member with [`StoreMember::start`] inside an actix system; stop it with [`Shutdown`]:
+//!
+//! ```no_run
+//! # async fn run(bus: navarch_bus::Bus) -> Result<(), navarch_store::Error> {
+//! use navarch_store::{Shutdown, StoreConfig, StoreMember};
+//! let config = StoreConfig { data_dir: "/var/lib/navarch/store".into(), ..Default::default() };
+//! let member = StoreMember::start(bus, config).await?;
+//! // ... serve until asked to stop ...
+//! member.send(Shutdown).await.map_err(|e| navarch_store::Error::Raft(e.to_string()))??;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`StoreConfig`], its etcd-derived defaults and validation.
+//! - [`mvcc`]: the pure core: revisions, versions, ranges at any revision, transactions, compaction, history.
+//! - [`types`]: the Raft type configuration: what the log carries and what applying it answers.
+//! - [`storage`]: fjall persistence: the Raft log, the state machine, snapshots.
+//! - [`network`]: Raft messages between members over the bus, and forwarding to the leader.
+//! - [`member`]: the [`StoreMember`] actor: serving `store.rpc`, publishing change streams, start and shutdown.
+
+pub mod config;
+pub mod member;
 pub mod mvcc;
+pub mod network;
 pub mod storage;
 pub mod types;
+
+pub use config::{ConfigError, StoreConfig};
+pub use member::{Error, Execute, GetMetrics, MemberMetrics, Result, Shutdown, StoreMember};
+pub use mvcc::Limits;

@@ -14,10 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::{decode, encode, Error, SmState, Storage};
 use crate::types::{SnapshotMeta, StorageError, TypeConfig};
 
+/// Every `(key, value)` of one keyspace, in key order.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The bytes of a snapshot: each state keyspace by name with all its pairs.
 #[derive(Serialize, Deserialize)]
 struct Body {
-    keyspaces: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    keyspaces: Vec<(String, Pairs)>,
 }
 
 fn snapshot_error(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {

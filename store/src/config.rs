@@ -1,0 +1,198 @@
+//! [`StoreConfig`]: what one store member needs to start, with etcd's defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use navarch_bus::store::MAX_REQUEST_BYTES;
+
+use crate::mvcc::Limits;
+use crate::types::NodeId;
+
+/// Room kept in every bus message for the Raft envelope and headers around a client's request, so a request the
+/// store accepts always fits one Raft message.
+pub const ENVELOPE_HEADROOM: usize = 64 * 1024;
+
+/// Configuration of one store member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// This member's id; unique in the cluster, never 0, stable across restarts.
+    pub id: NodeId,
+    /// Where the member keeps its log, state and snapshots (created if missing).
+    pub data_dir: PathBuf,
+    /// How often every known stream gets a [`StreamProgress`](navarch_bus::store::StreamProgress).
+    pub progress_interval: Duration,
+    /// The initial voters, `[id]` for a single member. Used only on the first start in an empty data directory;
+    /// afterwards membership lives in the log.
+    pub members: Vec<NodeId>,
+    /// How often the leader sends heartbeats.
+    pub heartbeat_interval: Duration,
+    /// How long a follower waits for a heartbeat before it stands for election (randomized between this and twice
+    /// this).
+    pub election_timeout: Duration,
+    /// Entries applied since the last snapshot that trigger a new one.
+    pub snapshot_logs: u64,
+    /// Bytes of one snapshot chunk sent to a lagging member; must fit one bus message.
+    pub snapshot_chunk_bytes: usize,
+    /// Largest request accepted; larger ones get `RequestTooLarge`. The member lowers it to what one bus message
+    /// carries (see [`ENVELOPE_HEADROOM`]).
+    pub max_request_bytes: usize,
+    /// How long a request may wait for Raft: a leader to be known, leadership confirmed, a write committed.
+    pub request_timeout: Duration,
+    /// Caps on the size of range and history answers.
+    pub limits: Limits,
+}
+
+impl Default for StoreConfig {
+    /// Member 1 alone in `./navarch-data/store`; progress every 1 s; heartbeat 100 ms and election timeout 1 s
+    /// (etcd's defaults); a snapshot every 10,000 entries (etcd's `--snapshot-count`); 512 KiB snapshot chunks (half
+    /// of NATS's default 1 MiB payload); requests up to 1.5 MiB (etcd's `--max-request-bytes`); 5 s per request
+    /// (etcd's request timeout scale); answers capped by [`Limits::default`].
+    fn default() -> Self {
+        Self {
+            id: 1,
+            data_dir: PathBuf::from("navarch-data/store"),
+            progress_interval: Duration::from_secs(1),
+            members: vec![1],
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: Duration::from_secs(1),
+            snapshot_logs: 10_000,
+            snapshot_chunk_bytes: 512 * 1024,
+            max_request_bytes: MAX_REQUEST_BYTES,
+            request_timeout: Duration::from_secs(5),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a [`StoreConfig`] cannot be used. Not retryable: fix the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The member id is 0.
+    #[error("store member id must not be 0")]
+    ZeroId,
+    /// `members` is empty or does not name this member.
+    #[error("initial members {members:?} must include this member ({id})")]
+    NotAMember {
+        /// This member.
+        id: NodeId,
+        /// The configured voters.
+        members: Vec<NodeId>,
+    },
+    /// A duration or size is zero, or timings are out of order.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// openraft refused the derived Raft configuration.
+    #[error("raft configuration: {0}")]
+    Raft(String),
+}
+
+impl StoreConfig {
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason| Err(ConfigError::Invalid { field, reason });
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if !self.members.contains(&self.id) {
+            return Err(ConfigError::NotAMember {
+                id: self.id,
+                members: self.members.clone(),
+            });
+        }
+        if self.progress_interval.is_zero() {
+            return invalid("progress_interval", "must be positive");
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout", "must be positive");
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.election_timeout {
+            return invalid(
+                "heartbeat_interval",
+                "must be positive and below election_timeout",
+            );
+        }
+        if self.snapshot_logs == 0 {
+            return invalid("snapshot_logs", "must be positive");
+        }
+        if self.snapshot_chunk_bytes == 0 || self.max_request_bytes == 0 {
+            return invalid(
+                "snapshot_chunk_bytes / max_request_bytes",
+                "must be positive",
+            );
+        }
+        self.raft_config().map(drop)
+    }
+
+    /// The largest request this member accepts on a bus whose messages carry at most `max_payload` bytes.
+    pub fn request_limit(&self, max_payload: usize) -> usize {
+        self.max_request_bytes
+            .min(max_payload.saturating_sub(ENVELOPE_HEADROOM))
+    }
+
+    /// openraft's configuration for this member.
+    pub fn raft_config(&self) -> Result<openraft::Config, ConfigError> {
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let election = millis(self.election_timeout);
+        openraft::Config {
+            cluster_name: "navarch-store".into(),
+            heartbeat_interval: millis(self.heartbeat_interval),
+            election_timeout_min: election,
+            election_timeout_max: election.saturating_mul(2),
+            // A chunk crosses the bus in one message; give it a heartbeat-independent deadline.
+            install_snapshot_timeout: millis(self.request_timeout),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
+            snapshot_max_chunk_size: self.snapshot_chunk_bytes as u64,
+            // etcd keeps 5,000 entries after a snapshot so a briefly lagging member catches up from the log.
+            max_in_snapshot_log_to_keep: 5000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ConfigError::Raft(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_mistakes_are_named() {
+        assert_eq!(StoreConfig::default().validate(), Ok(()));
+        let bad = StoreConfig {
+            id: 0,
+            ..Default::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::ZeroId));
+        let bad = StoreConfig {
+            members: vec![2, 3],
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::NotAMember { .. })
+        ));
+        let bad = StoreConfig {
+            heartbeat_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(ConfigError::Invalid {
+                field: "heartbeat_interval",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn request_limit_fits_the_bus() {
+        let config = StoreConfig::default();
+        assert_eq!(config.request_limit(1 << 20), (1 << 20) - ENVELOPE_HEADROOM);
+        assert_eq!(config.request_limit(8 << 20), MAX_REQUEST_BYTES);
+    }
+}

@@ -1,0 +1,281 @@
+//! [`StoreMember`]: the actor that runs one store member: it owns the Raft handle and the tasks that serve the bus.
+//!
+//! # Messages
+//! Accepts [`Shutdown`], [`Execute`] (a [`StoreRequest`] answered by this member) and [`GetMetrics`].
+//!
+//! # Subjects
+//! - answers `store.rpc` in queue group `store` (one [`StoreReply`] per [`StoreRequest`]);
+//! - answers and sends Raft messages on `store.raft.<id>` (see [`crate::network`]);
+//! - publishes [`StreamMessage`](navarch_bus::store::StreamMessage)s on `store.events.<stream>` while leader.
+
+mod publish;
+mod service;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use navarch_bus::store::{StoreReply, StoreRequest};
+use navarch_bus::{Bus, Subscription};
+use openraft::BasicNode;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use publish::Published;
+pub use service::Service;
+
+use crate::config::{ConfigError, StoreConfig, ENVELOPE_HEADROOM};
+use crate::network::{self, Network};
+use crate::storage::{self, LogStore, StateMachine, Storage};
+use crate::types::{NodeId, Raft};
+
+/// Queue group of the store members on `store.rpc`: each request reaches one member.
+pub const QUEUE_GROUP: &str = "store";
+
+/// Why a member could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable. Not retryable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be opened, read or synced. Retryable only for [`storage::Error::Locked`].
+    #[error(transparent)]
+    Storage(#[from] storage::Error),
+    /// Subscribing on the bus failed. Retryable when the bus error is.
+    #[error(transparent)]
+    Bus(#[from] navarch_bus::Error),
+    /// openraft failed to start, initialize or stop the member (storage failure underneath). Not retryable.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Result of starting or stopping a member.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One running store member. Start it with [`StoreMember::start`]; stop it with [`Shutdown`].
+pub struct StoreMember {
+    service: Arc<Service>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Actor for StoreMember {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl StoreMember {
+    /// Opens the data directory, starts Raft (initializing a fresh cluster of `config.members` on the very first
+    /// start only), and starts serving `store.rpc`, this member's Raft subject and the change streams. Must run
+    /// inside an actix system.
+    pub async fn start(bus: Bus, config: StoreConfig) -> Result<Addr<StoreMember>> {
+        config.validate()?;
+        let max_request = config.request_limit(bus.max_payload());
+        if config.snapshot_chunk_bytes > bus.max_payload().saturating_sub(ENVELOPE_HEADROOM) {
+            return Err(ConfigError::Invalid {
+                field: "snapshot_chunk_bytes",
+                reason: "a chunk must fit one bus message",
+            }
+            .into());
+        }
+        let storage = Storage::open(&config.data_dir).await?;
+        let view = storage.reader();
+        let state = view.state().map_err(|e| Error::Raft(e.to_string()))?;
+        let streams = view.streams().map_err(|e| Error::Raft(e.to_string()))?;
+        drop(view);
+        let (notices, notices_rx) = mpsc::unbounded_channel();
+        let raft = Raft::new(
+            config.id,
+            Arc::new(config.raft_config()?),
+            Network::new(bus.clone(), config.id),
+            LogStore::new(storage.clone()),
+            StateMachine::new(storage.clone(), config.limits, notices),
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+
+        // Subscribe before anything can need an answer: peers' votes and clients' first requests.
+        let raft_subscription = bus.subscribe(&bus.subjects().raft(config.id)).await?;
+        let rpc_subscription = bus
+            .queue_subscribe(&bus.subjects().store_rpc(), QUEUE_GROUP)
+            .await?;
+        bus.flush().await?;
+
+        let service = Arc::new(Service {
+            id: config.id,
+            raft: raft.clone(),
+            storage,
+            bus: bus.clone(),
+            limits: config.limits,
+            max_request,
+            timeout: config.request_timeout,
+        });
+        let published = Published {
+            revision: state.revisions.current,
+            streams: streams.into_iter().collect(),
+        };
+        let forwarder = service.clone();
+        let tasks = vec![
+            tokio::spawn(publish::run(
+                bus.clone(),
+                config.id,
+                raft.metrics(),
+                published,
+                notices_rx,
+                config.progress_interval,
+            )),
+            tokio::spawn(network::serve(
+                bus.clone(),
+                raft.clone(),
+                raft_subscription,
+                move |request| {
+                    let service = forwarder.clone();
+                    async move { service.execute(request, true).await }
+                },
+            )),
+            tokio::spawn(serve_rpc(bus, service.clone(), rpc_subscription)),
+        ];
+        let member = StoreMember { service, tasks };
+        member.join_cluster(&config).await?;
+        Ok(member.start())
+    }
+
+    /// Initializes a fresh cluster, or hurries the election of a lone member after a restart.
+    async fn join_cluster(&self, config: &StoreConfig) -> Result<()> {
+        let raft = &self.service.raft;
+        let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
+        let alone = config.members == [config.id];
+        if !raft.is_initialized().await.map_err(|e| raft_error(&e))? {
+            let subjects = self.service.bus.subjects();
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .members
+                .iter()
+                .map(|id| (*id, BasicNode::new(subjects.raft(*id))))
+                .collect();
+            // Every initial member does this with the same members, which openraft allows.
+            raft.initialize(members).await.map_err(|e| raft_error(&e))?;
+        } else if alone
+            && raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .voter_ids()
+                .eq([config.id])
+        {
+            // Nobody else can vote: skip waiting out an election timeout.
+            raft.trigger().elect().await.map_err(|e| raft_error(&e))?;
+        }
+        if alone {
+            // A lone member elects itself at once; wait so the first requests need not.
+            let _ = raft
+                .wait(Some(config.request_timeout))
+                .current_leader(config.id, "lone member leads")
+                .await;
+        }
+        Ok(())
+    }
+}
+
+/// Answers `store.rpc` requests, each in its own task so slow ones (a write waiting for commit) never hold up
+/// others.
+async fn serve_rpc(bus: Bus, service: Arc<Service>, mut subscription: Subscription) {
+    let mut in_flight = JoinSet::new();
+    while let Some(message) = subscription.next().await {
+        while in_flight.try_join_next().is_some() {}
+        let (bus, service) = (bus.clone(), service.clone());
+        in_flight.spawn(async move {
+            let reply = service.handle(&message.payload).await;
+            if let Err(e) = bus.respond_encoded(&message, &reply).await {
+                tracing::debug!(error = %e, "cannot answer a store request");
+            }
+        });
+    }
+}
+
+/// Stops the member: stops serving, shuts Raft down, and syncs the data directory. The actor stops afterwards.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<()>")]
+pub struct Shutdown;
+
+impl Handler<Shutdown> for StoreMember {
+    type Result = ResponseActFuture<Self, Result<()>>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let tasks = std::mem::take(&mut self.tasks);
+        let service = self.service.clone();
+        let stop = async move {
+            for task in &tasks {
+                task.abort();
+            }
+            // Aborted tasks hold handles on the data directory until they are gone.
+            for task in tasks {
+                let _ = task.await;
+            }
+            service
+                .raft
+                .shutdown()
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            service.storage.sync()?;
+            Ok(())
+        };
+        Box::pin(stop.into_actor(self).map(|result, _, ctx| {
+            ctx.stop();
+            result
+        }))
+    }
+}
+
+/// Answers a request on this member, as if it came over `store.rpc` (writes and linearizable reads go to the
+/// leader).
+#[derive(Debug, Message)]
+#[rtype(result = "StoreReply")]
+pub struct Execute(pub StoreRequest);
+
+impl Handler<Execute> for StoreMember {
+    type Result = ResponseFuture<StoreReply>;
+
+    fn handle(&mut self, Execute(request): Execute, _: &mut Self::Context) -> Self::Result {
+        let service = self.service.clone();
+        Box::pin(async move { service.execute(request, false).await })
+    }
+}
+
+/// Asks for the member's Raft view.
+#[derive(Debug, Message)]
+#[rtype(result = "MemberMetrics")]
+pub struct GetMetrics;
+
+/// A member's Raft view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberMetrics {
+    /// The member.
+    pub id: NodeId,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Its current term.
+    pub term: u64,
+    /// Index of the last log entry it applied (0: none).
+    pub applied_index: u64,
+    /// Voters of the membership it knows.
+    pub voters: Vec<NodeId>,
+}
+
+impl Handler<GetMetrics> for StoreMember {
+    type Result = MessageResult<GetMetrics>;
+
+    fn handle(&mut self, _: GetMetrics, _: &mut Self::Context) -> Self::Result {
+        let m = self.service.raft.metrics().borrow().clone();
+        MessageResult(MemberMetrics {
+            id: self.service.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            voters: m.membership_config.voter_ids().collect(),
+        })
+    }
+}
