@@ -24,6 +24,10 @@ pub struct StoreConfig {
     /// The initial voters, `[id]` for a single member. Used only on the first start in an empty data directory;
     /// afterwards membership lives in the log.
     pub members: Vec<NodeId>,
+    /// Whether a member starting with an empty data directory forms the cluster of `members` (etcd's
+    /// `--initial-cluster-state new`). `false` (etcd's `existing`): it waits for the cluster's leader to contact it
+    /// and send it the log or a snapshot.
+    pub bootstrap: bool,
     /// How often the leader sends heartbeats.
     pub heartbeat_interval: Duration,
     /// How long a follower waits for a heartbeat before it stands for election (randomized between this and twice
@@ -31,6 +35,9 @@ pub struct StoreConfig {
     pub election_timeout: Duration,
     /// Entries applied since the last snapshot that trigger a new one.
     pub snapshot_logs: u64,
+    /// Log entries kept behind a snapshot, so a briefly lagging member catches up from the log instead of a
+    /// snapshot.
+    pub snapshot_catchup_entries: u64,
     /// Bytes of one snapshot chunk sent to a lagging member; must fit one bus message.
     pub snapshot_chunk_bytes: usize,
     /// Largest request accepted; larger ones get `RequestTooLarge`. The member lowers it to what one bus message
@@ -43,8 +50,9 @@ pub struct StoreConfig {
 }
 
 impl Default for StoreConfig {
-    /// Member 1 alone in `./navarch-data/store`; progress every 1 s; heartbeat 100 ms and election timeout 1 s
-    /// (etcd's defaults); a snapshot every 10,000 entries (etcd's `--snapshot-count`); 512 KiB snapshot chunks (half
+    /// Member 1 alone in `./navarch-data/store`, forming its cluster on first start; progress every 1 s; heartbeat 100 ms and election timeout 1 s
+    /// (etcd's defaults); a snapshot every 10,000 entries (etcd's `--snapshot-count`) keeping 5,000 entries
+    /// behind it (etcd's `--snapshot-catchup-entries`); 512 KiB snapshot chunks (half
     /// of NATS's default 1 MiB payload); requests up to 1.5 MiB (etcd's `--max-request-bytes`); 5 s per request
     /// (etcd's request timeout scale); answers capped by [`Limits::default`].
     fn default() -> Self {
@@ -53,9 +61,11 @@ impl Default for StoreConfig {
             data_dir: PathBuf::from("navarch-data/store"),
             progress_interval: Duration::from_secs(1),
             members: vec![1],
+            bootstrap: true,
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: Duration::from_secs(1),
             snapshot_logs: 10_000,
+            snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 512 * 1024,
             max_request_bytes: MAX_REQUEST_BYTES,
             request_timeout: Duration::from_secs(5),
@@ -147,8 +157,7 @@ impl StoreConfig {
             install_snapshot_timeout: millis(self.request_timeout),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
             snapshot_max_chunk_size: self.snapshot_chunk_bytes as u64,
-            // etcd keeps 5,000 entries after a snapshot so a briefly lagging member catches up from the log.
-            max_in_snapshot_log_to_keep: 5000,
+            max_in_snapshot_log_to_keep: self.snapshot_catchup_entries,
             ..Default::default()
         }
         .validate()

@@ -70,7 +70,7 @@ impl Actor for StoreMember {
 
 impl StoreMember {
     /// Opens the data directory, starts Raft (initializing a fresh cluster of `config.members` on the very first
-    /// start only), and starts serving `store.rpc`, this member's Raft subject and the change streams. Must run
+    /// start only, when `config.bootstrap`), and starts serving `store.rpc`, this member's Raft subject and the change streams. Must run
     /// inside an actix system.
     pub async fn start(bus: Bus, config: StoreConfig) -> Result<Addr<StoreMember>> {
         config.validate()?;
@@ -149,7 +149,8 @@ impl StoreMember {
         let raft = &self.service.raft;
         let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
         let alone = config.members == [config.id];
-        if !raft.is_initialized().await.map_err(|e| raft_error(&e))? {
+        let initialized = raft.is_initialized().await.map_err(|e| raft_error(&e))?;
+        if !initialized && config.bootstrap {
             let subjects = self.service.bus.subjects();
             let members: BTreeMap<NodeId, BasicNode> = config
                 .members
@@ -169,7 +170,7 @@ impl StoreMember {
             // Nobody else can vote: skip waiting out an election timeout.
             raft.trigger().elect().await.map_err(|e| raft_error(&e))?;
         }
-        if alone {
+        if alone && (initialized || config.bootstrap) {
             // A lone member elects itself at once; wait so the first requests need not.
             let _ = raft
                 .wait(Some(config.request_timeout))
@@ -261,6 +262,10 @@ pub struct MemberMetrics {
     pub term: u64,
     /// Index of the last log entry it applied (0: none).
     pub applied_index: u64,
+    /// Index of the last log entry its latest snapshot covers (0: none).
+    pub snapshot_index: u64,
+    /// Index of the last log entry it purged (0: none).
+    pub purged_index: u64,
     /// Voters of the membership it knows.
     pub voters: Vec<NodeId>,
 }
@@ -275,6 +280,8 @@ impl Handler<GetMetrics> for StoreMember {
             leader: m.current_leader,
             term: m.current_term,
             applied_index: m.last_applied.map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            purged_index: m.purged.map_or(0, |l| l.index),
             voters: m.membership_config.voter_ids().collect(),
         })
     }

@@ -106,15 +106,12 @@ pub fn apply(
     limits: &Limits,
 ) -> Result<(StoreResponse, Commit), Error> {
     validate(write)?;
-    if let Write::Compact(revision) = write {
-        return compact(reader, *revision);
-    }
     let mut txn = Txn::new(reader)?;
     let response = match write {
+        Write::Compact(revision) => return compact(reader, *revision),
         Write::Put(put) => StoreResponse::Put(txn.put(put)?),
         Write::Delete(delete) => StoreResponse::Delete(txn.delete(delete)?),
         Write::Txn(request) => StoreResponse::Txn(txn.run(request, limits)?),
-        Write::Compact(_) => unreachable!("handled above"),
     };
     let revisions = txn.after();
     let response = with_revision(response, revisions.current);
