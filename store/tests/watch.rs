@@ -145,3 +145,39 @@ fn a_compacted_start_revision_is_refused() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn every_stream_gets_progress_naming_its_last_revision() -> anyhow::Result<()> {
+    util::run(async {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("test").await?;
+        let member = util::start_single(&bus, dir.path()).await?;
+        let client = StoreClient::new(bus.clone());
+        let mut pods = bus.subscribe(&bus.subjects().store_events("pods")).await?;
+        client.put(put("/registry/pods/a", "1")).await?; // 2
+        client.put(put("/registry/nodes/n", "n")).await?; // 3
+        let mut seen_batch = false;
+        loop {
+            let message = util::within("pods progress", pods.next())
+                .await?
+                .expect("subscription open");
+            match navarch_bus::codec::decode::<StreamMessage>(&message.payload)? {
+                StreamMessage::Changes(batch) => {
+                    assert_eq!(
+                        (batch.revision, batch.prev, batch.stream.as_str()),
+                        (2, 0, "pods")
+                    );
+                    seen_batch = true;
+                }
+                StreamMessage::Progress(p) if p.revision == 3 => {
+                    assert!(seen_batch, "progress never overtakes the batches it covers");
+                    assert_eq!((p.stream.as_str(), p.last), ("pods", 2));
+                    break;
+                }
+                StreamMessage::Progress(_) => {}
+            }
+        }
+        member.send(Shutdown).await??;
+        Ok(())
+    })
+}

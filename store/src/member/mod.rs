@@ -20,6 +20,7 @@ use navarch_bus::{Bus, Subscription};
 use openraft::BasicNode;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 pub use publish::Published;
 pub use service::Service;
@@ -188,12 +189,18 @@ async fn serve_rpc(bus: Bus, service: Arc<Service>, mut subscription: Subscripti
     while let Some(message) = subscription.next().await {
         while in_flight.try_join_next().is_some() {}
         let (bus, service) = (bus.clone(), service.clone());
-        in_flight.spawn(async move {
-            let reply = service.handle(&message.payload).await;
-            if let Err(e) = bus.respond_encoded(&message, &reply).await {
-                tracing::debug!(error = %e, "cannot answer a store request");
+        // The request's trace continues here, and on to the leader when the request is forwarded.
+        let span = tracing::debug_span!("store.rpc");
+        navarch_bus::trace::continue_from(&message.headers, &span);
+        in_flight.spawn(
+            async move {
+                let reply = service.handle(&message.payload).await;
+                if let Err(e) = bus.respond_encoded(&message, &reply).await {
+                    tracing::debug!(error = %e, "cannot answer a store request");
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 }
 
