@@ -1,0 +1,100 @@
+//! The gateway's configuration: where it listens and how long it lets requests run.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Address to listen on. Default 127.0.0.1:6443: kube-apiserver's secure port, on loopback because the gateway
+    /// has no authentication yet. Port 0 picks a free port ([`crate::RunningGateway::addr`] tells which).
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413. Default 3 MiB: kube-apiserver's `MaxRequestBodyBytes`.
+    pub max_body_bytes: usize,
+    /// How long a watch runs when the client does not say (`timeoutSeconds`). Default 30 min:
+    /// kube-apiserver's `--min-request-timeout` (1800 s).
+    pub default_watch_timeout: Duration,
+    /// Longest watch a client may ask for. Default 1 h (kube-apiserver picks between 1 and 2 × min-request-timeout).
+    pub max_watch_timeout: Duration,
+    /// Pause between attempts to create the built-in namespaces while the store does not answer. Default 1 s.
+    pub bootstrap_retry: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 6443)),
+            max_body_bytes: 3 * 1024 * 1024,
+            default_watch_timeout: Duration::from_secs(1800),
+            max_watch_timeout: Duration::from_secs(3600),
+            bootstrap_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `max_body_bytes` is 0: no request with a body could be served. Not retryable.
+    #[error("max_body_bytes must be positive")]
+    NoBody,
+    /// A watch timeout is zero or the default exceeds the maximum. Not retryable.
+    #[error("watch timeouts must be positive and default_watch_timeout ({default:?}) at most max_watch_timeout ({max:?})")]
+    WatchTimeout {
+        /// The default asked for.
+        default: Duration,
+        /// The maximum asked for.
+        max: Duration,
+    },
+    /// `bootstrap_retry` is zero: the gateway would spin while the store is down. Not retryable.
+    #[error("bootstrap_retry must be positive")]
+    BootstrapRetry,
+}
+
+impl GatewayConfig {
+    /// Checks that the configuration can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::NoBody);
+        }
+        if self.default_watch_timeout.is_zero()
+            || self.max_watch_timeout.is_zero()
+            || self.default_watch_timeout > self.max_watch_timeout
+        {
+            return Err(ConfigError::WatchTimeout {
+                default: self.default_watch_timeout,
+                max: self.max_watch_timeout,
+            });
+        }
+        if self.bootstrap_retry.is_zero() {
+            return Err(ConfigError::BootstrapRetry);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_valid_and_checks_catch_nonsense() {
+        let config = GatewayConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.listen.port(), 6443);
+        let no_body = GatewayConfig {
+            max_body_bytes: 0,
+            ..GatewayConfig::default()
+        };
+        assert_eq!(no_body.validate(), Err(ConfigError::NoBody));
+        let inverted = GatewayConfig {
+            default_watch_timeout: Duration::from_secs(10),
+            max_watch_timeout: Duration::from_secs(5),
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(
+            inverted.validate(),
+            Err(ConfigError::WatchTimeout { .. })
+        ));
+    }
+}

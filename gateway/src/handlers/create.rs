@@ -1,0 +1,30 @@
+//! POST: creates an object through admission (`fieldValidation` honored, unknown-field warnings as headers).
+
+use axum::http::StatusCode;
+use navarch_bus::api::ApiError;
+
+use super::Call;
+use crate::request::decode_object;
+use crate::status::Answer;
+
+/// Creates the object in the body; 201 with the stored object.
+pub(crate) async fn create(call: Call) -> Answer {
+    refuse_dry_run(&call)?;
+    let object = decode_object(&call.headers, &call.body)?;
+    let admitted = call
+        .gw
+        .objects
+        .create(call.info, call.ns(), object, call.query.field_validation)
+        .await?;
+    Ok(call.object(StatusCode::CREATED, admitted.object, &admitted.warnings))
+}
+
+/// `dryRun=All` is refused rather than ignored: ignoring it would write what the client meant only to try.
+pub(crate) fn refuse_dry_run(call: &Call) -> Result<(), ApiError> {
+    if call.query.dry_run {
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the Navarch gateway yet",
+        ));
+    }
+    Ok(())
+}

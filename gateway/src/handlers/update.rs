@@ -1,0 +1,28 @@
+//! PUT: replaces an object (or its `/status`); a stale `resourceVersion` is a 409 Conflict.
+
+use axum::http::StatusCode;
+use navarch_bus::api::admission::Part;
+
+use super::create::refuse_dry_run;
+use super::Call;
+use crate::request::decode_object;
+use crate::status::Answer;
+
+/// Replaces the object named `name` with the body, writing `part`.
+pub(crate) async fn update(call: Call, name: &str, part: Part) -> Answer {
+    refuse_dry_run(&call)?;
+    let object = decode_object(&call.headers, &call.body)?;
+    let admitted = call
+        .gw
+        .objects
+        .update(
+            call.info,
+            call.ns(),
+            name,
+            object,
+            part,
+            call.query.field_validation,
+        )
+        .await?;
+    Ok(call.object(StatusCode::OK, admitted.object, &admitted.warnings))
+}

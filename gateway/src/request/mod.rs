@@ -1,0 +1,9 @@
+//! Reading requests: which resource a path names, the query parameters, the body and what the client accepts.
+
+mod body;
+mod path;
+mod query;
+
+pub use body::{decode_object, read_body, wants_table, PatchKind, TableAccept};
+pub use path::{parse_resource_path, ResourcePath};
+pub use query::{IncludeObject, Query};

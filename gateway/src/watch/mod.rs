@@ -1,0 +1,198 @@
+//! Watches: `?watch=true` streams one JSON event per line (`{"type":..,"object":..}`), chunked and flushed per
+//! event, from the initial list or from a resourceVersion, filtered by the selectors, until `timeoutSeconds`,
+//! the client leaves, or the gateway shuts down. With a Table `Accept` each event carries a one-row Table.
+
+mod filter;
+
+pub use filter::Filter;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use navarch_bus::api::{meta, ApiError, ObjectWatch, ResourceInfo, WatchType};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::handlers::{with_type, Call};
+use crate::selector::Selectors;
+use crate::status::{Answer, JSON};
+use crate::table::{self, TableOptions};
+
+/// Starts a watch; `name` narrows it to one object (the deprecated `/pods/{name}?watch=true` form).
+pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
+    let mut fields = call.query.field_selector.clone();
+    if let Some(name) = &name {
+        let term = format!(
+            "metadata.name={}",
+            name.replace('\\', r"\\")
+                .replace(',', r"\,")
+                .replace('=', r"\=")
+        );
+        fields = if fields.trim().is_empty() {
+            term
+        } else {
+            format!("{fields},{term}")
+        };
+    }
+    let selectors = Selectors::parse(call.info, &call.query.label_selector, &fields)?;
+    let config = &call.gw.config;
+    let timeout = call
+        .query
+        .timeout_seconds
+        .map_or(config.default_watch_timeout, Duration::from_secs)
+        .min(config.max_watch_timeout);
+    let revision = meta::parse_resource_version(&call.query.resource_version)
+        .map_err(ApiError::bad_request)?;
+    let (initial, start) = match revision {
+        None | Some(0) => call.gw.objects.list(call.info, call.ns()).await?,
+        Some(n) => (Vec::new(), n),
+    };
+    // A compacted revision fails here, before anything is streamed: the client gets a plain 410.
+    let stream = call.gw.objects.watch(call.info, call.ns(), start).await?;
+    let events = Events {
+        info: call.info,
+        table: call.table.map(|accept| call.table_options(accept)),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let run = Run {
+        tx,
+        stream,
+        filter: Filter::new(selectors, call.query.allow_watch_bookmarks),
+        events,
+        deadline: tokio::time::Instant::now() + timeout,
+        shutdown: call.gw.shutdown.clone(),
+    };
+    tokio::spawn(run.run(initial));
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        body,
+    )
+        .into_response())
+}
+
+/// Encodes events for one watcher.
+struct Events {
+    info: &'static ResourceInfo,
+    table: Option<TableOptions>,
+}
+
+impl Events {
+    /// One line: `{"type":..,"object":..}\n`.
+    fn encode(&self, kind: &str, object: Value) -> Bytes {
+        let object = match (kind, &self.table) {
+            ("ERROR" | "BOOKMARK", _) => object,
+            (_, None) => with_type(self.info, object),
+            (_, Some(options)) => {
+                let object = with_type(self.info, object);
+                let rv = meta::resource_version(&object).map(str::to_string);
+                let options = TableOptions {
+                    now: meta::now(),
+                    ..*options
+                };
+                table::table(self.info, &[object], rv.as_deref(), &options)
+            }
+        };
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+}
+
+/// One running watch, feeding the response body.
+struct Run {
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    stream: ObjectWatch,
+    filter: Filter,
+    events: Events,
+    deadline: tokio::time::Instant,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Run {
+    async fn send(&self, kind: &str, object: Value) -> bool {
+        self.tx
+            .send(Ok(self.events.encode(kind, object)))
+            .await
+            .is_ok()
+    }
+
+    async fn run(mut self, initial: Vec<Value>) {
+        for object in initial {
+            if self.filter.initial(&object) && !self.send(WatchType::Added.as_str(), object).await {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
+        loop {
+            let event = tokio::select! {
+                _ = &mut deadline => return,
+                _ = self.tx.closed() => return,
+                _ = self.shutdown.wait_for(|stop| *stop) => return,
+                event = self.stream.next() => event,
+            };
+            match event {
+                None => return,
+                Some(Err(e)) => {
+                    self.send("ERROR", e.to_status()).await;
+                    return;
+                }
+                Some(Ok(event)) => {
+                    if let Some((kind, object)) = self.filter.decide(event) {
+                        if !self.send(kind.as_str(), object).await {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{IncludeObject, TableAccept};
+    use navarch_bus::api::resource::by_kind;
+
+    #[test]
+    fn events_are_one_json_line_each() {
+        let pods = by_kind("v1", "Pod").unwrap();
+        let plain = Events {
+            info: pods,
+            table: None,
+        };
+        let pod = json!({"metadata": {"name": "p1", "resourceVersion": "7"}});
+        let line = plain.encode("ADDED", pod.clone());
+        assert!(line.ends_with(b"\n"));
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "ADDED");
+        assert_eq!(v["object"]["kind"], "Pod");
+        assert_eq!(v["object"]["apiVersion"], "v1");
+
+        let tables = Events {
+            info: pods,
+            table: Some(TableOptions {
+                accept: TableAccept::V1,
+                include: IncludeObject::Metadata,
+                now: meta::now(),
+            }),
+        };
+        let v: Value = serde_json::from_slice(&tables.encode("MODIFIED", pod)).unwrap();
+        assert_eq!(v["object"]["kind"], "Table");
+        assert_eq!(v["object"]["rows"].as_array().unwrap().len(), 1);
+        assert_eq!(v["object"]["metadata"]["resourceVersion"], "7");
+        assert!(v["object"]["columnDefinitions"].as_array().unwrap().len() > 2);
+
+        let status = ApiError::expired("too old").to_status();
+        let v: Value = serde_json::from_slice(&tables.encode("ERROR", status)).unwrap();
+        assert_eq!(v["object"]["code"], 410);
+    }
+}
