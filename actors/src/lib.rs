@@ -1,1 +1,47 @@
-//! placeholder
+//! Navarch's control loops as actix actors: the scheduler, the controllers and the node agent with its container
+//! runtimes. Each role decides in pure functions and state machines (no bus, no disk, no clock inside) and its
+//! actor only carries the decisions out through the bus.
+//!
+//! # Layout
+//! - [`informer`]: lists and watches one kind into a shared cache and tells an actor what changed.
+//! - [`conditions`]: pod conditions the Kubernetes way (transition times move only when the status flips).
+//! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
+//! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
+//! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod).
+//! - [`runtime`]: how the agent runs containers: the `Runtime` contract and the process runtime.
+//! - [`error`]: the crate's error type.
+//!
+//! # Starting the roles
+//! Inside a running actix `System` on a tokio multi-thread runtime (`actix::System::with_tokio_rt`), with a
+//! [`navarch_bus::Bus`]: [`start_scheduler`], [`start_controllers`], [`start_agent`]; each returns a handle whose
+//! `shutdown` stops the role (the agent's also stops every container it started).
+
+// The bus's `ApiError` (a Kubernetes `Status`: reason, message, details, causes) is over clippy's 128-byte
+// threshold, and `Objects::update_with` requires closures returning it; boxing it here would only move the cost.
+#![allow(clippy::result_large_err)]
+
+pub mod agent;
+pub mod conditions;
+pub mod controllers;
+pub mod error;
+pub mod informer;
+pub mod runtime;
+pub mod scheduler;
+
+use k8s_openapi::chrono::{DateTime, SubsecRound, Utc};
+
+pub use agent::{start_agent, start_agent_with_runtime, AgentConfig, AgentHandle};
+pub use controllers::{start_controllers, ControllersConfig, ControllersHandle};
+pub use error::{Error, Result};
+pub use scheduler::{start_scheduler, SchedulerConfig, SchedulerHandle};
+
+/// Asks an actor of this crate to stop.
+#[derive(Debug, Clone, Copy, actix::Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// The wall-clock time in whole seconds, as API timestamps hold it (so that a decision compared with what it
+/// wrote earlier sees no difference in sub-seconds).
+pub(crate) fn now() -> DateTime<Utc> {
+    navarch_bus::api::meta::now().trunc_subsecs(0)
+}

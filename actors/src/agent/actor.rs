@@ -1,0 +1,465 @@
+//! The node agent actor: registers the Node and renews its heartbeat, watches the pods bound to it, feeds each
+//! pod's [`PodMachine`] and carries out its commands through the runtime and the store.
+//!
+//! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
+//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`) and runtime outcomes (container
+//! started, failed to start, exited).
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: Node create / status updates (heartbeat) / label
+//! updates, pod status updates (status part; one write in flight per pod, in order), and pod deletes (grace 0, uid
+//! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts and stops.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use navarch_bus::api::admission::Part;
+use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
+
+use super::lifecycle::{Command, PodEvent, PodMachine};
+use super::node::{self, NodeFacts};
+use super::{host::HostFacts, AgentConfig};
+use crate::informer::{Cache, Change, Filter, Informer, ObjectKey};
+use crate::runtime::{ContainerId, Runtime};
+
+/// Stops the agent: no more pods are watched, every container is stopped, the Node is marked not ready, then the
+/// actor stops. Answered once that is done.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A write to a pod object; one per pod is in flight at a time, so they land in order.
+enum Write {
+    Status(Box<PodStatus>),
+    Delete,
+}
+
+struct PodWorker {
+    key: ObjectKey,
+    machine: PodMachine,
+    writes: VecDeque<Write>,
+    writing: bool,
+}
+
+/// Runs the pods bound to one node. Start it with [`super::start_agent`].
+pub struct NodeAgent {
+    objects: Objects,
+    config: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+    facts: NodeFacts,
+    pods: Cache<Pod>,
+    informer: Option<Informer<Pod>>,
+    workers: HashMap<String, PodWorker>,
+    labels_synced: bool,
+    heartbeat_in_flight: bool,
+    stopping: bool,
+}
+
+impl NodeAgent {
+    pub(super) fn new(objects: Objects, config: AgentConfig, runtime: Arc<dyn Runtime>) -> Self {
+        let facts = NodeFacts {
+            name: config.node_name.clone(),
+            labels: config.labels.clone(),
+            host: HostFacts::read(config.node_ip),
+            max_pods: config.max_pods,
+            runtime_version: runtime.version(),
+        };
+        Self {
+            objects,
+            config,
+            runtime,
+            facts,
+            pods: Cache::new(),
+            informer: None,
+            workers: HashMap::new(),
+            labels_synced: false,
+            heartbeat_in_flight: false,
+            stopping: false,
+        }
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.heartbeat_in_flight || self.stopping {
+            return;
+        }
+        self.heartbeat_in_flight = true;
+        let (objects, facts, labels) = (
+            self.objects.clone(),
+            self.facts.clone(),
+            !self.labels_synced,
+        );
+        let work = async move { sync_node(&objects, &facts, true, labels).await };
+        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+            act.heartbeat_in_flight = false;
+            match result {
+                Ok(()) => act.labels_synced = true,
+                Err(e) => {
+                    tracing::warn!(node = %act.facts.name, error = %e, "node heartbeat failed")
+                }
+            }
+        }));
+    }
+
+    /// Brings the workers in line with one pod as the cache shows it.
+    fn observe(&mut self, pod: &Pod, ctx: &mut Context<Self>) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        if self.workers.contains_key(&uid) {
+            if pod.metadata.deletion_timestamp.is_some() {
+                let grace = pod
+                    .metadata
+                    .deletion_grace_period_seconds
+                    .unwrap_or(30)
+                    .max(0);
+                let grace = Duration::from_secs(u64::try_from(grace).unwrap_or(0));
+                self.feed(&uid, PodEvent::DeletionRequested { grace }, ctx);
+            }
+            return;
+        }
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        if finished || self.stopping {
+            return; // nothing to run (re-adopting pods after an agent restart is a later issue)
+        }
+        let worker = PodWorker {
+            key: ObjectKey::of(&pod.metadata),
+            machine: PodMachine::new(self.facts.host.ip.to_string()),
+            writes: VecDeque::new(),
+            writing: false,
+        };
+        self.workers.insert(uid.clone(), worker);
+        self.feed(&uid, PodEvent::Assigned(Box::new(pod.clone())), ctx);
+    }
+
+    fn feed(&mut self, uid: &str, event: PodEvent, ctx: &mut Context<Self>) {
+        let Some(worker) = self.workers.get_mut(uid) else {
+            return;
+        };
+        let commands = worker.machine.handle(event, crate::now());
+        for command in commands {
+            self.execute(uid, command, ctx);
+        }
+    }
+
+    fn execute(&mut self, uid: &str, command: Command, ctx: &mut Context<Self>) {
+        let Some(worker) = self.workers.get_mut(uid) else {
+            return;
+        };
+        match command {
+            Command::StartContainer { container, attempt } => {
+                if self.stopping {
+                    return;
+                }
+                let spec = worker.machine.pod().and_then(|pod| {
+                    super::container::spec_for(pod, &worker.key, &container, attempt)
+                });
+                let Some(spec) = spec else {
+                    return;
+                };
+                let runtime = self.runtime.clone();
+                let scheme = runtime
+                    .version()
+                    .split("://")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let uid = uid.to_string();
+                let work = async move { runtime.start(&spec).await.map(|pid| (spec.id, pid)) };
+                ctx.spawn(work.into_actor(self).map(move |result, act, ctx| match result {
+                    Ok((id, pid)) => {
+                        tracing::info!(container = %id, pid, "container started");
+                        let container_id = format!("{scheme}://{id}");
+                        act.feed(&uid, PodEvent::Started { container, attempt, container_id }, ctx);
+                        act.watch_exit(uid, id, ctx);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %uid, container = %container, error = %e, "container failed to start");
+                        let failed = PodEvent::StartFailed {
+                            container,
+                            attempt,
+                            reason: e.reason().to_string(),
+                            message: e.to_string(),
+                        };
+                        act.feed(&uid, failed, ctx);
+                    }
+                }));
+            }
+            Command::KillContainer {
+                container,
+                attempt,
+                signal,
+                grace,
+            } => {
+                let id = ContainerId {
+                    pod_uid: uid.to_string(),
+                    container,
+                    attempt,
+                };
+                let runtime = self.runtime.clone();
+                ctx.spawn(
+                    async move {
+                        if let Err(e) = runtime.stop(&id, signal, grace).await {
+                            tracing::warn!(container = %id, error = %e, "cannot stop container");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+            Command::ReportStatus(status) => {
+                if let Some(Write::Status(_)) = worker.writes.back() {
+                    worker.writes.pop_back(); // only the newest status matters
+                }
+                worker.writes.push_back(Write::Status(status));
+                self.flush(uid, ctx);
+            }
+            Command::DeletePodObject { .. } => {
+                worker.writes.push_back(Write::Delete);
+                self.flush(uid, ctx);
+            }
+            Command::Forget => {
+                let Some(worker) = self.workers.remove(uid) else {
+                    return;
+                };
+                tracing::info!(pod = %worker.key, "pod forgotten");
+                let runtime = self.runtime.clone();
+                let ids: Vec<ContainerId> = worker
+                    .machine
+                    .containers()
+                    .iter()
+                    .flat_map(|c| {
+                        (0..=c.attempt).map(|attempt| ContainerId {
+                            pod_uid: uid.to_string(),
+                            container: c.name.clone(),
+                            attempt,
+                        })
+                    })
+                    .collect();
+                ctx.spawn(
+                    async move {
+                        for id in ids {
+                            let _ = runtime.remove(&id).await;
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+
+    fn watch_exit(&mut self, uid: String, id: ContainerId, ctx: &mut Context<Self>) {
+        let runtime = self.runtime.clone();
+        let work = async move { (runtime.wait(&id).await, id) };
+        ctx.spawn(work.into_actor(self).map(move |(result, id), act, ctx| match result {
+            Ok(exit) => {
+                tracing::info!(container = %id, exit_code = exit.exit_code(), "container exited");
+                let event = PodEvent::Exited {
+                    container: id.container,
+                    attempt: id.attempt,
+                    exit_code: exit.exit_code(),
+                    signal: exit.signal,
+                };
+                act.feed(&uid, event, ctx);
+            }
+            Err(e) => tracing::error!(container = %id, error = %e, "lost track of container"),
+        }));
+    }
+
+    /// Sends the pod's next write if none is in flight.
+    fn flush(&mut self, uid: &str, ctx: &mut Context<Self>) {
+        let Some(worker) = self.workers.get_mut(uid) else {
+            return;
+        };
+        if worker.writing {
+            return;
+        }
+        let Some(write) = worker.writes.pop_front() else {
+            return;
+        };
+        worker.writing = true;
+        let (objects, key, uid) = (self.objects.clone(), worker.key.clone(), uid.to_string());
+        let writer_uid = uid.clone();
+        let info = resource::of::<Pod>();
+        let is_delete = matches!(write, Write::Delete);
+        let work = async move {
+            match write {
+                Write::Status(status) => objects
+                    .update_with(info, key.namespace(), &key.name, Part::Status, |current| {
+                        super::status::merge(current, &writer_uid, &status)
+                    })
+                    .await
+                    .map(|_| ()),
+                Write::Delete => {
+                    let options = DeleteOptions {
+                        grace_period_seconds: Some(0),
+                        uid: Some(writer_uid.clone()),
+                        ..Default::default()
+                    };
+                    objects
+                        .delete(info, key.namespace(), &key.name, &options)
+                        .await
+                        .map(|_| ())
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            let Some(worker) = act.workers.get_mut(&uid) else { return };
+            worker.writing = false;
+            match result {
+                Ok(()) => {}
+                // The object is gone or is another pod now: the informer reports it and the pod is forgotten.
+                Err(e) if matches!(e.reason, Reason::NotFound | Reason::Conflict) => {}
+                Err(e) if is_delete => {
+                    tracing::warn!(pod = %worker.key, error = %e, "cannot delete pod object; retrying");
+                    worker.writes.push_front(Write::Delete);
+                    return; // the next tick flushes again
+                }
+                Err(e) => {
+                    tracing::warn!(pod = %worker.key, error = %e, "cannot write pod status; retrying");
+                    act.feed(&uid, PodEvent::StatusWriteFailed, ctx);
+                }
+            }
+            act.flush(&uid, ctx);
+        }));
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let uids: Vec<String> = self.workers.keys().cloned().collect();
+        for uid in uids {
+            self.feed(&uid, PodEvent::Tick, ctx);
+            self.flush(&uid, ctx);
+        }
+    }
+}
+
+/// Registers the Node or renews its status (heartbeat); re-creates it if it was deleted; with `labels`, also
+/// makes sure the agent's labels are on it.
+async fn sync_node(
+    objects: &Objects,
+    facts: &NodeFacts,
+    ready: bool,
+    labels: bool,
+) -> Result<(), ApiError> {
+    let info = resource::of::<Node>();
+    let now = crate::now();
+    let renewed = objects
+        .update_with(info, None, &facts.name, Part::Status, |current| {
+            node::with_status(current, facts, ready, now)
+        })
+        .await;
+    match renewed {
+        Ok(_) => {}
+        Err(e) if e.reason == Reason::NotFound => {
+            return match objects.create_as(&node::node_object(facts, now)).await {
+                Ok(_) => {
+                    tracing::info!(node = %facts.name, "node registered");
+                    Ok(())
+                }
+                Err(e) if e.reason == Reason::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        Err(e) => return Err(e),
+    }
+    if labels {
+        objects
+            .update_with(info, None, &facts.name, Part::Main, |current| {
+                node::with_labels(current, facts)
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+impl Actor for NodeAgent {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let name = self.config.node_name.clone();
+        let on_this_node: Filter<Pod> = Arc::new(move |p: &Pod| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+        });
+        self.informer = Some(Informer::start(
+            self.objects.clone(),
+            self.pods.clone(),
+            Some(on_this_node),
+            ctx.address().recipient(),
+        ));
+        self.heartbeat(ctx);
+        ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
+            act.heartbeat(ctx)
+        });
+        ctx.run_interval(self.config.sync_interval, |act, ctx| act.tick(ctx));
+        tracing::info!(node = %self.facts.name, ip = %self.facts.host.ip, "node agent started");
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        tracing::info!(node = %self.facts.name, "node agent stopped");
+    }
+}
+
+impl Handler<Change<Pod>> for NodeAgent {
+    type Result = ();
+
+    fn handle(&mut self, change: Change<Pod>, ctx: &mut Context<Self>) {
+        match change {
+            Change::Applied(pod) => self.observe(&pod, ctx),
+            Change::Deleted(pod) => {
+                if let Some(uid) = pod.metadata.uid.as_deref() {
+                    self.feed(uid, PodEvent::ObjectGone, ctx);
+                }
+            }
+            Change::Synced => {
+                let cached = self.pods.list();
+                let live: std::collections::HashSet<&str> = cached
+                    .iter()
+                    .filter_map(|p| p.metadata.uid.as_deref())
+                    .collect();
+                let gone: Vec<String> = self
+                    .workers
+                    .keys()
+                    .filter(|u| !live.contains(u.as_str()))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    self.feed(&uid, PodEvent::ObjectGone, ctx);
+                }
+                for pod in &cached {
+                    self.observe(pod, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Shutdown> for NodeAgent {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
+        self.stopping = true;
+        self.informer = None;
+        tracing::info!(node = %self.facts.name, pods = self.workers.len(), "node agent shutting down");
+        let (objects, facts, runtime, grace) = (
+            self.objects.clone(),
+            self.facts.clone(),
+            self.runtime.clone(),
+            self.config.shutdown_grace,
+        );
+        Box::pin(
+            async move {
+                super::stop_everything(runtime.as_ref(), grace).await;
+                // Best effort: a scheduler should stop sending pods here at once rather than after the heartbeat
+                // times out; an unreachable store must not hold the shutdown up.
+                let not_ready = sync_node(&objects, &facts, false, false);
+                if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), not_ready).await {
+                    tracing::debug!(error = %e, "cannot mark the node not ready");
+                }
+            }
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.stop()),
+        )
+    }
+}

@@ -1,0 +1,160 @@
+//! One container of a pod on a node: its runs, how the last one ended, its restart back-off, and what the
+//! runtime needs to start it. Pure.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::chrono::{DateTime, Utc};
+
+use crate::informer::ObjectKey;
+use crate::runtime::{ContainerId, ContainerSpec, StopSignal};
+
+/// First back-off after a container failed again soon after a restart (kubelet's).
+pub const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
+/// Longest back-off (kubelet's).
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// A container that ran this long before exiting restarts without back-off (kubelet: twice the maximum).
+pub const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// How a container run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    /// Exit code (128 + signal when killed; 128 when it never started).
+    pub exit_code: i32,
+    /// Killing signal.
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, or why it did not start.
+    pub reason: String,
+    /// Details, when there are some.
+    pub message: Option<String>,
+    /// When it started (None: it never did).
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Its container id.
+    pub container_id: Option<String>,
+}
+
+/// Where a container is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// Not running and not being started (`ContainerCreating` before the first start, `CrashLoopBackOff` during a
+    /// back-off).
+    Waiting {
+        /// Why.
+        reason: String,
+        /// Details.
+        message: Option<String>,
+    },
+    /// A start was asked for; its outcome is awaited.
+    Starting,
+    /// Its process runs.
+    Running {
+        /// Since when.
+        started_at: DateTime<Utc>,
+        /// Its container id.
+        container_id: String,
+        /// The strongest stop signal sent so far.
+        stop_sent: Option<StopSignal>,
+    },
+    /// It ended and will not restart.
+    Terminated(Termination),
+}
+
+/// One container of the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRun {
+    /// Name.
+    pub name: String,
+    /// Image, as the pod names it.
+    pub image: String,
+    /// Where it is.
+    pub state: RunState,
+    /// Current run number (= restarts so far).
+    pub attempt: u32,
+    /// The previous run's end.
+    pub last: Option<Termination>,
+    /// The next back-off (None: restart at once).
+    pub(super) backoff: Option<Duration>,
+    /// When the current back-off ends.
+    pub(super) retry_at: Option<DateTime<Utc>>,
+}
+
+impl ContainerRun {
+    pub(super) fn new(name: String, image: String) -> Self {
+        Self {
+            name,
+            image,
+            state: RunState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            },
+            attempt: 0,
+            last: None,
+            backoff: None,
+            retry_at: None,
+        }
+    }
+
+    /// Whether a process of it runs or may be about to.
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, RunState::Starting | RunState::Running { .. })
+    }
+
+    /// Its latest end: the current one if terminated, else the previous run's.
+    pub fn latest_end(&self) -> Option<&Termination> {
+        match &self.state {
+            RunState::Terminated(t) => Some(t),
+            _ => self.last.as_ref(),
+        }
+    }
+}
+
+/// A duration as Go prints it (`10s`, `1m20s`, `5m0s`), as the kubelet's messages show it.
+pub fn go_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
+/// What the runtime needs to start run `attempt` of `container` of `pod` (whose key is `key`).
+pub fn spec_for(
+    pod: &Pod,
+    key: &ObjectKey,
+    container: &str,
+    attempt: u32,
+) -> Option<ContainerSpec> {
+    let c = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == container)?;
+    Some(ContainerSpec {
+        id: ContainerId {
+            pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
+            container: container.to_string(),
+            attempt,
+        },
+        pod_namespace: key.namespace.clone(),
+        pod_name: key.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        command: c.command.clone().unwrap_or_default(),
+        args: c.args.clone().unwrap_or_default(),
+        // Only literal values for now; `valueFrom` (ConfigMaps, Secrets, fields) is a later issue.
+        env: c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect(),
+        working_dir: c
+            .working_dir
+            .clone()
+            .filter(|d| !d.is_empty())
+            .map(Into::into),
+    })
+}

@@ -1,0 +1,454 @@
+//! The life of one pod on a node, as a state machine: `(state, event, now) -> commands`. Pure: the agent feeds it
+//! what happened (assignment, process starts and exits, deletion, time passing) and carries out what it returns
+//! (start or kill a container, report status, delete the pod object, forget the pod).
+//!
+//! Rules, as the kubelet's: containers start when the pod is assigned; an exited container restarts per
+//! `restartPolicy` (Always, OnFailure, Never): the first restart at once, then after a back-off of 10 s doubling
+//! to 5 min (reset after 10 min of running), waiting as `CrashLoopBackOff` meanwhile; a pod being deleted gets
+//! SIGTERM, then SIGKILL once its grace period is over, and its object is deleted once nothing runs; a pod whose
+//! object disappeared is killed at once and forgotten.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::chrono::{DateTime, Utc};
+
+use super::container::{
+    go_duration, ContainerRun, RunState, Termination, BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET,
+};
+use crate::runtime::StopSignal;
+
+/// Something that happened to the pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PodEvent {
+    /// The pod is bound to this node (its object as first seen).
+    Assigned(Box<Pod>),
+    /// A container's process started.
+    Started {
+        /// Container name.
+        container: String,
+        /// The run that started.
+        attempt: u32,
+        /// `<runtime>://<id>`, shown in the status.
+        container_id: String,
+    },
+    /// A container could not be started.
+    StartFailed {
+        /// Container name.
+        container: String,
+        /// The run that failed.
+        attempt: u32,
+        /// Short reason (e.g. `CommandNotFound`).
+        reason: String,
+        /// What went wrong, for the user.
+        message: String,
+    },
+    /// A container's main process exited.
+    Exited {
+        /// Container name.
+        container: String,
+        /// The run that exited.
+        attempt: u32,
+        /// Exit code (128 + signal when killed).
+        exit_code: i32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+    },
+    /// The pod object got a deletionTimestamp: stop within `grace`.
+    DeletionRequested {
+        /// The grace period (`deletionGracePeriodSeconds`).
+        grace: Duration,
+    },
+    /// The grace period is over: kill what still runs.
+    GraceExpired,
+    /// The pod object is gone from the store.
+    ObjectGone,
+    /// Time passed (back-offs and grace deadlines are checked).
+    Tick,
+    /// The last status report did not reach the store: report again.
+    StatusWriteFailed,
+}
+
+/// Something the agent must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Start run `attempt` of a container.
+    StartContainer {
+        /// Container name.
+        container: String,
+        /// Run number.
+        attempt: u32,
+    },
+    /// Stop run `attempt` of a container: `signal`, then SIGKILL after `grace`.
+    KillContainer {
+        /// Container name.
+        container: String,
+        /// Run number.
+        attempt: u32,
+        /// First signal.
+        signal: StopSignal,
+        /// Time between `signal` and SIGKILL.
+        grace: Duration,
+    },
+    /// Write this status to the pod object.
+    ReportStatus(Box<PodStatus>),
+    /// Delete the pod object (grace 0, if it still has `uid`).
+    DeletePodObject {
+        /// The pod's uid.
+        uid: String,
+    },
+    /// Nothing of the pod runs and its object is gone: drop the machine.
+    Forget,
+}
+
+/// The pod's life on this node. See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct PodMachine {
+    pub(super) pod: Option<Pod>,
+    pub(super) containers: Vec<ContainerRun>,
+    pub(super) start_time: Option<DateTime<Utc>>,
+    pub(super) deadline: Option<DateTime<Utc>>,
+    pub(super) object_gone: bool,
+    delete_sent: bool,
+    done: bool,
+    /// Succeeded or Failed, once reached (a pod never leaves a terminal phase).
+    pub(super) terminal: Option<&'static str>,
+    /// Per condition type: its status and since when.
+    pub(super) transitions: Vec<(&'static str, bool, DateTime<Utc>)>,
+    reported: Option<PodStatus>,
+    pub(super) host_ip: String,
+}
+
+impl PodMachine {
+    /// A machine for a pod on the node whose IP is `host_ip`.
+    pub fn new(host_ip: impl Into<String>) -> Self {
+        Self {
+            host_ip: host_ip.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The pod as assigned.
+    pub fn pod(&self) -> Option<&Pod> {
+        self.pod.as_ref()
+    }
+
+    /// The containers.
+    pub fn containers(&self) -> &[ContainerRun] {
+        &self.containers
+    }
+
+    /// Whether the machine is finished (it said [`Command::Forget`]).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn restart_policy(&self) -> &str {
+        self.pod
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn stopping(&self) -> bool {
+        self.deadline.is_some() || self.object_gone
+    }
+
+    /// Handles `event` at `now`; returns what to do, in order.
+    pub fn handle(&mut self, event: PodEvent, now: DateTime<Utc>) -> Vec<Command> {
+        let mut commands = Vec::new();
+        if self.done {
+            return commands;
+        }
+        match event {
+            PodEvent::Assigned(pod) => self.assign(*pod, now, &mut commands),
+            PodEvent::Started {
+                container,
+                attempt,
+                container_id,
+            } => {
+                if let Some(i) =
+                    self.run_index(&container, attempt, |s| matches!(s, RunState::Starting))
+                {
+                    self.containers[i].state = RunState::Running {
+                        started_at: now,
+                        container_id,
+                        stop_sent: None,
+                    };
+                    if self.stopping() {
+                        self.stop(i, now, &mut commands);
+                    }
+                }
+            }
+            PodEvent::StartFailed {
+                container,
+                attempt,
+                reason,
+                message,
+            } => {
+                if let Some(i) =
+                    self.run_index(&container, attempt, |s| matches!(s, RunState::Starting))
+                {
+                    let end = Termination {
+                        exit_code: 128,
+                        signal: None,
+                        reason,
+                        message: Some(message),
+                        started_at: None,
+                        finished_at: now,
+                        container_id: None,
+                    };
+                    self.ended(i, end, now, &mut commands);
+                }
+            }
+            PodEvent::Exited {
+                container,
+                attempt,
+                exit_code,
+                signal,
+            } => {
+                if let Some(i) = self.run_index(&container, attempt, |s| {
+                    matches!(s, RunState::Starting | RunState::Running { .. })
+                }) {
+                    let (started_at, container_id) = match &self.containers[i].state {
+                        RunState::Running {
+                            started_at,
+                            container_id,
+                            ..
+                        } => (Some(*started_at), Some(container_id.clone())),
+                        _ => (None, None),
+                    };
+                    let end = Termination {
+                        exit_code,
+                        signal,
+                        reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
+                        message: None,
+                        started_at,
+                        finished_at: now,
+                        container_id,
+                    };
+                    self.ended(i, end, now, &mut commands);
+                }
+            }
+            PodEvent::DeletionRequested { grace } => {
+                let deadline =
+                    now + k8s_openapi::chrono::Duration::from_std(grace).unwrap_or_default();
+                if self.deadline.is_none_or(|d| deadline < d) {
+                    self.deadline = Some(deadline);
+                }
+                for c in &mut self.containers {
+                    c.retry_at = None; // no more restarts
+                }
+                for i in 0..self.containers.len() {
+                    self.stop(i, now, &mut commands);
+                }
+            }
+            PodEvent::GraceExpired => {
+                self.deadline = Some(self.deadline.map_or(now, |d| d.min(now)));
+                for i in 0..self.containers.len() {
+                    self.stop(i, now, &mut commands);
+                }
+            }
+            PodEvent::ObjectGone => {
+                self.object_gone = true;
+                self.deadline = Some(now);
+                for i in 0..self.containers.len() {
+                    self.stop(i, now, &mut commands);
+                }
+            }
+            PodEvent::Tick => {
+                if self.deadline.is_some_and(|d| d <= now) {
+                    for i in 0..self.containers.len() {
+                        self.stop(i, now, &mut commands);
+                    }
+                }
+                if !self.stopping() && self.terminal.is_none() {
+                    for i in 0..self.containers.len() {
+                        if self.containers[i].retry_at.is_some_and(|at| at <= now) {
+                            self.restart(i, &mut commands);
+                        }
+                    }
+                }
+            }
+            PodEvent::StatusWriteFailed => self.reported = None,
+        }
+        self.follow_up(now, &mut commands);
+        commands
+    }
+
+    fn assign(&mut self, pod: Pod, now: DateTime<Utc>, commands: &mut Vec<Command>) {
+        if self.pod.is_some() {
+            return; // a pod's containers never change; image updates are a later issue
+        }
+        self.start_time = Some(now);
+        self.containers = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| ContainerRun::new(c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect();
+        let already_deleting = pod.metadata.deletion_timestamp.is_some();
+        self.pod = Some(pod);
+        if already_deleting {
+            self.deadline = Some(now); // nothing was started; nothing will be
+            return;
+        }
+        for i in 0..self.containers.len() {
+            self.start(i, commands);
+        }
+    }
+
+    /// The index of container `name` if its current run is `attempt` and its state passes `state_ok`.
+    fn run_index(
+        &self,
+        name: &str,
+        attempt: u32,
+        state_ok: impl Fn(&RunState) -> bool,
+    ) -> Option<usize> {
+        self.containers
+            .iter()
+            .position(|c| c.name == name && c.attempt == attempt && state_ok(&c.state))
+    }
+
+    fn start(&mut self, i: usize, commands: &mut Vec<Command>) {
+        let c = &mut self.containers[i];
+        c.state = RunState::Starting;
+        c.retry_at = None;
+        commands.push(Command::StartContainer {
+            container: c.name.clone(),
+            attempt: c.attempt,
+        });
+    }
+
+    fn restart(&mut self, i: usize, commands: &mut Vec<Command>) {
+        self.containers[i].attempt += 1;
+        self.start(i, commands);
+    }
+
+    /// Sends the stop signal due at `now` to container `i` if it runs and has not had it yet.
+    fn stop(&mut self, i: usize, now: DateTime<Utc>, commands: &mut Vec<Command>) {
+        let left = self
+            .deadline
+            .map(|d| d.signed_duration_since(now).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        let signal = if left.is_zero() {
+            StopSignal::Kill
+        } else {
+            StopSignal::Term
+        };
+        let c = &mut self.containers[i];
+        if let RunState::Running { stop_sent, .. } = &mut c.state {
+            let stronger = match stop_sent {
+                None => true,
+                Some(StopSignal::Term) => signal == StopSignal::Kill,
+                Some(StopSignal::Kill) => false,
+            };
+            if stronger {
+                *stop_sent = Some(signal);
+                commands.push(Command::KillContainer {
+                    container: c.name.clone(),
+                    attempt: c.attempt,
+                    signal,
+                    grace: left,
+                });
+            }
+        }
+    }
+
+    /// Container `i`'s run ended: restart it (at once or after a back-off) or leave it terminated.
+    fn ended(
+        &mut self,
+        i: usize,
+        end: Termination,
+        now: DateTime<Utc>,
+        commands: &mut Vec<Command>,
+    ) {
+        let restart = !self.stopping()
+            && self.terminal.is_none()
+            && match self.restart_policy() {
+                "Never" => false,
+                "OnFailure" => end.exit_code != 0,
+                _ => true,
+            };
+        let pod_name = self.pod_ref();
+        let c = &mut self.containers[i];
+        if !restart {
+            c.state = RunState::Terminated(end);
+            return;
+        }
+        let ran = end
+            .started_at
+            .and_then(|s| end.finished_at.signed_duration_since(s).to_std().ok())
+            .unwrap_or_default();
+        if ran >= BACKOFF_RESET {
+            c.backoff = None;
+        }
+        c.last = Some(end);
+        match c.backoff {
+            None => {
+                c.backoff = Some(BACKOFF_INITIAL);
+                self.restart(i, commands);
+            }
+            Some(delay) => {
+                c.backoff = Some((delay * 2).min(BACKOFF_MAX));
+                c.retry_at =
+                    Some(now + k8s_openapi::chrono::Duration::from_std(delay).unwrap_or_default());
+                c.state = RunState::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(format!(
+                        "back-off {} restarting failed container={} pod={pod_name}",
+                        go_duration(delay),
+                        c.name
+                    )),
+                };
+            }
+        }
+    }
+
+    /// `<name>_<namespace>(<uid>)`, as the kubelet names a pod in messages.
+    fn pod_ref(&self) -> String {
+        let meta = self.pod.as_ref().map(|p| &p.metadata);
+        format!(
+            "{}_{}({})",
+            meta.and_then(|m| m.name.as_deref()).unwrap_or_default(),
+            meta.and_then(|m| m.namespace.as_deref())
+                .unwrap_or_default(),
+            meta.and_then(|m| m.uid.as_deref()).unwrap_or_default()
+        )
+    }
+
+    /// After every event: report a changed status, delete the object of a stopped pod being deleted, forget a
+    /// stopped pod whose object is gone.
+    fn follow_up(&mut self, now: DateTime<Utc>, commands: &mut Vec<Command>) {
+        if self.pod.is_none() {
+            return;
+        }
+        let active = self.containers.iter().any(ContainerRun::is_active);
+        if self.object_gone {
+            if !active {
+                self.done = true;
+                commands.push(Command::Forget);
+            }
+            return;
+        }
+        let status = super::status::build(self, now);
+        if self.reported.as_ref() != Some(&status) {
+            self.reported = Some(status.clone());
+            commands.push(Command::ReportStatus(Box::new(status)));
+        }
+        if self.deadline.is_some() && !active && !self.delete_sent {
+            self.delete_sent = true;
+            let uid = self
+                .pod
+                .as_ref()
+                .and_then(|p| p.metadata.uid.clone())
+                .unwrap_or_default();
+            commands.push(Command::DeletePodObject { uid });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;

@@ -1,0 +1,243 @@
+//! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
+//! reports their status, and stops them gracefully. [`lifecycle`] decides per pod (and [`container`] per
+//! container), [`status`] and [`node`] say
+//! what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out.
+
+mod actor;
+pub mod container;
+pub mod host;
+pub mod lifecycle;
+pub mod node;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use navarch_bus::api::Objects;
+use navarch_bus::store::StoreClient;
+use navarch_bus::Bus;
+
+pub use actor::{NodeAgent, Shutdown};
+
+use crate::error::{Error, Result};
+use crate::runtime::{ProcessRuntime, Runtime};
+
+/// How the node agent behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The Node's name. Default: this host's name, lowercased (the kubelet's default).
+    pub node_name: String,
+    /// Where the agent keeps its files (container logs under `pods/`). Default `/var/lib/navarch/agent`, as the
+    /// kubelet's `/var/lib/kubelet`.
+    pub data_dir: PathBuf,
+    /// How often the Node's conditions are renewed (`lastHeartbeatTime`). Default 10 s: the kubelet's
+    /// `nodeStatusUpdateFrequency`.
+    pub heartbeat_interval: Duration,
+    /// How often pods are checked for ended back-offs, passed grace periods and unsent status. Default 1 s (the
+    /// kubelet's housekeeping runs every 2 s).
+    pub sync_interval: Duration,
+    /// Most pods the node takes (`status.allocatable.pods`). Default 110: the kubelet's `--max-pods`.
+    pub max_pods: u32,
+    /// The node's address (`InternalIP`, and every pod's IP for now). Default None: the address of the interface
+    /// of the default route, as the kubelet picks it.
+    pub node_ip: Option<IpAddr>,
+    /// Labels to put on the Node besides the well-known ones (the kubelet's `--node-labels`). Default none.
+    pub labels: BTreeMap<String, String>,
+    /// On agent shutdown, how long containers get between SIGTERM and SIGKILL. Default 30 s: the default
+    /// `terminationGracePeriodSeconds` of a pod.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            node_name: host::hostname(),
+            data_dir: PathBuf::from("/var/lib/navarch/agent"),
+            heartbeat_interval: Duration::from_secs(10),
+            sync_interval: Duration::from_secs(1),
+            max_pods: 110,
+            node_ip: None,
+            labels: BTreeMap::new(),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether `name` is an RFC 1123 subdomain (what a Node name must be).
+fn is_dns_subdomain(name: &str) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok)
+}
+
+impl AgentConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field, reason: String| Err(Error::InvalidConfig { field, reason });
+        if !is_dns_subdomain(&self.node_name) {
+            return invalid(
+                "node_name",
+                format!(
+                    "{:?} is not a lowercase RFC 1123 subdomain (e.g. node-1.example)",
+                    self.node_name
+                ),
+            );
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty".into());
+        }
+        for (field, value) in [
+            ("heartbeat_interval", self.heartbeat_interval),
+            ("sync_interval", self.sync_interval),
+        ] {
+            if value.is_zero() {
+                return invalid(field, "must be positive".into());
+            }
+        }
+        if self.max_pods == 0 {
+            return invalid("max_pods", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A running node agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    addr: Addr<NodeAgent>,
+    runtime: Arc<dyn Runtime>,
+    node_name: String,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for AgentHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentHandle")
+            .field("node_name", &self.node_name)
+            .finish()
+    }
+}
+
+impl AgentHandle {
+    /// The agent actor.
+    pub fn addr(&self) -> &Addr<NodeAgent> {
+        &self.addr
+    }
+
+    /// The Node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// The runtime running the pods.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// Stops the agent: it stops watching pods, marks its Node not ready, and stops every container it started
+    /// (SIGTERM, `shutdown_grace`, SIGKILL). Returns once no container process is left running, even if the actor
+    /// was already gone.
+    pub async fn shutdown(self) {
+        let _ = self.addr.send(Shutdown).await;
+        // Anything the actor started while it was stopping, or everything if it was already gone.
+        stop_everything(self.runtime.as_ref(), self.shutdown_grace).await;
+    }
+}
+
+/// Stops every container of `runtime` until none runs.
+pub(crate) async fn stop_everything(runtime: &dyn Runtime, grace: Duration) {
+    loop {
+        runtime.stop_all(grace).await;
+        let left = runtime
+            .list()
+            .await
+            .into_iter()
+            .filter(|c| c.state == crate::runtime::ContainerState::Running)
+            .count();
+        if left == 0 {
+            return;
+        }
+        tracing::warn!(left, "containers still running after stop; stopping again");
+    }
+}
+
+/// Starts a node agent on `bus` running pods as host processes ([`ProcessRuntime`]), after creating its data
+/// directory. Call inside a running actix `System` (on a tokio runtime). The Node is registered in the
+/// background (and again whenever it is missing), so the store need not be reachable yet.
+pub async fn start_agent(bus: Bus, config: AgentConfig) -> Result<AgentHandle> {
+    config.validate()?;
+    tokio::fs::create_dir_all(&config.data_dir)
+        .await
+        .map_err(|source| Error::Io {
+            action: "create",
+            path: config.data_dir.clone(),
+            source,
+        })?;
+    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.clone()));
+    start_agent_with_runtime(bus, config, runtime).await
+}
+
+/// Starts a node agent on `bus` running pods through `runtime` (which keeps its own files).
+pub async fn start_agent_with_runtime(
+    bus: Bus,
+    config: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+) -> Result<AgentHandle> {
+    config.validate()?;
+    let objects = Objects::new(StoreClient::new(bus));
+    let handle_runtime = runtime.clone();
+    let node_name = config.node_name.clone();
+    let shutdown_grace = config.shutdown_grace;
+    let addr = NodeAgent::new(objects, config, runtime).start();
+    Ok(AgentHandle {
+        addr,
+        runtime: handle_runtime,
+        node_name,
+        shutdown_grace,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_validation_catches_bad_names() {
+        let config = AgentConfig {
+            node_name: "node-1".into(),
+            ..Default::default()
+        };
+        assert!(config.validate().is_ok());
+        for bad in ["", "Node_1", "-a", "a..b"] {
+            let c = AgentConfig {
+                node_name: bad.into(),
+                ..config.clone()
+            };
+            assert!(
+                matches!(
+                    c.validate(),
+                    Err(Error::InvalidConfig {
+                        field: "node_name",
+                        ..
+                    })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        let c = AgentConfig {
+            sync_interval: Duration::ZERO,
+            ..config
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The controllers role: control loops that drive objects toward their spec. For now the deployment controller;
+//! each controller is a folder with its pure decisions and its actor, sharing [`queue`] and [`expectations`].
+
+pub mod deployment;
+pub mod expectations;
+pub mod queue;
+
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use navarch_bus::api::Objects;
+use navarch_bus::store::StoreClient;
+use navarch_bus::Bus;
+
+pub use deployment::DeploymentController;
+
+use crate::error::{Error, Result};
+
+/// How the controllers behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControllersConfig {
+    /// Every object is reconciled again this often even without events, so a missed event only delays
+    /// convergence. Default 30 s (kube-controller-manager's is hours; a short one suits a young system).
+    pub resync_interval: Duration,
+    /// Objects reconciled at once per controller. Default 5: kube-controller-manager's
+    /// `--concurrent-deployment-syncs`.
+    pub workers: usize,
+    /// First retry delay after a failed reconcile, doubling per consecutive failure. Default 5 ms: client-go's
+    /// per-item rate limiter.
+    pub retry_base: Duration,
+    /// Longest retry delay. Default 60 s (client-go's 1000 s cap is cut: the resync requeues every key anyway).
+    pub retry_max: Duration,
+}
+
+impl Default for ControllersConfig {
+    fn default() -> Self {
+        Self {
+            resync_interval: Duration::from_secs(30),
+            workers: 5,
+            retry_base: Duration::from_millis(5),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ControllersConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field, reason: &str| {
+            Err(Error::InvalidConfig {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.resync_interval.is_zero() {
+            return invalid("resync_interval", "must be positive");
+        }
+        if self.workers == 0 {
+            return invalid("workers", "must be at least 1");
+        }
+        if self.retry_base.is_zero() {
+            return invalid("retry_base", "must be positive");
+        }
+        if self.retry_max < self.retry_base {
+            return invalid("retry_max", "must be at least retry_base");
+        }
+        Ok(())
+    }
+}
+
+/// The running controllers.
+#[derive(Debug, Clone)]
+pub struct ControllersHandle {
+    deployment: Addr<DeploymentController>,
+}
+
+impl ControllersHandle {
+    /// The deployment controller.
+    pub fn deployment(&self) -> &Addr<DeploymentController> {
+        &self.deployment
+    }
+
+    /// Stops every controller (their informers stop with them). Writes in flight may or may not land.
+    pub async fn shutdown(self) {
+        let _ = self.deployment.send(crate::Stop).await;
+    }
+}
+
+/// Starts the controllers on `bus`. Call inside a running actix `System` (on a tokio runtime).
+pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
+    config.validate()?;
+    let objects = Objects::new(StoreClient::new(bus));
+    let deployment = DeploymentController::new(objects, config).start();
+    Ok(ControllersHandle { deployment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_validation_catches_nonsense() {
+        assert!(ControllersConfig::default().validate().is_ok());
+        let bad = ControllersConfig {
+            workers: 0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::InvalidConfig {
+                field: "workers",
+                ..
+            })
+        ));
+        let bad = ControllersConfig {
+            retry_max: Duration::from_millis(1),
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

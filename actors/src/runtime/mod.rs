@@ -1,0 +1,260 @@
+//! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
+//! container is a child process on the host).
+//!
+//! # To be correct, a runtime must
+//! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
+//!   a restart is a new id (the attempt number grows);
+//! - report a start failure (no command, command not found, bad working directory) as a [`RuntimeError`] from
+//!   `start` with a message a user can act on, never by panicking and never as a container that seems to run;
+//! - notice every exit by itself: `wait` returns once the container's main process has exited (with its code or
+//!   signal), whether or not anyone asked it to stop, and leaves no zombie behind;
+//! - stop the whole container, not only its main process: `stop` delivers the signal to every process of the
+//!   container, waits up to the grace period for the main process to exit, then kills everything that is left;
+//!   when the main process exits by itself, whatever it left running is killed too;
+//! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`, appending across
+//!   restarts;
+//! - leave nothing running after `stop_all` returns (agent shutdown), and nothing it can still kill after it is
+//!   dropped.
+
+mod process;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use process::ProcessRuntime;
+
+/// Names one run of one container: its pod's uid, the container's name and the attempt (the pod's restart count
+/// for that container when this run started).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContainerId {
+    /// The pod's `metadata.uid`.
+    pub pod_uid: String,
+    /// The container's name within the pod.
+    pub container: String,
+    /// 0 for the first run, then one more per restart.
+    pub attempt: u32,
+}
+
+impl fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}_{}", self.pod_uid, self.container, self.attempt)
+    }
+}
+
+/// Everything a runtime needs to start one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Which run this is.
+    pub id: ContainerId,
+    /// The pod's namespace (names the log directory).
+    pub pod_namespace: String,
+    /// The pod's name (names the log directory; the process runtime also sets it as `HOSTNAME`).
+    pub pod_name: String,
+    /// The image, as the pod names it. The process runtime shows it but does not pull or read it.
+    pub image: String,
+    /// The program and its leading arguments (`command`).
+    pub command: Vec<String>,
+    /// More arguments (`args`).
+    pub args: Vec<String>,
+    /// Environment variables, in order (later ones win).
+    pub env: Vec<(String, String)>,
+    /// Working directory, if the container sets one.
+    pub working_dir: Option<PathBuf>,
+}
+
+/// Which signal asks a container to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    /// SIGTERM: please stop; SIGKILL follows after the grace period.
+    Term,
+    /// SIGKILL: stop now.
+    Kill,
+}
+
+/// How a container's main process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code, when it exited by itself.
+    pub code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+}
+
+impl Exit {
+    /// The exit code as Kubernetes reports it: the code, or 128 + the signal number.
+    pub fn exit_code(&self) -> i32 {
+        match (self.code, self.signal) {
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => 128,
+        }
+    }
+}
+
+/// A container's state as the runtime sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Its main process runs.
+    Running,
+    /// Its main process has exited.
+    Exited(Exit),
+}
+
+/// One container the runtime knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Which run.
+    pub id: ContainerId,
+    /// The main process's pid (for the process runtime, also its process group).
+    pub pid: Option<u32>,
+    /// Running or exited.
+    pub state: ContainerState,
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The container has no `command`. Not retryable: the process runtime runs commands on the host and cannot
+    /// find an entrypoint in an image.
+    #[error(
+        "no command: the process runtime does not read images, so the container must set `command`"
+    )]
+    NoCommand,
+    /// The program could not be found. Not retryable until the program is installed.
+    #[error("executable file not found: {command:?} is not on PATH ({path}) and is not a file")]
+    CommandNotFound {
+        /// The program as the container names it.
+        command: String,
+        /// The PATH it was looked up in.
+        path: String,
+    },
+    /// The program exists but may not be executed. Not retryable.
+    #[error("permission denied: cannot execute {command:?}")]
+    PermissionDenied {
+        /// The program.
+        command: String,
+    },
+    /// The working directory does not exist or is not a directory. Not retryable.
+    #[error("working directory {} does not exist or is not a directory", .0.display())]
+    WorkingDir(PathBuf),
+    /// The log file could not be opened. Retryable once the disk is fixed.
+    #[error("cannot open log file {}: {source}", path.display())]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Starting the process failed for another reason. May be retryable (e.g. too many processes).
+    #[error("cannot start {command:?}: {source}")]
+    Spawn {
+        /// The program.
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime does not know this container. Not retryable.
+    #[error("no container {0}")]
+    NotFound(ContainerId),
+    /// The container already runs. Not retryable: a restart needs a new attempt.
+    #[error("container {0} already exists")]
+    AlreadyExists(ContainerId),
+    /// The container is still running (e.g. `remove` of a live container). Retryable after stopping it.
+    #[error("container {0} is still running")]
+    StillRunning(ContainerId),
+    /// The container did not exit even after SIGKILL (a process stuck in the kernel). Retryable.
+    #[error("container {0} did not exit after SIGKILL")]
+    Stuck(ContainerId),
+}
+
+impl RuntimeError {
+    /// The reason a container status shows for this failure to start (containerd says `StartError`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RuntimeError::NoCommand => "NoCommand",
+            RuntimeError::CommandNotFound { .. } => "CommandNotFound",
+            _ => "StartError",
+        }
+    }
+}
+
+/// Runs containers. See the module docs for what an implementation must guarantee.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// `<name>://<version>`, shown as the node's `containerRuntimeVersion`; its scheme prefixes container ids in pod
+    /// statuses.
+    fn version(&self) -> String;
+
+    /// Starts a container; returns its main process's pid.
+    async fn start(&self, spec: &ContainerSpec) -> Result<u32, RuntimeError>;
+
+    /// Sends `signal` to every process of the container, waits up to `grace` for it to exit, then kills what is
+    /// left; returns how it exited. Stopping an exited container returns its exit at once.
+    async fn stop(
+        &self,
+        id: &ContainerId,
+        signal: StopSignal,
+        grace: Duration,
+    ) -> Result<Exit, RuntimeError>;
+
+    /// Waits until the container's main process exits.
+    async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError>;
+
+    /// One container's state.
+    async fn status(&self, id: &ContainerId) -> Option<ContainerInfo>;
+
+    /// Every container the runtime knows, running or exited, in id order.
+    async fn list(&self) -> Vec<ContainerInfo>;
+
+    /// Forgets an exited container (its log file stays).
+    async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError>;
+
+    /// Stops every running container (SIGTERM, `grace`, SIGKILL) and returns once all have exited.
+    async fn stop_all(&self, grace: Duration);
+}
+
+/// Where a container's stdout and stderr go: `<data_dir>/pods/<namespace>_<name>_<uid>/<container>.log`.
+pub fn log_path(
+    data_dir: &Path,
+    namespace: &str,
+    pod_name: &str,
+    pod_uid: &str,
+    container: &str,
+) -> PathBuf {
+    pod_dir(data_dir, namespace, pod_name, pod_uid).join(format!("{container}.log"))
+}
+
+/// A pod's directory under the agent's data dir: `<data_dir>/pods/<namespace>_<name>_<uid>`.
+pub fn pod_dir(data_dir: &Path, namespace: &str, pod_name: &str, pod_uid: &str) -> PathBuf {
+    data_dir
+        .join("pods")
+        .join(format!("{namespace}_{pod_name}_{pod_uid}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_kubernetes() {
+        let by_code = Exit {
+            code: Some(3),
+            signal: None,
+        };
+        let by_signal = Exit {
+            code: None,
+            signal: Some(15),
+        };
+        assert_eq!(by_code.exit_code(), 3);
+        assert_eq!(by_signal.exit_code(), 143);
+    }
+
+    #[test]
+    fn log_paths_name_the_pod() {
+        let p = log_path(Path::new("/data"), "demo", "web-1", "u-1", "main");
+        assert_eq!(p, PathBuf::from("/data/pods/demo_web-1_u-1/main.log"));
+    }
+}

@@ -1,0 +1,349 @@
+//! The process runtime: each container is a child process of the agent on the host filesystem, in its own process
+//! group, with its output appended to a log file.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::sync::watch;
+
+use super::{
+    log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit, Runtime,
+    RuntimeError, StopSignal,
+};
+
+/// The `PATH` a container gets unless its `env` sets one (the default of container images).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What the node reports as `containerRuntimeVersion`.
+pub const VERSION: &str = "navarch-process://0.1";
+
+/// How long a SIGKILLed process may take to be reaped before the container counts as stuck.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+struct Entry {
+    pid: u32,
+    exit: watch::Receiver<Option<Exit>>,
+}
+
+impl Entry {
+    fn exit(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+}
+
+struct Inner {
+    data_dir: PathBuf,
+    containers: Mutex<BTreeMap<ContainerId, Entry>>,
+}
+
+impl Drop for Inner {
+    /// Last line of defence: whatever still runs when the runtime goes away is killed (its reaper task may be gone,
+    /// so it is not waited for).
+    fn drop(&mut self) {
+        let containers = self.containers.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (id, entry) in containers.iter() {
+            if entry.exit().is_none() {
+                tracing::warn!(container = %id, pid = entry.pid, "runtime dropped with the container running; killing it");
+                signal_group(entry.pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Runs each container as a real child process: `command` + `args` with the container's `env` (and nothing of the
+/// agent's own environment but a default `PATH`), in `workingDir` if set, in a new process group so that signals
+/// reach everything it starts, with stdout and stderr appended to its log file. Images are not pulled or read.
+///
+/// Cheap to clone; clones share the containers.
+#[derive(Clone)]
+pub struct ProcessRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ProcessRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRuntime")
+            .field("data_dir", &self.inner.data_dir)
+            .finish()
+    }
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its log files under `data_dir` (see [`super::log_path`]).
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                data_dir: data_dir.into(),
+                containers: Mutex::new(BTreeMap::new()),
+            }),
+        }
+    }
+
+    /// The directory holding the log files.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    fn containers(&self) -> MutexGuard<'_, BTreeMap<ContainerId, Entry>> {
+        self.inner
+            .containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lookup(
+        &self,
+        id: &ContainerId,
+    ) -> Result<(u32, watch::Receiver<Option<Exit>>), RuntimeError> {
+        self.containers()
+            .get(id)
+            .map(|e| (e.pid, e.exit.clone()))
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))
+    }
+
+    /// Everything of `start` that happens before the process exists, and the spawn itself. Synchronous on purpose:
+    /// it runs under the containers lock so that one id never starts twice, and none of it waits for long (a few
+    /// `stat`s, one `open`, one `fork`/`exec`).
+    fn spawn(&self, spec: &ContainerSpec) -> Result<u32, RuntimeError> {
+        let mut containers = self.containers();
+        if containers.contains_key(&spec.id) {
+            return Err(RuntimeError::AlreadyExists(spec.id.clone()));
+        }
+        let program = match spec.command.first() {
+            Some(p) if !p.is_empty() => p.clone(),
+            _ => return Err(RuntimeError::NoCommand),
+        };
+        if let Some(dir) = &spec.working_dir {
+            if !dir.is_dir() {
+                return Err(RuntimeError::WorkingDir(dir.clone()));
+            }
+        }
+        let path_var = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map_or(DEFAULT_PATH, |(_, v)| v.as_str());
+        if !program_exists(&program, path_var, spec.working_dir.as_deref()) {
+            return Err(RuntimeError::CommandNotFound {
+                command: program,
+                path: path_var.to_string(),
+            });
+        }
+        let log = log_path(
+            &self.inner.data_dir,
+            &spec.pod_namespace,
+            &spec.pod_name,
+            &spec.id.pod_uid,
+            &spec.id.container,
+        );
+        let open_log = || -> std::io::Result<(std::fs::File, std::fs::File)> {
+            if let Some(parent) = log.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)?;
+            let err = out.try_clone()?;
+            Ok((out, err))
+        };
+        let (stdout, stderr) = open_log().map_err(|source| RuntimeError::Log {
+            path: log.clone(),
+            source,
+        })?;
+        let mut command = tokio::process::Command::new(&program);
+        command
+            .args(&spec.command[1..])
+            .args(&spec.args)
+            .env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("HOSTNAME", &spec.pod_name)
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            // Its own process group: a signal to the group reaches every process the container starts.
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(dir) = &spec.working_dir {
+            command.current_dir(dir);
+        }
+        let mut child = command.spawn().map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => RuntimeError::CommandNotFound {
+                command: program.clone(),
+                path: path_var.to_string(),
+            },
+            std::io::ErrorKind::PermissionDenied => RuntimeError::PermissionDenied {
+                command: program.clone(),
+            },
+            _ => RuntimeError::Spawn {
+                command: program.clone(),
+                source,
+            },
+        })?;
+        let Some(pid) = child.id() else {
+            return Err(RuntimeError::Spawn {
+                command: program,
+                source: std::io::Error::other("the process exited before it got a pid"),
+            });
+        };
+        let (tx, rx) = watch::channel(None);
+        let id = spec.id.clone();
+        tokio::spawn(async move {
+            let exit = match child.wait().await {
+                Ok(status) => Exit {
+                    code: status.code(),
+                    signal: status.signal(),
+                },
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot wait for the container's process");
+                    Exit {
+                        code: None,
+                        signal: None,
+                    }
+                }
+            };
+            // As when a container's init process exits: whatever it left running in its group goes too.
+            signal_group(pid, Signal::SIGKILL);
+            let _ = tx.send(Some(exit));
+        });
+        containers.insert(spec.id.clone(), Entry { pid, exit: rx });
+        Ok(pid)
+    }
+}
+
+/// Sends `signal` to the process group `pgid`; a group that is already gone is fine.
+fn signal_group(pgid: u32, signal: Signal) {
+    let Ok(raw) = i32::try_from(pgid) else { return };
+    match killpg(Pid::from_raw(raw), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(pgid, %signal, error = %e, "cannot signal process group"),
+    }
+}
+
+/// Whether `program` names an existing file: as a path when it holds a `/` (relative to `working_dir`), else by
+/// a search of `path_var`.
+fn program_exists(program: &str, path_var: &str, working_dir: Option<&Path>) -> bool {
+    if program.contains('/') {
+        let path = Path::new(program);
+        let path = match working_dir {
+            Some(dir) if path.is_relative() => dir.join(path),
+            _ => path.to_path_buf(),
+        };
+        return path.is_file();
+    }
+    path_var
+        .split(':')
+        .filter(|dir| !dir.is_empty())
+        .any(|dir| Path::new(dir).join(program).is_file())
+}
+
+async fn wait_exit(rx: &mut watch::Receiver<Option<Exit>>) -> Option<Exit> {
+    rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+}
+
+#[async_trait::async_trait]
+impl Runtime for ProcessRuntime {
+    fn version(&self) -> String {
+        VERSION.to_string()
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<u32, RuntimeError> {
+        self.spawn(spec)
+    }
+
+    async fn stop(
+        &self,
+        id: &ContainerId,
+        signal: StopSignal,
+        grace: Duration,
+    ) -> Result<Exit, RuntimeError> {
+        let (pid, mut rx) = self.lookup(id)?;
+        if let Some(exit) = *rx.borrow() {
+            return Ok(exit);
+        }
+        let first = match signal {
+            StopSignal::Term => Signal::SIGTERM,
+            StopSignal::Kill => Signal::SIGKILL,
+        };
+        signal_group(pid, first);
+        if first != Signal::SIGKILL {
+            if let Ok(Some(exit)) = tokio::time::timeout(grace, wait_exit(&mut rx)).await {
+                return Ok(exit);
+            }
+            tracing::info!(container = %id, ?grace, "container did not stop in its grace period; killing it");
+            signal_group(pid, Signal::SIGKILL);
+        }
+        match tokio::time::timeout(KILL_WAIT, wait_exit(&mut rx)).await {
+            Ok(Some(exit)) => Ok(exit),
+            _ => Err(RuntimeError::Stuck(id.clone())),
+        }
+    }
+
+    async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
+        let (_, mut rx) = self.lookup(id)?;
+        wait_exit(&mut rx)
+            .await
+            .ok_or_else(|| RuntimeError::Stuck(id.clone()))
+    }
+
+    async fn status(&self, id: &ContainerId) -> Option<ContainerInfo> {
+        self.containers().get(id).map(|e| info(id, e))
+    }
+
+    async fn list(&self) -> Vec<ContainerInfo> {
+        self.containers()
+            .iter()
+            .map(|(id, e)| info(id, e))
+            .collect()
+    }
+
+    async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let mut containers = self.containers();
+        match containers.get(id) {
+            None => Err(RuntimeError::NotFound(id.clone())),
+            Some(e) if e.exit().is_none() => Err(RuntimeError::StillRunning(id.clone())),
+            Some(_) => {
+                containers.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop_all(&self, grace: Duration) {
+        let running: Vec<ContainerId> = self
+            .containers()
+            .iter()
+            .filter(|(_, e)| e.exit().is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let stops = running.iter().map(|id| async move {
+            if let Err(e) = self.stop(id, StopSignal::Term, grace).await {
+                tracing::error!(container = %id, error = %e, "cannot stop container");
+            }
+        });
+        futures::future::join_all(stops).await;
+    }
+}
+
+fn info(id: &ContainerId, entry: &Entry) -> ContainerInfo {
+    ContainerInfo {
+        id: id.clone(),
+        pid: Some(entry.pid),
+        state: match entry.exit() {
+            Some(exit) => ContainerState::Exited(exit),
+            None => ContainerState::Running,
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;

@@ -1,0 +1,299 @@
+//! The scheduler actor: keeps pods and nodes in informers, runs [`placement::schedule`] in rounds, and writes the
+//! bindings and `PodScheduled` conditions it decides.
+//!
+//! Accepts: [`Change<Pod>`] and [`Change<Node>`] from its informers (each asks for a round), [`crate::Stop`], and
+//! its own `RunRound` (also every `retry_interval`).
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: a pod update setting `spec.nodeName`, made only if
+//! the pod is still at the resourceVersion the decision saw (a conflict means the pod changed: the next round
+//! decides again); then a status update setting `PodScheduled=True`. For a pod that fits nowhere, a status update
+//! setting `PodScheduled=False`, reason `Unschedulable`, with the explanation (only when it changed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use navarch_bus::api::admission::{FieldValidation, Part};
+use navarch_bus::api::{meta, resource, ApiError, Objects, Reason, ResourceInfo};
+
+use super::placement::{self, Placement, Policy};
+use super::SchedulerConfig;
+use crate::conditions;
+use crate::informer::{Cache, Change, Informer, ObjectKey};
+
+/// A pod this scheduler bound that its pod cache may not show bound yet.
+struct Assumed {
+    pod: Pod,
+    /// The revision of the binding: once the cache reaches it, the cache knows.
+    revision: i64,
+}
+
+/// Binds pending pods to nodes. Start it with [`super::start_scheduler`].
+pub struct Scheduler {
+    objects: Objects,
+    config: SchedulerConfig,
+    pods: Cache<Pod>,
+    nodes: Cache<Node>,
+    informers: Option<(Informer<Pod>, Informer<Node>)>,
+    assumed: HashMap<String, Assumed>,
+    /// A round is being carried out.
+    running: bool,
+    /// A round is queued.
+    queued: bool,
+    /// Something changed while a round ran: run another one after it.
+    again: bool,
+}
+
+impl Scheduler {
+    pub(super) fn new(objects: Objects, config: SchedulerConfig) -> Self {
+        Self {
+            objects,
+            config,
+            pods: Cache::new(),
+            nodes: Cache::new(),
+            informers: None,
+            assumed: HashMap::new(),
+            running: false,
+            queued: false,
+            again: false,
+        }
+    }
+
+    fn request_round(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            self.again = true;
+        } else if !self.queued {
+            self.queued = true;
+            ctx.notify(RunRound);
+        }
+    }
+
+    fn round(&mut self, ctx: &mut Context<Self>) {
+        self.queued = false;
+        if !self.pods.is_synced() || !self.nodes.is_synced() {
+            return; // the informers' first lists will ask again
+        }
+        let seen = self.pods.revision();
+        self.assumed.retain(|_, a| a.revision > seen);
+        let all = self.pods.list();
+        let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
+        let pending: Vec<&Pod> = all
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|p| placement::is_pending(p, &self.config.scheduler_name))
+            .filter(|p| !self.assumed.contains_key(&uid(p)))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let bound: Vec<&Pod> = all
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|p| {
+                placement::occupied_node(p).is_some() && !self.assumed.contains_key(&uid(p))
+            })
+            .chain(self.assumed.values().map(|a| &a.pod))
+            .collect();
+        let nodes = self.nodes.list();
+        let nodes: Vec<&Node> = nodes.iter().map(Arc::as_ref).collect();
+        let policy = Policy {
+            scheduler_name: self.config.scheduler_name.clone(),
+            heartbeat_timeout: self.config.node_heartbeat_timeout,
+        };
+        let placements = placement::schedule(&pending, &nodes, &bound, meta::now(), &policy);
+
+        let info = resource::of::<Pod>();
+        let mut work = Vec::new();
+        for p in placements {
+            match p {
+                Placement::Bind { pod, node, .. } => {
+                    if let Some(cached) = self.pods.get(&pod) {
+                        work.push(futures::FutureExt::boxed_local(bind(
+                            self.objects.clone(),
+                            info,
+                            cached,
+                            node,
+                        )));
+                    }
+                }
+                Placement::Unschedulable { pod, uid, message } => {
+                    let wanted = conditions::pod_condition(
+                        "PodScheduled",
+                        false,
+                        Some("Unschedulable"),
+                        Some(&message),
+                        meta::now(),
+                    );
+                    let current = self.pods.get(&pod);
+                    let current = current.as_ref().and_then(|p| p.status.as_ref());
+                    let current = conditions::find(
+                        current.and_then(|s| s.conditions.as_deref()),
+                        "PodScheduled",
+                    );
+                    if conditions::same(current, &wanted) {
+                        continue;
+                    }
+                    tracing::info!(pod = %pod, %message, "pod is unschedulable");
+                    let objects = self.objects.clone();
+                    work.push(futures::FutureExt::boxed_local(
+                        async move {
+                            if let Err(e) = set_condition(&objects, info, &pod, &uid, wanted).await {
+                                tracing::debug!(pod = %pod, error = %e, "cannot record that the pod is unschedulable");
+                            }
+                            None
+                        },
+                    ));
+                }
+            }
+        }
+        if work.is_empty() {
+            return;
+        }
+        self.running = true;
+        ctx.spawn(
+            futures::future::join_all(work)
+                .into_actor(self)
+                .map(|results, act, ctx| {
+                    for (uid, assumed) in results.into_iter().flatten() {
+                        act.assumed.insert(uid, assumed);
+                    }
+                    act.running = false;
+                    if std::mem::take(&mut act.again) {
+                        act.request_round(ctx);
+                    }
+                }),
+        );
+    }
+}
+
+/// Binds `pod` to `node` if it is still at the version decided on, then marks it scheduled. The pod as bound, if
+/// the binding landed.
+async fn bind(
+    objects: Objects,
+    info: &'static ResourceInfo,
+    pod: Arc<Pod>,
+    node: String,
+) -> Option<(String, Assumed)> {
+    let key = ObjectKey::of(&pod.metadata);
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let mut object = match serde_json::to_value(pod.as_ref()) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(pod = %key, error = %e, "cannot encode pod");
+            return None;
+        }
+    };
+    object["spec"]["nodeName"] = serde_json::Value::String(node.clone());
+    // The cached pod carries its resourceVersion, so this update is a compare-and-swap.
+    let bound = match objects
+        .update(
+            info,
+            key.namespace(),
+            &key.name,
+            object,
+            Part::Main,
+            FieldValidation::Ignore,
+        )
+        .await
+    {
+        Ok(admitted) => admitted.object,
+        Err(e) if matches!(e.reason, Reason::Conflict | Reason::NotFound) => {
+            tracing::debug!(pod = %key, "pod changed since the decision; deciding again");
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(pod = %key, error = %e, "binding failed");
+            return None;
+        }
+    };
+    tracing::info!(pod = %key, node = %node, "bound");
+    let revision = meta::resource_version(&bound)
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(i64::MAX);
+    let scheduled = conditions::pod_condition("PodScheduled", true, None, None, meta::now());
+    if let Err(e) = set_condition(&objects, info, &key, &uid, scheduled).await {
+        tracing::debug!(pod = %key, error = %e, "cannot record PodScheduled");
+    }
+    let pod: Pod = serde_json::from_value(bound).ok()?;
+    Some((uid, Assumed { pod, revision }))
+}
+
+async fn set_condition(
+    objects: &Objects,
+    info: &'static ResourceInfo,
+    key: &ObjectKey,
+    uid: &str,
+    wanted: k8s_openapi::api::core::v1::PodCondition,
+) -> Result<(), ApiError> {
+    objects
+        .update_with(info, key.namespace(), &key.name, Part::Status, |current| {
+            conditions::set_in_pod(current, uid, wanted.clone())
+        })
+        .await
+        .map(|_| ())
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let pods = Informer::start(
+            self.objects.clone(),
+            self.pods.clone(),
+            None,
+            ctx.address().recipient(),
+        );
+        let nodes = Informer::start(
+            self.objects.clone(),
+            self.nodes.clone(),
+            None,
+            ctx.address().recipient(),
+        );
+        self.informers = Some((pods, nodes));
+        ctx.run_interval(self.config.retry_interval, |act, ctx| {
+            act.request_round(ctx)
+        });
+        tracing::info!(scheduler = %self.config.scheduler_name, "scheduler started");
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        tracing::info!(scheduler = %self.config.scheduler_name, "scheduler stopped");
+    }
+}
+
+/// Runs one scheduling round.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunRound;
+
+impl Handler<RunRound> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: RunRound, ctx: &mut Context<Self>) {
+        self.round(ctx);
+    }
+}
+
+impl Handler<Change<Pod>> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Change<Pod>, ctx: &mut Context<Self>) {
+        self.request_round(ctx);
+    }
+}
+
+impl Handler<Change<Node>> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Change<Node>, ctx: &mut Context<Self>) {
+        self.request_round(ctx);
+    }
+}
+
+impl Handler<crate::Stop> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

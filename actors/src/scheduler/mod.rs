@@ -1,0 +1,111 @@
+//! The scheduler role: binds pending pods to nodes. [`placement`] decides; [`Scheduler`] watches and carries out.
+
+mod actor;
+pub mod placement;
+
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use navarch_bus::api::Objects;
+use navarch_bus::store::StoreClient;
+use navarch_bus::Bus;
+
+pub use actor::Scheduler;
+
+use crate::error::{Error, Result};
+
+/// How the scheduler behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// The `spec.schedulerName` of the pods this scheduler places. Default `default-scheduler`: the name admission
+    /// gives pods that name none.
+    pub scheduler_name: String,
+    /// A node whose Ready condition's `lastHeartbeatTime` is at least this old takes no new pods. Default 40 s:
+    /// kube-controller-manager's `--node-monitor-grace-period`.
+    pub node_heartbeat_timeout: Duration,
+    /// How often unschedulable pods are tried again even if nothing was seen to change. Default 10 s:
+    /// kube-scheduler's maximum pod back-off (`podMaxBackoffSeconds`).
+    pub retry_interval: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            scheduler_name: "default-scheduler".into(),
+            node_heartbeat_timeout: Duration::from_secs(40),
+            retry_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if self.scheduler_name.trim().is_empty() {
+            return Err(Error::InvalidConfig {
+                field: "scheduler_name",
+                reason: "must not be empty".into(),
+            });
+        }
+        if self.node_heartbeat_timeout.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "node_heartbeat_timeout",
+                reason: "must be positive".into(),
+            });
+        }
+        if self.retry_interval.is_zero() {
+            return Err(Error::InvalidConfig {
+                field: "retry_interval",
+                reason: "must be positive".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A running scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerHandle {
+    addr: Addr<Scheduler>,
+}
+
+impl SchedulerHandle {
+    /// The scheduler actor.
+    pub fn addr(&self) -> &Addr<Scheduler> {
+        &self.addr
+    }
+
+    /// Stops the scheduler (its informers stop with it). Bindings in flight may or may not land.
+    pub async fn shutdown(self) {
+        let _ = self.addr.send(crate::Stop).await;
+    }
+}
+
+/// Starts a scheduler on `bus`. Call inside a running actix `System` (on a tokio runtime).
+pub fn start_scheduler(bus: Bus, config: SchedulerConfig) -> Result<SchedulerHandle> {
+    config.validate()?;
+    let objects = Objects::new(StoreClient::new(bus));
+    let addr = Scheduler::new(objects, config).start();
+    Ok(SchedulerHandle { addr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_validation_catches_zeroes() {
+        assert!(SchedulerConfig::default().validate().is_ok());
+        let bad = SchedulerConfig {
+            retry_interval: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(Error::InvalidConfig {
+                field: "retry_interval",
+                ..
+            })
+        ));
+    }
+}
