@@ -81,9 +81,11 @@ impl Query {
                         "None" => IncludeObject::None,
                         "" | "Metadata" => IncludeObject::Metadata,
                         "Object" => IncludeObject::Object,
-                        other => return Err(ApiError::bad_request(format!(
+                        other => {
+                            return Err(ApiError::bad_request(format!(
                             "includeObject must be one of None, Metadata or Object, not {other:?}"
-                        ))),
+                        )))
+                        }
                     }
                 }
                 "gracePeriodSeconds" => {

@@ -1,0 +1,883 @@
+//! The gateway against the real store on one embedded bus, driven over HTTP and with the real `kubectl`:
+//! discovery, apply (created, configured, unchanged), get (tables, yaml, wide), scale, watch, delete, and bad
+//! input refused with the right `Status` while nothing is written.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use navarch_bus::store::StoreClient;
+use navarch_bus::Bus;
+use navarch_gateway::{GatewayConfig, RunningGateway};
+use navarch_store::{Shutdown, StoreConfig, StoreMember};
+use serde_json::{json, Value};
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// A store member and a gateway on one embedded bus, with a kubeconfig and a kubectl cache of their own.
+struct Cluster {
+    dir: tempfile::TempDir,
+    store: actix::Addr<StoreMember>,
+    gateway: RunningGateway,
+    client: StoreClient,
+    http: reqwest::Client,
+    base: String,
+}
+
+/// Runs `test` inside an actix system on a multi-thread tokio runtime, as the navarch binary does.
+fn run<F: std::future::Future<Output = Result<()>>>(test: F) -> Result<()> {
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
+    system.block_on(test)
+}
+
+impl Cluster {
+    async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("gateway-test").await?;
+        let store = StoreMember::start(
+            bus.clone(),
+            StoreConfig {
+                id: 1,
+                data_dir: dir.path().join("store"),
+                members: vec![1],
+                progress_interval: Duration::from_millis(100),
+                heartbeat_interval: Duration::from_millis(50),
+                election_timeout: Duration::from_millis(300),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let gateway = navarch_gateway::start(
+            bus.clone(),
+            GatewayConfig {
+                listen: "127.0.0.1:0".parse()?,
+                bootstrap_retry: Duration::from_millis(100),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let base = format!("http://{}", gateway.addr());
+        std::fs::write(
+            dir.path().join("kubeconfig"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {base}\n\
+                 contexts:\n- name: t\n  context:\n    cluster: t\n    user: t\ncurrent-context: t\n\
+                 users:\n- name: t\n  user: {{}}\n"
+            ),
+        )?;
+        let cluster = Self {
+            dir,
+            store,
+            gateway,
+            client: StoreClient::new(bus),
+            http: reqwest::Client::new(),
+            base,
+        };
+        cluster
+            .eventually("the built-in namespaces", || async {
+                cluster
+                    .status("GET", "/api/v1/namespaces/kube-node-lease", None)
+                    .await
+                    == Ok(200)
+            })
+            .await?;
+        Ok(cluster)
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.gateway.shutdown().await?;
+        self.store.send(Shutdown).await??;
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs kubectl with this cluster's kubeconfig and an isolated discovery cache.
+    async fn kubectl(&self, args: &[&str]) -> Result<(bool, String, String)> {
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new("kubectl")
+                .args(args)
+                .env("KUBECONFIG", self.path("kubeconfig"))
+                .env("KUBECACHEDIR", self.path("kube-cache"))
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .with_context(|| format!("kubectl {args:?} timed out"))??;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// kubectl that must succeed; its stdout.
+    async fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
+        let (ok, out, err) = self.kubectl(args).await?;
+        if !ok {
+            bail!("kubectl {args:?} failed:\n{out}\n{err}");
+        }
+        Ok(out)
+    }
+
+    fn request(&self, method: &str, path: &str) -> Result<reqwest::RequestBuilder> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        Ok(self.http.request(method, format!("{}{path}", self.base)))
+    }
+
+    /// Sends a JSON body (or none); the status code and the decoded answer.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+        let mut request = self.request(method, path)?;
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let code = response.status().as_u16();
+        let bytes = response.bytes().await?;
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes)));
+        Ok((code, value))
+    }
+
+    /// Sends raw bytes with a content type.
+    async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, Value)> {
+        let response = self
+            .request(method, path)?
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        let code = response.status().as_u16();
+        let value = response.json().await.unwrap_or(Value::Null);
+        Ok((code, value))
+    }
+
+    async fn status(&self, method: &str, path: &str, body: Option<Value>) -> Result<u16, String> {
+        self.call(method, path, body)
+            .await
+            .map(|(c, _)| c)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn get(&self, path: &str) -> Result<Value> {
+        let (code, v) = self.call("GET", path, None).await?;
+        if code != 200 {
+            bail!("GET {path}: {code} {v}");
+        }
+        Ok(v)
+    }
+
+    /// The store's revision: it moves with every write, so an unchanged revision means nothing was written.
+    async fn revision(&self) -> Result<i64> {
+        Ok(self.client.status().await?.header.revision)
+    }
+
+    async fn eventually<F, Fut>(&self, what: &str, mut check: F) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            if check().await {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("gave up waiting: {what}")
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    Ok(std::fs::write(path, text)?)
+}
+
+fn manifest(image: &str, replicas: i64) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n---\n\
+         apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: demo\n  labels: {{app: web}}\n\
+         spec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      \
+         labels: {{app: web}}\n    spec:\n      containers:\n      - name: nginx\n        image: {image}\n        \
+         ports:\n        - containerPort: 80\n        env:\n        - {{name: A, value: \"1\"}}\n"
+    )
+}
+
+/// The words of each line of a kubectl table.
+fn rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+fn pod(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "labels": labels},
+           "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}})
+}
+
+#[test]
+fn discovery_serves_kubectl() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        let version = c.get("/version").await?;
+        assert_eq!(
+            (version["major"].as_str(), version["minor"].as_str()),
+            (Some("1"), Some("32"))
+        );
+        assert_eq!(c.get("/api").await?["versions"], json!(["v1"]));
+        assert_eq!(c.get("/apis").await?["groups"][0]["name"], "apps");
+        let apps = c.get("/apis/apps/v1").await?;
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert!(names.contains(&"deployments/scale"), "{names:?}");
+        let openapi = c.get("/openapi/v3").await?;
+        let url = openapi["paths"]["apis/apps/v1"]["serverRelativeURL"]
+            .as_str()
+            .context("apps/v1 in openapi")?;
+        assert!(c.get(url).await?["paths"].is_object());
+        assert_eq!(c.call("GET", "/openapi/v2", None).await?.0, 404);
+        assert_eq!(c.call("GET", "/readyz", None).await?.0, 200);
+        assert_eq!(c.call("GET", "/livez", None).await?.0, 200);
+
+        let out = c.kubectl_ok(&["version", "-o", "json"]).await?;
+        let v: Value = serde_json::from_str(&out)?;
+        assert_eq!(v["serverVersion"]["gitVersion"], "v1.32.0");
+        let out = c.kubectl_ok(&["api-resources"]).await?;
+        let table = rows(&out);
+        for expected in [
+            &["deployments", "deploy", "apps/v1", "true", "Deployment"][..],
+            &["pods", "po", "v1", "true", "Pod"],
+            &["namespaces", "ns", "v1", "false", "Namespace"],
+            &["nodes", "no", "v1", "false", "Node"],
+        ] {
+            assert!(
+                table.iter().any(|r| r == expected),
+                "{expected:?} missing from\n{out}"
+            );
+        }
+        let out = c.kubectl_ok(&["get", "namespaces"]).await?;
+        assert!(
+            rows(&out)
+                .iter()
+                .any(|r| r.len() == 3 && r[0] == "default" && r[1] == "Active"),
+            "{out}"
+        );
+        c.stop().await
+    })
+}
+
+#[test]
+fn kubectl_apply_get_scale_delete() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        let file = c.path("web.yaml");
+        let file = file.to_str().context("utf-8 path")?;
+
+        write(Path::new(file), &manifest("nginx:1.25", 2))?;
+        let out = c.kubectl_ok(&["apply", "-f", file]).await?;
+        assert!(
+            out.contains("namespace/demo created") && out.contains("deployment.apps/web created"),
+            "{out}"
+        );
+        write(Path::new(file), &manifest("nginx:1.26", 2))?;
+        let out = c.kubectl_ok(&["apply", "-f", file]).await?;
+        assert!(out.contains("deployment.apps/web configured"), "{out}");
+        let out = c.kubectl_ok(&["apply", "-f", file]).await?;
+        assert!(
+            out.contains("deployment.apps/web unchanged")
+                && out.contains("namespace/demo unchanged"),
+            "{out}"
+        );
+
+        let web = c
+            .get("/apis/apps/v1/namespaces/demo/deployments/web")
+            .await?;
+        let containers = &web["spec"]["template"]["spec"]["containers"];
+        assert_eq!(containers.as_array().map(Vec::len), Some(1), "{web}");
+        assert_eq!(containers[0]["image"], "nginx:1.26");
+        assert_eq!(containers[0]["ports"][0]["containerPort"], 80);
+        assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(web["metadata"]["generation"], 2);
+        let applied = web["metadata"]["annotations"]
+            ["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .context("last-applied annotation")?;
+        assert!(
+            applied.ends_with('\n'),
+            "kept verbatim, trailing newline included: {applied:?}"
+        );
+        let applied: Value = serde_json::from_str(applied)?;
+        assert_eq!(
+            applied["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.26"
+        );
+
+        // A pod of the deployment, as the controllers would make it.
+        let mut p = pod("web-1", json!({"app": "web"}));
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+            "uid": web["metadata"]["uid"], "controller": true}]);
+        assert_eq!(
+            c.call("POST", "/api/v1/namespaces/demo/pods", Some(p))
+                .await?
+                .0,
+            201
+        );
+
+        let out = c.kubectl_ok(&["get", "deploy,pods", "-n", "demo"]).await?;
+        let table = rows(&out);
+        assert!(
+            table
+                .iter()
+                .any(|r| r == &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]),
+            "{out}"
+        );
+        assert!(
+            table
+                .iter()
+                .any(|r| r.len() == 5 && r[0] == "deployment.apps/web" && r[1] == "0/2"),
+            "{out}"
+        );
+        assert!(
+            table
+                .iter()
+                .any(|r| r == &["NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+            "{out}"
+        );
+        assert!(
+            table
+                .iter()
+                .any(|r| r.len() == 5 && r[0] == "pod/web-1" && r[2] == "Pending"),
+            "{out}"
+        );
+
+        let out = c
+            .kubectl_ok(&["get", "deploy", "web", "-n", "demo", "-o", "yaml"])
+            .await?;
+        assert!(
+            out.contains("kind: Deployment") && out.contains("image: nginx:1.26"),
+            "{out}"
+        );
+        let out = c
+            .kubectl_ok(&["get", "pods", "-n", "demo", "-o", "yaml"])
+            .await?;
+        assert!(
+            out.contains("kind: List") && out.contains("name: web-1"),
+            "{out}"
+        );
+        let out = c
+            .kubectl_ok(&["get", "deploy", "-n", "demo", "-o", "wide"])
+            .await?;
+        let table = rows(&out);
+        assert_eq!(table[0][5..], ["CONTAINERS", "IMAGES", "SELECTOR"], "{out}");
+        assert_eq!(table[1][5..], ["nginx", "nginx:1.26", "app=web"], "{out}");
+        let out = c
+            .kubectl_ok(&["get", "pods", "-A", "--show-labels"])
+            .await?;
+        let table = rows(&out);
+        assert_eq!(
+            table[0].first().map(String::as_str),
+            Some("NAMESPACE"),
+            "{out}"
+        );
+        assert!(
+            table
+                .iter()
+                .any(|r| r.first().map(String::as_str) == Some("demo")
+                    && r.last().map(String::as_str) == Some("app=web")),
+            "{out}"
+        );
+        let out = c
+            .kubectl_ok(&["get", "pods", "-n", "demo", "-o", "wide"])
+            .await?;
+        assert!(
+            out.contains("NOMINATED NODE") && out.contains("READINESS GATES"),
+            "{out}"
+        );
+
+        let out = c
+            .kubectl_ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"])
+            .await?;
+        assert!(out.contains("deployment.apps/web scaled"), "{out}");
+        let web = c
+            .get("/apis/apps/v1/namespaces/demo/deployments/web")
+            .await?;
+        assert_eq!(web["spec"]["replicas"], 5);
+        let scale = c
+            .get("/apis/apps/v1/namespaces/demo/deployments/web/scale")
+            .await?;
+        assert_eq!(
+            (scale["kind"].as_str(), scale["apiVersion"].as_str()),
+            (Some("Scale"), Some("autoscaling/v1"))
+        );
+        assert_eq!(
+            (
+                scale["spec"]["replicas"].as_i64(),
+                scale["status"]["selector"].as_str()
+            ),
+            (Some(5), Some("app=web"))
+        );
+
+        let (ok, _, err) = c.kubectl(&["get", "pod", "nope", "-n", "demo"]).await?;
+        assert!(
+            !ok && err.contains("Error from server (NotFound): pods \"nope\" not found"),
+            "{err}"
+        );
+        let (ok, _, err) = c.kubectl(&["create", "-f", file]).await?;
+        assert!(!ok && err.contains("AlreadyExists"), "{err}");
+
+        let out = c
+            .kubectl_ok(&["delete", "deployment", "web", "-n", "demo"])
+            .await?;
+        assert!(out.contains("deployment.apps \"web\" deleted"), "{out}");
+        assert_eq!(
+            c.call("GET", "/apis/apps/v1/namespaces/demo/deployments/web", None)
+                .await?
+                .0,
+            404
+        );
+        c.stop().await
+    })
+}
+
+#[test]
+fn watch_streams_changes() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        let list = c.get("/api/v1/namespaces/default/pods").await?;
+        assert_eq!(list["kind"], "PodList");
+        let rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .context("list resourceVersion")?
+            .to_string();
+        let mut plain = c
+            .request("GET", &format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&labelSelector=app%3Dweb"))?
+            .send()
+            .await?;
+        assert_eq!(plain.status().as_u16(), 200);
+        let mut table = c
+            .request(
+                "GET",
+                "/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=30",
+            )?
+            .header("Accept", TABLE)
+            .send()
+            .await?;
+        assert_eq!(
+            c.call(
+                "POST",
+                "/api/v1/namespaces/default/pods",
+                Some(pod("a", json!({"app": "db"})))
+            )
+            .await?
+            .0,
+            201
+        );
+        assert_eq!(
+            c.call(
+                "POST",
+                "/api/v1/namespaces/default/pods",
+                Some(pod("b", json!({"app": "web"})))
+            )
+            .await?
+            .0,
+            201
+        );
+        let relabel = json!({"metadata": {"labels": {"app": "web"}}});
+        let (code, _) = c
+            .send_raw(
+                "PATCH",
+                "/api/v1/namespaces/default/pods/a",
+                "application/merge-patch+json",
+                relabel.to_string().into_bytes(),
+            )
+            .await?;
+        assert_eq!(code, 200);
+        c.kubectl_ok(&["delete", "pod", "b", "-n", "default", "--wait=false"])
+            .await?;
+
+        let mut events = Vec::new();
+        let mut buffer = Vec::new();
+        while events.len() < 3 {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), plain.chunk())
+                .await
+                .context("watch event")??;
+            buffer.extend_from_slice(&chunk.context("watch ended early")?);
+            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let event: Value = serde_json::from_slice(&line)?;
+                events.push((
+                    event["type"].as_str().unwrap_or_default().to_string(),
+                    event["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                ));
+            }
+        }
+        // `a` starts as app=db (not selected), then is relabelled into the selection: ADDED then.
+        assert_eq!(
+            events,
+            vec![
+                ("ADDED".into(), "b".into()),
+                ("ADDED".into(), "a".into()),
+                ("DELETED".into(), "b".into())
+            ]
+        );
+
+        let chunk = tokio::time::timeout(Duration::from_secs(10), table.chunk())
+            .await
+            .context("table event")??;
+        let line = chunk.context("table watch ended early")?;
+        let first: Value =
+            serde_json::from_slice(line.split(|b| *b == b'\n').next().unwrap_or_default())?;
+        assert_eq!(first["object"]["kind"], "Table");
+        assert_eq!(first["object"]["rows"][0]["cells"][0], "a");
+
+        // A compacted resourceVersion is refused with 410 before anything streams.
+        let now = c.revision().await?;
+        c.client.compact(now).await?;
+        let (code, status) = c
+            .call(
+                "GET",
+                "/api/v1/namespaces/default/pods?watch=true&resourceVersion=2",
+                None,
+            )
+            .await?;
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (410, Some("Expired")),
+            "{status}"
+        );
+
+        // timeoutSeconds ends the stream cleanly.
+        let mut short = c
+            .request("GET", "/api/v1/pods?watch=true&timeoutSeconds=1")?
+            .send()
+            .await?;
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while short.chunk().await?.is_some() {}
+            Ok::<_, reqwest::Error>(())
+        })
+        .await;
+        assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
+        drop((plain, table));
+        c.stop().await
+    })
+}
+
+#[test]
+fn bad_input_is_refused_and_writes_nothing() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        let file = c.path("web.yaml");
+        let file = file.to_str().context("utf-8 path")?;
+        write(Path::new(file), &manifest("nginx:1.25", 2))?;
+        c.kubectl_ok(&["apply", "-f", file]).await?;
+        let before = c.revision().await?;
+        let pods = "/api/v1/namespaces/demo/pods";
+
+        let (code, s) = c
+            .send_raw(
+                "POST",
+                pods,
+                "application/json",
+                b"{\"apiVersion\": ".to_vec(),
+            )
+            .await?;
+        assert_eq!(
+            (code, s["reason"].as_str(), s["kind"].as_str()),
+            (400, Some("BadRequest"), Some("Status")),
+            "{s}"
+        );
+        let (code, s) = c
+            .send_raw(
+                "POST",
+                pods,
+                "application/yaml",
+                b"kind: [Pod\nmetadata: {".to_vec(),
+            )
+            .await?;
+        assert_eq!(
+            (code, s["reason"].as_str()),
+            (400, Some("BadRequest")),
+            "{s}"
+        );
+        let yaml = b"apiVersion: v1\nkind: Pod\nmetadata: {name: from-yaml}\nspec:\n  containers: [{name: c, image: busybox, bogus: 1}]\n";
+        let (code, s) = c
+            .send_raw(
+                "POST",
+                &format!("{pods}?fieldValidation=Strict"),
+                "application/yaml",
+                yaml.to_vec(),
+            )
+            .await?;
+        assert_eq!(
+            (code, s["reason"].as_str()),
+            (400, Some("BadRequest")),
+            "{s}"
+        );
+        let (code, s) = c
+            .call(
+                "POST",
+                "/apis/apps/v1/namespaces/demo/widgets",
+                Some(json!({"kind": "Widget"})),
+            )
+            .await?;
+        assert_eq!(
+            (code, s["message"].as_str()),
+            (
+                404,
+                Some("the server could not find the requested resource")
+            ),
+            "{s}"
+        );
+        let (code, s) = c
+            .call(
+                "POST",
+                pods,
+                Some(json!({"apiVersion": "v1", "kind": "Widget", "metadata": {"name": "w"}})),
+            )
+            .await?;
+        assert_eq!(code, 400, "{s}");
+        let mut nameless = pod("x", json!({}));
+        nameless["metadata"] = json!({});
+        let (code, s) = c.call("POST", pods, Some(nameless)).await?;
+        assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")), "{s}");
+        assert_eq!(s["details"]["causes"][0]["field"], "metadata.name");
+        let (code, s) = c
+            .send_raw(
+                "PATCH",
+                "/apis/apps/v1/namespaces/demo/deployments/web/scale",
+                "application/merge-patch+json",
+                br#"{"spec":{"replicas":-1}}"#.to_vec(),
+            )
+            .await?;
+        assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")), "{s}");
+        assert_eq!(s["details"]["causes"][0]["field"], "spec.replicas");
+        let (code, s) = c
+            .call("PUT", "/apis/apps/v1/namespaces/demo/deployments/web/scale", Some(json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web"}, "spec": {"replicas": -1}})))
+            .await?;
+        assert_eq!((code, s["reason"].as_str()), (422, Some("Invalid")), "{s}");
+        let (code, s) = c
+            .send_raw(
+                "POST",
+                pods,
+                "application/vnd.kubernetes.protobuf",
+                b"k8s\0".to_vec(),
+            )
+            .await?;
+        assert_eq!(
+            (code, s["reason"].as_str()),
+            (415, Some("UnsupportedMediaType")),
+            "{s}"
+        );
+        let (code, _) = c
+            .send_raw(
+                "POST",
+                pods,
+                "application/json",
+                vec![b' '; 3 * 1024 * 1024 + 1],
+            )
+            .await?;
+        assert_eq!(code, 413);
+        let (code, s) = c.call("DELETE", "/version", None).await?;
+        assert_eq!(
+            (code, s["reason"].as_str()),
+            (405, Some("MethodNotAllowed")),
+            "{s}"
+        );
+        let (code, s) = c
+            .call("POST", "/api/v1/pods", Some(pod("y", json!({}))))
+            .await?;
+        assert_eq!(code, 405, "{s}");
+        let (code, s) = c
+            .call(
+                "GET",
+                "/api/v1/namespaces/demo/pods?fieldSelector=spec.foo%3Dx",
+                None,
+            )
+            .await?;
+        assert_eq!(code, 400, "{s}");
+        let (code, s) = c
+            .call(
+                "GET",
+                "/api/v1/namespaces/demo/pods?labelSelector=a%20in%20(",
+                None,
+            )
+            .await?;
+        assert_eq!(code, 400, "{s}");
+        let stale = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "resourceVersion": "1"}});
+        let (code, s) = c
+            .call(
+                "PUT",
+                "/apis/apps/v1/namespaces/demo/deployments/web",
+                Some(stale),
+            )
+            .await?;
+        assert_eq!((code, s["reason"].as_str()), (409, Some("Conflict")), "{s}");
+
+        write(Path::new(file), &manifest("nginx:1.25", -1))?;
+        let (ok, _, err) = c.kubectl(&["apply", "-f", file]).await?;
+        assert!(
+            !ok && err.contains("spec.replicas: Invalid value: -1"),
+            "{err}"
+        );
+
+        assert_eq!(
+            c.revision().await?,
+            before,
+            "a refused request wrote something"
+        );
+        let web = c
+            .get("/apis/apps/v1/namespaces/demo/deployments/web")
+            .await?;
+        assert_eq!(web["spec"]["replicas"], 2);
+        c.stop().await
+    })
+}
+
+#[test]
+fn lists_filter_tables_and_orphaning_deletes() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        let pods = "/api/v1/namespaces/default/pods";
+        for (name, labels) in [
+            ("p1", json!({"app": "web", "tier": "a"})),
+            ("p2", json!({"app": "web", "tier": "b"})),
+            ("p3", json!({"app": "db"})),
+        ] {
+            let (code, s) = c.call("POST", pods, Some(pod(name, labels))).await?;
+            assert_eq!(code, 201, "{s}");
+        }
+        let names = |list: &Value| -> Vec<String> {
+            list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert_eq!(
+            names(
+                &c.get(&format!(
+                    "{pods}?labelSelector=app%3Dweb,tier%20notin%20(b)"
+                ))
+                .await?
+            ),
+            vec!["p1"]
+        );
+        assert_eq!(
+            names(&c.get(&format!("{pods}?labelSelector=!tier")).await?),
+            vec!["p3"]
+        );
+        assert_eq!(
+            names(
+                &c.get(&format!("{pods}?fieldSelector=metadata.name%21%3Dp1"))
+                    .await?
+            ),
+            vec!["p2", "p3"]
+        );
+        assert_eq!(names(&c.get("/api/v1/pods?fieldSelector=metadata.namespace%3Ddefault,status.phase%3DPending").await?).len(), 3);
+
+        let table: Value = c
+            .request("GET", pods)?
+            .header("Accept", TABLE)
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(table["kind"], "Table");
+        assert_eq!(table["rows"].as_array().map(Vec::len), Some(3));
+        assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+        let one: Value = c
+            .request("GET", &format!("{pods}/p1"))?
+            .header("Accept", TABLE)
+            .send()
+            .await?
+            .json()
+            .await?;
+        assert_eq!(one["rows"][0]["cells"][0], "p1");
+
+        // Orphan: the owner goes, its dependents stay without the reference.
+        let (code, owner) = c.call("POST", "/apis/apps/v1/namespaces/default/deployments", Some(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "owner"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}))).await?;
+        assert_eq!(code, 201, "{owner}");
+        let reference = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "owner", "uid": owner["metadata"]["uid"]}]);
+        let patch = json!({"metadata": {"ownerReferences": reference}})
+            .to_string()
+            .into_bytes();
+        let (code, s) = c
+            .send_raw(
+                "PATCH",
+                &format!("{pods}/p1"),
+                "application/strategic-merge-patch+json",
+                patch,
+            )
+            .await?;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(s["metadata"]["ownerReferences"][0]["name"], "owner");
+        let (code, s) = c
+            .call(
+                "DELETE",
+                "/apis/apps/v1/namespaces/default/deployments/owner",
+                Some(json!({"propagationPolicy": "Orphan"})),
+            )
+            .await?;
+        assert_eq!(code, 200, "{s}");
+        let p1 = c.get(&format!("{pods}/p1")).await?;
+        assert!(
+            p1["metadata"]
+                .get("ownerReferences")
+                .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty)),
+            "{p1}"
+        );
+
+        // Status subresource: the status changes, nothing else does.
+        let mut status = p1.clone();
+        status["status"]["phase"] = json!("Running");
+        status["metadata"]["labels"]["sneaky"] = json!("yes");
+        let (code, s) = c
+            .call("PUT", &format!("{pods}/p1/status"), Some(status))
+            .await?;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(
+            (
+                s["status"]["phase"].as_str(),
+                s["metadata"]["labels"].get("sneaky")
+            ),
+            (Some("Running"), None)
+        );
+        let out = c
+            .kubectl_ok(&["get", "pods", "--field-selector", "status.phase=Running"])
+            .await?;
+        assert!(
+            rows(&out)
+                .iter()
+                .any(|r| r.first().map(String::as_str) == Some("p1"))
+                && !out.contains("p2"),
+            "{out}"
+        );
+        c.stop().await
+    })
+}
