@@ -1,3 +1,5 @@
+//! Strategic merge patch, directive by directive, and the patches kubectl apply sends.
+
 use serde_json::json;
 
 use super::*;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use navarch_bus::api::{meta, ApiError, ObjectWatch, ResourceInfo, WatchType};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::handlers::{with_type, Call};
 use crate::selector::Selectors;
@@ -66,7 +67,8 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
         deadline: tokio::time::Instant::now() + timeout,
         shutdown: call.gw.shutdown.clone(),
     };
-    tokio::spawn(run.run(initial));
+    // The stream outlives the handler; it stays in the request's span (and trace).
+    tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok((
         StatusCode::OK,
