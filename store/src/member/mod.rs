@@ -27,7 +27,7 @@ pub use service::Service;
 
 use crate::config::{ConfigError, StoreConfig, ENVELOPE_HEADROOM};
 use crate::network::{self, Network};
-use crate::storage::{self, LogStore, StateMachine, Storage};
+use crate::storage::{self, LogStore, Notice, StateMachine, Storage};
 use crate::types::{NodeId, Raft};
 
 /// Queue group of the store members on `store.rpc`: each request reaches one member.
@@ -75,7 +75,6 @@ impl StoreMember {
     /// inside an actix system.
     pub async fn start(bus: Bus, config: StoreConfig) -> Result<Addr<StoreMember>> {
         config.validate()?;
-        let max_request = config.request_limit(bus.max_payload());
         if config.snapshot_chunk_bytes > bus.max_payload().saturating_sub(ENVELOPE_HEADROOM) {
             return Err(ConfigError::Invalid {
                 field: "snapshot_chunk_bytes",
@@ -84,10 +83,17 @@ impl StoreMember {
             .into());
         }
         let storage = Storage::open(&config.data_dir).await?;
+        let unreadable = |e: crate::mvcc::Error| storage::Error::Corrupt {
+            what: "state machine",
+            reason: e.to_string(),
+        };
         let view = storage.reader();
-        let state = view.state().map_err(|e| Error::Raft(e.to_string()))?;
-        let streams = view.streams().map_err(|e| Error::Raft(e.to_string()))?;
+        let published = Published {
+            revision: view.state().map_err(unreadable)?.revisions.current,
+            streams: view.streams().map_err(unreadable)?.into_iter().collect(),
+        };
         drop(view);
+        // Unbounded so applying never waits for the bus; the backlog is what the bus lags behind the disk.
         let (notices, notices_rx) = mpsc::unbounded_channel();
         let raft = Raft::new(
             config.id,
@@ -98,7 +104,24 @@ impl StoreMember {
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
+        let serving = Self::serve(bus, &config, storage, raft.clone(), published, notices_rx).await;
+        if serving.is_err() {
+            // Nothing else holds this Raft: stop it rather than leave it running unserved.
+            let _ = raft.shutdown().await;
+        }
+        serving
+    }
 
+    /// Starts the tasks that serve the bus, then joins the cluster.
+    async fn serve(
+        bus: Bus,
+        config: &StoreConfig,
+        storage: Storage,
+        raft: Raft,
+        published: Published,
+        notices: mpsc::UnboundedReceiver<Notice>,
+    ) -> Result<Addr<StoreMember>> {
+        let max_request = config.request_limit(bus.max_payload());
         // Subscribe before anything can need an answer: peers' votes and clients' first requests.
         let raft_subscription = bus.subscribe(&bus.subjects().raft(config.id)).await?;
         let rpc_subscription = bus
@@ -115,10 +138,6 @@ impl StoreMember {
             max_request,
             timeout: config.request_timeout,
         });
-        let published = Published {
-            revision: state.revisions.current,
-            streams: streams.into_iter().collect(),
-        };
         let forwarder = service.clone();
         let tasks = vec![
             tokio::spawn(publish::run(
@@ -126,7 +145,7 @@ impl StoreMember {
                 config.id,
                 raft.metrics(),
                 published,
-                notices_rx,
+                notices,
                 config.progress_interval,
             )),
             tokio::spawn(network::serve(
@@ -141,7 +160,12 @@ impl StoreMember {
             tokio::spawn(serve_rpc(bus, service.clone(), rpc_subscription)),
         ];
         let member = StoreMember { service, tasks };
-        member.join_cluster(&config).await?;
+        if let Err(e) = member.join_cluster(config).await {
+            for task in &member.tasks {
+                task.abort();
+            }
+            return Err(e);
+        }
         Ok(member.start())
     }
 
