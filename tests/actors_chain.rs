@@ -276,6 +276,16 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
                     .state
                     .as_ref()
                     .is_some_and(|s| s.running.is_some()));
+                // Output goes to the log file `kubectl logs` will read.
+                let uid = meta.uid.as_deref().unwrap_or_default();
+                let log = navarch_actors::runtime::log_path(
+                    &dir.path().join("agent"),
+                    "demo",
+                    name,
+                    uid,
+                    "main",
+                );
+                assert!(log.is_file(), "no log file {}", log.display());
             }
 
             // The Deployment's status reads as `kubectl rollout status` wants it.
@@ -304,6 +314,26 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
             )
             .await?;
 
+            // Converged means quiet: no control loop rewrites pods or the Deployment, not even on a resync.
+            let versions = |pods: Vec<Pod>, d: Deployment| {
+                let mut v: Vec<Option<String>> = pods
+                    .into_iter()
+                    .map(|p| p.metadata.resource_version)
+                    .collect();
+                v.push(d.metadata.resource_version);
+                v
+            };
+            let before = versions(
+                cluster.pods().await?,
+                cluster.objects.get_as(Some("demo"), "web").await?,
+            );
+            tokio::time::sleep(Duration::from_secs(7)).await; // past one resync (5 s) and several agent ticks (1 s)
+            let after = versions(
+                cluster.pods().await?,
+                cluster.objects.get_as(Some("demo"), "web").await?,
+            );
+            assert_eq!(before, after, "a converged deployment was rewritten");
+
             cluster.set_replicas("web", 5).await?;
             cluster.wait_running(5, NODE, &ARGV).await?;
 
@@ -329,6 +359,15 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
                         .ok_or_else(|| format!("{} pods, {live} processes", pods.len()))
                 },
             )
+            .await?;
+            wait_for("the deleted pods' directories to be removed", || async {
+                let left = std::fs::read_dir(dir.path().join("agent").join("pods"))
+                    .map(|d| d.count())
+                    .unwrap_or(0);
+                (left == 0)
+                    .then_some(())
+                    .ok_or_else(|| format!("{left} pod directories"))
+            })
             .await?;
             anyhow::Ok(())
         }

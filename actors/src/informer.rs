@@ -302,6 +302,7 @@ async fn run<K>(
             .filter(|o| keep(o))
             .collect();
         cache.replace(decoded, revision);
+        backoff.reset();
         if to.send(Change::Synced).await.is_err() {
             return;
         }
@@ -316,10 +317,15 @@ async fn run<K>(
                     continue;
                 }
             };
-            backoff.reset();
-            while let Some(event) = watch.next().await {
+            loop {
+                let Some(event) = watch.next().await else {
+                    // The watch stopped without an error: watch again, but not in a tight loop.
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    break;
+                };
                 match event {
                     Ok(event) => {
+                        backoff.reset();
                         revision = revision.max(event.revision);
                         let Some(change) = apply(&cache, event, &keep) else {
                             continue;

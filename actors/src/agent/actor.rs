@@ -238,10 +238,22 @@ impl NodeAgent {
                         })
                     })
                     .collect();
+                // The pod is gone for good: so are its logs (as the kubelet removes a deleted pod's directory).
+                let dir = crate::runtime::pod_dir(
+                    &self.config.data_dir,
+                    &worker.key.namespace,
+                    &worker.key.name,
+                    uid,
+                );
                 ctx.spawn(
                     async move {
                         for id in ids {
                             let _ = runtime.remove(&id).await;
+                        }
+                        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
+                            }
                         }
                     }
                     .into_actor(self),

@@ -232,8 +232,7 @@ impl PodMachine {
                 }
             }
             PodEvent::DeletionRequested { grace } => {
-                let deadline =
-                    now + k8s_openapi::chrono::Duration::from_std(grace).unwrap_or_default();
+                let deadline = later(now, grace);
                 if self.deadline.is_none_or(|d| deadline < d) {
                     self.deadline = Some(deadline);
                 }
@@ -392,8 +391,7 @@ impl PodMachine {
             }
             Some(delay) => {
                 c.backoff = Some((delay * 2).min(BACKOFF_MAX));
-                c.retry_at =
-                    Some(now + k8s_openapi::chrono::Duration::from_std(delay).unwrap_or_default());
+                c.retry_at = Some(later(now, delay));
                 c.state = RunState::Waiting {
                     reason: "CrashLoopBackOff".into(),
                     message: Some(format!(
@@ -447,6 +445,14 @@ impl PodMachine {
             commands.push(Command::DeletePodObject { uid });
         }
     }
+}
+
+/// `now + d`, saturating at the end of time (a grace period may be absurdly long; nothing may panic on it).
+fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    k8s_openapi::chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]

@@ -436,3 +436,22 @@ fn go_durations() {
     assert_eq!(go_duration(Duration::from_secs(80)), "1m20s");
     assert_eq!(go_duration(Duration::from_secs(300)), "5m0s");
 }
+
+#[test]
+fn an_absurd_grace_period_does_not_panic() {
+    let mut m = running("Always");
+    let (cmds, _) = split(m.handle(
+        PodEvent::DeletionRequested {
+            grace: Duration::from_secs(u64::MAX),
+        },
+        at(0),
+    ));
+    assert!(matches!(
+        cmds.as_slice(),
+        [Command::KillContainer {
+            signal: StopSignal::Term,
+            ..
+        }]
+    ));
+    assert_eq!(m.handle(PodEvent::Tick, at(100)), vec![]);
+}

@@ -53,6 +53,10 @@ fn delete(pod: &Pod) -> Action {
     }
 }
 
+/// Most pods one reconcile creates or deletes (the ReplicaSet controller's `burstReplicas`); the next reconcile,
+/// once the cache shows these writes, continues. Keeps a Deployment of 2^31 replicas from exhausting memory.
+pub const BURST: usize = 500;
+
 /// What `deployment` needs given `pods` (any pods of its namespace; only those it controls count) at `now`.
 pub fn reconcile(deployment: &Deployment, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
     let (Some(uid), Some(spec)) = (deployment.metadata.uid.as_deref(), &deployment.spec) else {
@@ -65,10 +69,10 @@ pub fn reconcile(deployment: &Deployment, pods: &[&Pod], now: DateTime<Utc>) -> 
         .collect();
     let hash = pods::template_hash(&spec.template);
     let rollout = rollout::plan(deployment, &hash, &owned, now);
-    let mut actions: Vec<Action> = (0..rollout.create)
+    let mut actions: Vec<Action> = (0..rollout.create.min(BURST))
         .map(|_| Action::CreatePod(Box::new(pods::new_pod(deployment, &hash))))
         .collect();
-    actions.extend(rollout.delete.iter().map(|p| delete(p)));
+    actions.extend(rollout.delete.iter().take(BURST).map(|p| delete(p)));
     let (status, requeue_after) =
         status::compute(deployment, &hash, &owned, rollout.create > 0, now);
     if deployment.status.as_ref() != Some(&status) {

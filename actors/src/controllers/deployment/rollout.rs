@@ -51,9 +51,9 @@ fn scaled(value: Option<&IntOrString>, total: i64, round_up: bool, default_perce
             .unwrap_or(default_percent),
         None => default_percent,
     };
-    let scaled = total * percent;
+    let scaled = total.saturating_mul(percent);
     if round_up {
-        (scaled + 99) / 100
+        scaled.saturating_add(99) / 100
     } else {
         scaled / 100
     }
@@ -158,7 +158,7 @@ pub fn plan<'a>(d: &Deployment, hash: &str, pods: &[&'a Pod], now: DateTime<Utc>
     if new.len() as i64 > desired {
         rollout = scale(new.clone(), desired);
     } else {
-        let room = (desired - new.len() as i64).min(desired + surge - total);
+        let room = (desired - new.len() as i64).min(desired.saturating_add(surge) - total);
         rollout.create = room.max(0) as usize;
     }
 

@@ -456,3 +456,20 @@ fn deployments_without_a_spec_or_uid_do_nothing() {
     d.metadata.uid = None;
     assert_eq!(reconcile(&d, &[], now()), Plan::default());
 }
+
+#[test]
+fn absurd_strategy_values_do_not_panic() {
+    let mut v = deployment_value(i32::MAX);
+    v["spec"]["strategy"]["rollingUpdate"] =
+        json!({"maxSurge": "99999999999999999%", "maxUnavailable": 2147483647});
+    v["spec"]["minReadySeconds"] = json!(i32::MAX);
+    v["spec"]["progressDeadlineSeconds"] = json!(i32::MAX);
+    let d: Deployment = serde_json::from_value(v).unwrap();
+    let old = P::new("o1", "old").build();
+    let plan = reconcile(&d, &[&old], now());
+    assert_eq!(creates(&plan), BURST);
+    let mut v = deployment_value(3);
+    v["spec"]["strategy"]["rollingUpdate"] = json!({"maxSurge": "lots", "maxUnavailable": -5});
+    let d: Deployment = serde_json::from_value(v).unwrap();
+    let _ = reconcile(&d, &[&old], now());
+}
