@@ -14,7 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use navarch_bus::api::{meta, ApiError, ObjectWatch, ResourceInfo, WatchType};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -78,6 +78,14 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
         .into_response())
 }
 
+/// One watch event as sent.
+#[derive(serde::Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: &'a Value,
+}
+
 /// Encodes events for one watcher.
 struct Events {
     info: &'static ResourceInfo,
@@ -100,8 +108,12 @@ impl Events {
                 table::table(self.info, &[object], rv.as_deref(), &options)
             }
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        // A struct keeps `type` first on the wire, as kube-apiserver writes it.
+        let mut line = serde_json::to_vec(&Event {
+            kind,
+            object: &object,
+        })
+        .unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -163,6 +175,7 @@ mod tests {
     use super::*;
     use crate::request::{IncludeObject, TableAccept};
     use navarch_bus::api::resource::by_kind;
+    use serde_json::json;
 
     #[test]
     fn events_are_one_json_line_each() {
@@ -174,6 +187,7 @@ mod tests {
         let pod = json!({"metadata": {"name": "p1", "resourceVersion": "7"}});
         let line = plain.encode("ADDED", pod.clone());
         assert!(line.ends_with(b"\n"));
+        assert!(line.starts_with(br#"{"type":"ADDED","object":"#));
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["type"], "ADDED");
         assert_eq!(v["object"]["kind"], "Pod");
