@@ -5,7 +5,6 @@
 //! Processes are found by scanning `/proc` for a command line no other test uses, so the checks see the operating
 //! system, not the agent's bookkeeping. Waits have generous deadlines; nothing asserts on timing.
 
-#![allow(clippy::disallowed_methods)]
 // `Objects::update_with` closures must return the bus's `ApiError`, which is over clippy's size threshold.
 #![allow(clippy::result_large_err)]
 
@@ -237,6 +236,7 @@ fn deployment(name: &str, replicas: i32, argv: &[&str]) -> anyhow::Result<Deploy
 #[test]
 fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
     const ARGV: [&str; 2] = ["sleep", "3619"];
+    const NEW_ARGV: [&str; 2] = ["sleep", "3623"];
     const NODE: &str = "chain-node";
     run(async {
         let dir = tempfile::tempdir()?;
@@ -336,11 +336,34 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
             );
             assert_eq!(before, after, "a converged deployment was rewritten");
 
+            // A new template replaces every pod (the rollout bounds themselves are tested in the core).
+            cluster
+                .objects
+                .update_with(
+                    resource::of::<Deployment>(),
+                    Some("demo"),
+                    "web",
+                    Part::Main,
+                    |mut d| {
+                        d["spec"]["template"]["spec"]["containers"][0]["command"] = json!(NEW_ARGV);
+                        Ok(d)
+                    },
+                )
+                .await?;
+            cluster.wait_running(3, NODE, &NEW_ARGV).await?;
+            wait_for("the old template's processes to be gone", || async {
+                let live = processes(&ARGV).len();
+                (live == 0)
+                    .then_some(())
+                    .ok_or_else(|| format!("{live} old processes"))
+            })
+            .await?;
+
             cluster.set_replicas("web", 5).await?;
-            cluster.wait_running(5, NODE, &ARGV).await?;
+            cluster.wait_running(5, NODE, &NEW_ARGV).await?;
 
             cluster.set_replicas("web", 1).await?;
-            cluster.wait_running(1, NODE, &ARGV).await?;
+            cluster.wait_running(1, NODE, &NEW_ARGV).await?;
 
             cluster
                 .objects
@@ -355,7 +378,7 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
                 "every pod and process of the deleted deployment to be gone",
                 || async {
                     let pods = cluster.pods().await.map_err(|e| e.to_string())?;
-                    let live = processes(&ARGV).len();
+                    let live = processes(&ARGV).len() + processes(&NEW_ARGV).len();
                     (pods.is_empty() && live == 0)
                         .then_some(())
                         .ok_or_else(|| format!("{} pods, {live} processes", pods.len()))
