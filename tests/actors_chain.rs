@@ -115,6 +115,7 @@ impl Cluster {
             data_dir: dir.join("agent"),
             node_ip: Some("127.0.0.1".parse()?),
             shutdown_grace: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(1),
             ..Default::default()
         };
         let agent = navarch_actors::start_agent(bus().await?, agent_config).await?;
@@ -139,6 +140,11 @@ impl Cluster {
                 .map_err(|e| e.to_string())
         })
         .await?;
+        self.prepare_node(node).await
+    }
+
+    /// Waits for the node to exist and be Ready.
+    async fn prepare_node(&self, node: &str) -> anyhow::Result<()> {
         wait_for(&format!("node {node} to be Ready"), || async {
             let n: Node = self
                 .objects
@@ -427,6 +433,45 @@ fn agent_shutdown_leaves_no_process_running() -> anyhow::Result<()> {
                 Vec::<u32>::new(),
                 "processes outlived agent shutdown"
             );
+            anyhow::Ok(())
+        }
+        .await;
+        let stopped = cluster.stop().await;
+        result.and(stopped)
+    })
+}
+
+#[test]
+fn the_agent_recreates_its_node_and_kills_pods_whose_object_vanishes() -> anyhow::Result<()> {
+    const ARGV: [&str; 2] = ["sleep", "3625"];
+    const NODE: &str = "vanish-node";
+    run(async {
+        let dir = tempfile::tempdir()?;
+        let cluster = Cluster::start(dir.path(), NODE).await?;
+        let result = async {
+            cluster.prepare(NODE).await?;
+
+            // A deleted Node object comes back with the next heartbeat.
+            cluster.objects.delete(resource::of::<Node>(), None, NODE, &DeleteOptions::default()).await?;
+            cluster.prepare_node(NODE).await?;
+
+            // A pod bound by hand (no scheduler, no owner) runs; force-deleting its object kills its process.
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": "lonely", "namespace": "demo"},
+                "spec": {"nodeName": NODE, "containers": [{"name": "main", "image": "busybox", "command": ARGV}]}
+            }))?;
+            cluster.objects.create_as(&pod).await?;
+            cluster.wait_running(1, NODE, &ARGV).await?;
+            let force = DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            cluster.objects.delete(resource::of::<Pod>(), Some("demo"), "lonely", &force).await?;
+            wait_for("the vanished pod's process to be gone", || async {
+                let live = processes(&ARGV).len();
+                (live == 0).then_some(()).ok_or_else(|| format!("{live} processes"))
+            })
+            .await?;
             anyhow::Ok(())
         }
         .await;
