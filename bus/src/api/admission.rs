@@ -311,6 +311,13 @@ fn normalize(
                 .get_or_insert_with(|| vec!["kubernetes".into()]);
             let status = ns.status.get_or_insert_with(Default::default);
             status.phase.get_or_insert_with(|| "Active".into());
+            // kube-apiserver labels every namespace with its own name, so selectors can pick namespaces by name.
+            if let Some(name) = ns.metadata.name.clone() {
+                ns.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert("kubernetes.io/metadata.name".into(), name);
+            }
             validate::name(
                 errors,
                 "metadata.name",

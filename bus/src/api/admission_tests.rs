@@ -54,7 +54,7 @@ fn negative_replicas_are_invalid_with_a_cause() {
     let info = by_kind("apps/v1", "Deployment").unwrap();
     let e = create(info, deployment(-1), &cx(Some("demo"))).unwrap_err();
     assert_eq!(e.reason, Reason::Invalid);
-    assert_eq!(e.causes[0].field, "spec.replicas");
+    assert_eq!(e.causes()[0].field, "spec.replicas");
     assert!(
         e.message.contains("must be greater than or equal to 0"),
         "{}",
@@ -113,7 +113,7 @@ fn names_and_namespaces() {
     )
     .unwrap_err();
     assert_eq!(e.reason, Reason::Invalid);
-    assert_eq!(e.causes[0].field, "metadata.name");
+    assert_eq!(e.causes()[0].field, "metadata.name");
 
     let mut other = pod.clone();
     other["metadata"]["namespace"] = json!("elsewhere");
@@ -183,7 +183,7 @@ fn update_bumps_generation_only_on_spec_changes_and_keeps_server_fields() {
     reselect["spec"]["selector"] = json!({"matchLabels": {"app": "other"}});
     reselect["spec"]["template"]["metadata"]["labels"] = json!({"app": "other"});
     let e = update(info, &old, reselect, Part::Main, &cx(Some("demo"))).unwrap_err();
-    assert_eq!(e.causes[0].field, "spec.selector");
+    assert_eq!(e.causes()[0].field, "spec.selector");
 }
 
 #[test]
@@ -224,6 +224,10 @@ fn namespaces_get_defaults() {
     )
     .unwrap();
     assert_eq!(a.object["status"]["phase"], "Active");
+    assert_eq!(
+        a.object["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "demo"
+    );
     assert!(a.object["metadata"].get("namespace").is_none());
     let e = create(info, json!({"metadata": {"name": "a.b"}}), &cx(None)).unwrap_err();
     assert_eq!(e.reason, Reason::Invalid);

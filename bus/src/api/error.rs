@@ -99,7 +99,20 @@ pub struct Cause {
     pub message: String,
 }
 
-/// A failed API call, as a Kubernetes `Status`.
+/// What a `Status` says about the object concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Details {
+    /// Name of the object.
+    pub name: Option<String>,
+    /// Its group.
+    pub group: Option<String>,
+    /// Its resource (plural) or kind.
+    pub kind: Option<String>,
+    /// Field problems (for `Invalid`).
+    pub causes: Vec<Cause>,
+}
+
+/// A failed API call, as a Kubernetes `Status`. Small (details are boxed) so `Result<_, ApiError>` stays cheap.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
@@ -107,14 +120,7 @@ pub struct ApiError {
     pub reason: Reason,
     /// The whole message, as kubectl prints it after `Error from server (<reason>): `.
     pub message: String,
-    /// Name of the object concerned.
-    pub name: Option<String>,
-    /// Group of the object concerned.
-    pub group: Option<String>,
-    /// Resource (plural) or kind of the object concerned.
-    pub kind: Option<String>,
-    /// Field problems (for `Invalid`).
-    pub causes: Vec<Cause>,
+    details: Option<Box<Details>>,
 }
 
 impl ApiError {
@@ -123,18 +129,26 @@ impl ApiError {
         Self {
             reason,
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: None,
         }
     }
 
     fn about(mut self, info: &ResourceInfo, name: &str) -> Self {
-        self.name = Some(name.to_string());
-        self.group = (!info.group.is_empty()).then(|| info.group.to_string());
-        self.kind = Some(info.plural.to_string());
+        let details = self.details.get_or_insert_with(Default::default);
+        details.name = Some(name.to_string());
+        details.group = (!info.group.is_empty()).then(|| info.group.to_string());
+        details.kind = Some(info.plural.to_string());
         self
+    }
+
+    /// The details (object and field causes), if any.
+    pub fn details(&self) -> Option<&Details> {
+        self.details.as_deref()
+    }
+
+    /// The field causes (empty unless `Invalid`).
+    pub fn causes(&self) -> &[Cause] {
+        self.details.as_ref().map_or(&[], |d| d.causes.as_slice())
     }
 
     /// 400 BadRequest.
@@ -202,8 +216,10 @@ impl ApiError {
             }
         );
         let mut e = Self::new(Reason::Invalid, message).about(info, name);
-        e.kind = Some(info.kind.to_string());
-        e.causes = causes;
+        if let Some(details) = e.details.as_mut() {
+            details.kind = Some(info.kind.to_string());
+            details.causes = causes;
+        }
         e
     }
 
@@ -220,20 +236,21 @@ impl ApiError {
     /// The error as a Kubernetes `Status` object.
     pub fn to_status(&self) -> Value {
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        let d = self.details.as_deref().cloned().unwrap_or_default();
+        if let Some(name) = &d.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        if let Some(group) = &d.group {
             details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &d.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
+        if !d.causes.is_empty() {
             details.insert(
                 "causes".into(),
                 Value::Array(
-                    self.causes
+                    d.causes
                         .iter()
                         .map(
                             |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),

@@ -14,7 +14,7 @@ mod validate;
 
 pub use validate::matches as selector_matches;
 
-pub use error::{ApiError, Reason};
+pub use error::{ApiError, Cause, Details, Reason};
 pub use objects::{DeleteOptions, ObjectEvent, ObjectWatch, Objects, WatchType};
 pub use resource::{ResourceInfo, RESOURCES};
 

@@ -94,7 +94,7 @@ pub static RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["po"],
         categories: &["all"],
-        subresources: &["status"],
+        subresources: &["status", "log"],
         has_spec: false,
     },
     ResourceInfo {

@@ -117,7 +117,7 @@ pub(crate) fn labels(errors: &mut Errors, field: &str, labels: Option<&BTreeMap<
             errors.invalid(field, format!("\"{k}\""), "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character");
         }
         if !is_label_value(v) {
-            errors.invalid(&format!("{field}"), format!("\"{v}\""), "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character");
+            errors.invalid(field, format!("\"{v}\""), "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character");
         }
     }
 }

@@ -75,8 +75,9 @@ impl StoreClient {
         &self.bus
     }
 
-    /// Sends one request. A request nobody received (no store member subscribed yet) is resent until the deadline;
-    /// a request that may have been received is never resent, since it may have been applied.
+    /// Sends one request. A request nobody received (no store member subscribed yet) or that a member refused
+    /// without running it (not the leader) is resent until the deadline; a request that may have been applied is
+    /// never resent.
     pub async fn call(&self, request: &StoreRequest) -> Result<StoreResponse, Error> {
         let subject = self.bus.subjects().store_rpc();
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -88,6 +89,12 @@ impl StoreClient {
                 .request_encoded::<_, StoreReply>(&subject, request, left)
                 .await
             {
+                Ok(Err(StoreError::NotLeader { .. }))
+                    if tokio::time::Instant::now() + backoff < deadline =>
+                {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
                 Ok(reply) => return Ok(reply?),
                 Err(crate::Error::NoResponders { .. })
                     if tokio::time::Instant::now() + backoff < deadline =>

@@ -1,6 +1,8 @@
 //! The bus conformance suite: every test runs against the embedded transport and against a real nats-server, so
 //! the embedded bus behaves as NATS does (or it is a toy).
 
+#![allow(missing_docs)] // a test crate: its items document nothing public
+
 mod harness;
 mod suite;
 

@@ -20,7 +20,7 @@ impl NatsServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = Command::new("nats-server")
+        let mut child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -35,6 +35,8 @@ impl NatsServer {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("nats-server did not listen on {port}");
     }
 }
