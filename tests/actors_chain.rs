@@ -5,9 +5,6 @@
 //! Processes are found by scanning `/proc` for a command line no other test uses, so the checks see the operating
 //! system, not the agent's bookkeeping. Waits have generous deadlines; nothing asserts on timing.
 
-// `Objects::update_with` closures must return the bus's `ApiError`, which is over clippy's size threshold.
-#![allow(clippy::result_large_err)]
-
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;

@@ -16,10 +16,6 @@
 //! [`navarch_bus::Bus`]: [`start_scheduler`], [`start_controllers`], [`start_agent`]; each returns a handle whose
 //! `shutdown` stops the role (the agent's also stops every container it started).
 
-// The bus's `ApiError` (a Kubernetes `Status`: reason, message, details, causes) is over clippy's 128-byte
-// threshold, and `Objects::update_with` requires closures returning it; boxing it here would only move the cost.
-#![allow(clippy::result_large_err)]
-
 pub mod agent;
 pub mod conditions;
 pub mod controllers;
