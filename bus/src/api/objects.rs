@@ -453,6 +453,9 @@ impl Objects {
                 })
                 .await?;
             if response.succeeded {
+                // As in the watch's DELETED event: the object carries the revision of its deletion.
+                let mut object = object;
+                meta::set_resource_version(&mut object, response.header.revision);
                 return Ok(object);
             }
         }
