@@ -40,9 +40,11 @@ fn running(api: &str) -> usize {
         return 0;
     };
     let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    list["items"]
-        .as_array()
-        .map_or(0, |i| i.iter().filter(|p| p["status"]["phase"] == "Running").count())
+    list["items"].as_array().map_or(0, |i| {
+        i.iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count()
+    })
 }
 
 fn pod_objects(api: &str) -> usize {
@@ -74,7 +76,9 @@ fn main() {
         }
         samples.push(start.elapsed());
         k.ok(&["delete", "deployment", "web", "-n", "bench"]);
-        wait_for("pod objects gone", || (pod_objects(&up.api) == 0).then_some(()));
+        wait_for("pod objects gone", || {
+            (pod_objects(&up.api) == 0).then_some(())
+        });
     }
     samples.sort();
 
@@ -93,5 +97,9 @@ fn main() {
         ms(samples[samples.len() / 2]),
         ms(samples[samples.len() - 1])
     );
-    println!("navarch up resident memory: idle {} MiB, with 5 pods {} MiB", idle / 1024, with_five / 1024);
+    println!(
+        "navarch up resident memory: idle {} MiB, with 5 pods {} MiB",
+        idle / 1024,
+        with_five / 1024
+    );
 }

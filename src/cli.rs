@@ -68,6 +68,9 @@ pub struct StoreArgs {
     /// This member's id.
     #[arg(long, default_value_t = 1)]
     pub id: u64,
+    /// Ids of the initial voting members, used on the very first start only (default: just this member).
+    #[arg(long, value_delimiter = ',')]
+    pub members: Vec<u64>,
     /// Where the member keeps its Raft log and key space.
     #[arg(long)]
     pub data_dir: PathBuf,

@@ -19,14 +19,18 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Gateway(args) => gateway(args).await,
         Command::Scheduler(args) => {
             let bus = connect(&args, "scheduler").await?;
-            let mut roles = Roles::default();
-            roles.scheduler = Some(navarch_actors::start_scheduler(bus, Default::default())?);
+            let roles = Roles {
+                scheduler: Some(navarch_actors::start_scheduler(bus, Default::default())?),
+                ..Default::default()
+            };
             roles.serve().await
         }
         Command::Controllers(args) => {
             let bus = connect(&args, "controllers").await?;
-            let mut roles = Roles::default();
-            roles.controllers = Some(navarch_actors::start_controllers(bus, Default::default())?);
+            let roles = Roles {
+                controllers: Some(navarch_actors::start_controllers(bus, Default::default())?),
+                ..Default::default()
+            };
             roles.serve().await
         }
         Command::Agent(args) => agent(args).await,
@@ -105,7 +109,8 @@ fn host_name() -> String {
 
 fn absolute(path: &Path) -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
-    path.canonicalize().with_context(|| format!("resolving {}", path.display()))
+    path.canonicalize()
+        .with_context(|| format!("resolving {}", path.display()))
 }
 
 async fn up(args: UpArgs) -> Result<()> {
@@ -132,7 +137,8 @@ async fn up(args: UpArgs) -> Result<()> {
             data_dir: data_dir.join("store"),
             ..Default::default()
         };
-        roles.store = Some(navarch_store::StoreMember::start(bus_for("store").await?, store_config).await?);
+        roles.store =
+            Some(navarch_store::StoreMember::start(bus_for("store").await?, store_config).await?);
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
             ..Default::default()
@@ -142,23 +148,37 @@ async fn up(args: UpArgs) -> Result<()> {
             .with_context(|| format!("starting the API on {}", args.api_listen))?;
         let addr = gateway.addr();
         roles.gateway = Some(gateway);
-        roles.scheduler = Some(navarch_actors::start_scheduler(bus_for("scheduler").await?, Default::default())?);
-        roles.controllers = Some(navarch_actors::start_controllers(bus_for("controllers").await?, Default::default())?);
+        roles.scheduler = Some(navarch_actors::start_scheduler(
+            bus_for("scheduler").await?,
+            Default::default(),
+        )?);
+        roles.controllers = Some(navarch_actors::start_controllers(
+            bus_for("controllers").await?,
+            Default::default(),
+        )?);
         let agent_config = navarch_actors::AgentConfig {
             node_name: args.node_name.clone().unwrap_or_else(host_name),
             data_dir: data_dir.join("agent"),
             ..Default::default()
         };
-        roles.agent = Some(navarch_actors::start_agent(bus_for("agent").await?, agent_config).await?);
+        roles.agent =
+            Some(navarch_actors::start_agent(bus_for("agent").await?, agent_config).await?);
 
         let kubeconfig = data_dir.join("kubeconfig");
         kubeconfig::write(&kubeconfig, &args.common.cluster, addr)
             .with_context(|| format!("writing {}", kubeconfig.display()))?;
-        let bus = if args.common.nats.is_some() { "NATS" } else { "embedded" };
+        let bus = if args.common.nats.is_some() {
+            "NATS"
+        } else {
+            "embedded"
+        };
         println!("navarch is up: every role in one process on the {bus} bus");
         println!("API: http://{addr}");
         println!("kubeconfig: {}", kubeconfig.display());
-        println!("try: export KUBECONFIG={}; kubectl get nodes", kubeconfig.display());
+        println!(
+            "try: export KUBECONFIG={}; kubectl get nodes",
+            kubeconfig.display()
+        );
         Ok(())
     }
     .await;
@@ -171,13 +191,21 @@ async fn up(args: UpArgs) -> Result<()> {
 
 async fn store(args: StoreArgs) -> Result<()> {
     let bus = connect(&args.common, "store").await?;
+    let members = if args.members.is_empty() {
+        vec![args.id]
+    } else {
+        args.members.clone()
+    };
     let config = navarch_store::StoreConfig {
         id: args.id,
         data_dir: args.data_dir,
+        members,
         ..Default::default()
     };
-    let mut roles = Roles::default();
-    roles.store = Some(navarch_store::StoreMember::start(bus, config).await?);
+    let roles = Roles {
+        store: Some(navarch_store::StoreMember::start(bus, config).await?),
+        ..Default::default()
+    };
     println!("store member {} is serving", args.id);
     roles.serve().await
 }
@@ -194,11 +222,14 @@ async fn gateway(args: GatewayArgs) -> Result<()> {
     let addr = gateway.addr();
     println!("API: http://{addr}");
     if let Some(path) = &args.kubeconfig {
-        kubeconfig::write(path, &args.common.cluster, addr).with_context(|| format!("writing {}", path.display()))?;
+        kubeconfig::write(path, &args.common.cluster, addr)
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("kubeconfig: {}", path.display());
     }
-    let mut roles = Roles::default();
-    roles.gateway = Some(gateway);
+    let roles = Roles {
+        gateway: Some(gateway),
+        ..Default::default()
+    };
     roles.serve().await
 }
 
@@ -210,8 +241,10 @@ async fn agent(args: AgentArgs) -> Result<()> {
         ..Default::default()
     };
     let node = config.node_name.clone();
-    let mut roles = Roles::default();
-    roles.agent = Some(navarch_actors::start_agent(bus, config).await?);
+    let roles = Roles {
+        agent: Some(navarch_actors::start_agent(bus, config).await?),
+        ..Default::default()
+    };
     println!("node agent {node} is running");
     roles.serve().await
 }

@@ -26,44 +26,81 @@ fn roles_in_separate_processes_over_nats() {
         spawn(name, &refs)
     };
 
-    let (_store, _) = start("store", with(&["store", "--id", "1", "--data-dir", &path("store")]));
+    let (_store, _) = start(
+        "store",
+        with(&["store", "--id", "1", "--data-dir", &path("store")]),
+    );
     let kubeconfig = path("kubeconfig");
     let (_gateway, gw_out) = start(
         "gateway",
-        with(&["gateway", "--api-listen", "127.0.0.1:0", "--kubeconfig", &kubeconfig]),
+        with(&[
+            "gateway",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            &kubeconfig,
+        ]),
     );
     let api = read_line_starting(&gw_out, "API:");
     let (_scheduler, _) = start("scheduler", with(&["scheduler"]));
     let (_controllers, _) = start("controllers", with(&["controllers"]));
-    let (mut agent, _) = start("agent", with(&["agent", "--data-dir", &path("agent"), "--node-name", "roles-node"]));
+    let (mut agent, _) = start(
+        "agent",
+        with(&[
+            "agent",
+            "--data-dir",
+            &path("agent"),
+            "--node-name",
+            "roles-node",
+        ]),
+    );
 
-    wait_for("the API to be ready", || http_get(&api, "/readyz").filter(|(c, _)| *c == 200));
+    wait_for("the API to be ready", || {
+        http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
+    });
     let k = Kubectl::new(std::path::Path::new(&kubeconfig));
     wait_for("node roles-node Ready", || {
         let out = k.run(&["get", "node", "roles-node"]);
-        String::from_utf8_lossy(&out.stdout).contains(" Ready").then_some(())
+        String::from_utf8_lossy(&out.stdout)
+            .contains(" Ready")
+            .then_some(())
     });
 
-    let manifest = format!(
-        r#"{{"apiVersion":"v1","kind":"List","items":[
-  {{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"demo"}}}},
-  {{"apiVersion":"apps/v1","kind":"Deployment","metadata":{{"name":"web","namespace":"demo"}},
-    "spec":{{"replicas":3,"selector":{{"matchLabels":{{"app":"web"}}}},
-      "template":{{"metadata":{{"labels":{{"app":"web"}}}},
-        "spec":{{"containers":[{{"name":"main","image":"busybox","command":["{}","{}"]}}]}}}}}}}}]}}"#,
-        SLEEP[0], SLEEP[1]
-    );
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &manifest).status.success());
+    // Multi-document YAML: kubectl validates a `kind: List` against OpenAPI v2 schemas, which are not served yet.
+    let manifest = r#"apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: main, image: busybox, command: [SLEEP]}]}
+"#
+    .replace("SLEEP", &format!("\"{}\", \"{}\"", SLEEP[0], SLEEP[1]));
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &manifest)
+        .status
+        .success());
 
     let wait_running = |n: usize| {
-        wait_for(&format!("{n} pods Running on the agent's processes"), || {
-            let pods = k.json(&["get", "pods", "-n", "demo"]);
-            let running = pods["items"]
-                .as_array()
-                .map_or(0, |i| i.iter().filter(|p| p["status"]["phase"] == "Running").count());
-            let procs = children_running(agent.pid(), &SLEEP).len();
-            (running == n && procs == n).then_some(())
-        })
+        wait_for(
+            &format!("{n} pods Running on the agent's processes"),
+            || {
+                let pods = k.json(&["get", "pods", "-n", "demo"]);
+                let running = pods["items"].as_array().map_or(0, |i| {
+                    i.iter()
+                        .filter(|p| p["status"]["phase"] == "Running")
+                        .count()
+                });
+                let procs = children_running(agent.pid(), &SLEEP).len();
+                (running == n && procs == n).then_some(())
+            },
+        )
     };
     wait_running(3);
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"]);
@@ -72,14 +109,21 @@ fn roles_in_separate_processes_over_nats() {
     wait_running(1);
     k.ok(&["delete", "deployment", "web", "-n", "demo"]);
     wait_for("pods and processes gone", || {
-        let pods = k.json(&["get", "pods", "-n", "demo"])["items"].as_array().map_or(0, Vec::len);
+        let pods = k.json(&["get", "pods", "-n", "demo"])["items"]
+            .as_array()
+            .map_or(0, Vec::len);
         (pods == 0 && children_running(agent.pid(), &SLEEP).is_empty()).then_some(())
     });
 
     // The agent stops its pods' processes when it stops.
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &manifest).status.success());
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &manifest)
+        .status
+        .success());
     wait_running(3);
     let pids = children_running(agent.pid(), &SLEEP);
     assert!(agent.terminate().success());
-    assert!(pids.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
+    assert!(pids
+        .iter()
+        .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()));
 }

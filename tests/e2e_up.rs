@@ -51,7 +51,10 @@ fn running_pods(k: &Kubectl) -> usize {
         .map(|items| {
             items
                 .iter()
-                .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+                .filter(|p| {
+                    p["status"]["phase"] == "Running"
+                        && p["metadata"]["deletionTimestamp"].is_null()
+                })
                 .count()
         })
         .unwrap_or(0)
@@ -76,7 +79,11 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
 
     wait_for("the node to be Ready", || {
         let nodes = k.ok(&["get", "nodes"]);
-        nodes.lines().skip(1).any(|l| l.split_whitespace().nth(1) == Some("Ready")).then_some(())
+        nodes
+            .lines()
+            .skip(1)
+            .any(|l| l.split_whitespace().nth(1) == Some("Ready"))
+            .then_some(())
     });
 
     let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(3));
@@ -95,7 +102,11 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
 
     wait_for_scale(&k, &up, 3);
     let table = k.ok(&["get", "pods", "-n", "demo"]);
-    assert_eq!(table.lines().filter(|l| l.contains("Running")).count(), 3, "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains("Running")).count(),
+        3,
+        "{table}"
+    );
     assert!(table.starts_with("NAME"), "{table}");
 
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"]);
@@ -103,25 +114,45 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=1"]);
     wait_for_scale(&k, &up, 1);
 
-    let status = k.ok(&["rollout", "status", "deployment/web", "-n", "demo", "--timeout=60s"]);
+    let status = k.ok(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "demo",
+        "--timeout=60s",
+    ]);
     assert!(status.contains("successfully rolled out"), "{status}");
 
     k.ok(&["delete", "deployment", "web", "-n", "demo"]);
     wait_for("every pod and process gone", || {
-        let pods = k.json(&["get", "pods", "-n", "demo"])["items"].as_array().map_or(0, Vec::len);
+        let pods = k.json(&["get", "pods", "-n", "demo"])["items"]
+            .as_array()
+            .map_or(0, Vec::len);
         let procs = children_running(up.proc.pid(), &SLEEP).len();
         (pods == 0 && procs == 0).then_some(())
     });
 
     let _ = watch.kill();
     let mut streamed = String::new();
-    watch.stdout.take().expect("stdout").read_to_string(&mut streamed).expect("watch output");
+    watch
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut streamed)
+        .expect("watch output");
     let _ = watch.wait();
     println!("kubectl get pods -w streamed:\n{streamed}");
     let rows: Vec<&str> = streamed.lines().filter(|l| l.starts_with("web-")).collect();
-    let names: std::collections::HashSet<&str> =
-        rows.iter().filter_map(|l| l.split_whitespace().next()).collect();
-    assert!(names.len() >= 5, "the watch saw {} pods: {streamed}", names.len());
+    let names: std::collections::HashSet<&str> = rows
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        names.len() >= 5,
+        "the watch saw {} pods: {streamed}",
+        names.len()
+    );
     assert!(rows.iter().any(|l| l.contains("Running")), "{streamed}");
     assert!(rows.iter().any(|l| l.contains("Terminating")), "{streamed}");
 
@@ -132,8 +163,14 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
     let pids = children_running(up.proc.pid(), &SLEEP);
     let status = up.proc.terminate();
     assert!(status.success(), "navarch up exited with {status}");
-    let left: Vec<u32> = pids.into_iter().filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists()).collect();
-    assert!(left.is_empty(), "pod processes left running after navarch stopped: {left:?}");
+    let left: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "pod processes left running after navarch stopped: {left:?}"
+    );
 }
 
 #[test]
@@ -149,15 +186,26 @@ fn the_store_keeps_objects_across_a_restart_of_navarch_up() {
 
     let (proc, rx) = spawn(
         "up-again",
-        &["up", "--api-listen", "127.0.0.1:0", "--data-dir", data_dir.to_str().expect("utf-8")],
+        &[
+            "up",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8"),
+        ],
     );
     let _proc = proc;
     let api = read_line_starting(&rx, "API:");
     let kubeconfig = std::path::PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
-    wait_for("the API to be ready", || http_get(&api, "/readyz").filter(|(c, _)| *c == 200));
+    wait_for("the API to be ready", || {
+        http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
+    });
     let k = Kubectl::new(&kubeconfig);
     let after = k.json(&["get", "deployment", "web", "-n", "demo"]);
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
-    assert_eq!(after["metadata"]["creationTimestamp"], before["metadata"]["creationTimestamp"]);
+    assert_eq!(
+        after["metadata"]["creationTimestamp"],
+        before["metadata"]["creationTimestamp"]
+    );
     assert_eq!(after["spec"], before["spec"]);
 }

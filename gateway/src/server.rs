@@ -137,6 +137,7 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             get(|| async { status::json(StatusCode::OK, &openapi::root()) }),
         )
         .route("/openapi/v3/{*gv}", get(openapi_group_version))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/livez", get(health::livez))
         .route("/healthz", get(health::livez))
         .route("/readyz", get(health::readyz))
@@ -146,6 +147,22 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         })
         .layer(middleware::from_fn(trace))
         .with_state(gateway)
+}
+
+async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
+    let accept = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("protobuf") {
+        (
+            [(axum::http::header::CONTENT_TYPE, openapi::V2_PROTOBUF)],
+            openapi::v2_protobuf(),
+        )
+            .into_response()
+    } else {
+        status::json(StatusCode::OK, &openapi::v2_json())
+    }
 }
 
 async fn openapi_group_version(Path(gv): Path<String>) -> Response {

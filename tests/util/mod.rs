@@ -111,7 +111,10 @@ pub fn start_nats() -> (Proc, String) {
 /// The navarch binary built for these tests.
 pub fn navarch() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_navarch"));
-    cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+    );
     cmd
 }
 
@@ -170,12 +173,20 @@ pub struct Up {
 pub fn start_up(extra: &[&str]) -> Up {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let mut args = vec!["up", "--api-listen", "127.0.0.1:0", "--data-dir", data.to_str().expect("utf-8 path")];
+    let mut args = vec![
+        "up",
+        "--api-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().expect("utf-8 path"),
+    ];
     args.extend_from_slice(extra);
     let (proc, rx) = spawn("up", &args);
     let api = read_line_starting(&rx, "API:");
     let kubeconfig = PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
-    wait_for("the API to be ready", || http_get(&api, "/readyz").filter(|(code, _)| *code == 200));
+    wait_for("the API to be ready", || {
+        http_get(&api, "/readyz").filter(|(code, _)| *code == 200)
+    });
     Up {
         proc,
         kubeconfig,
@@ -241,7 +252,12 @@ impl Kubectl {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
         let out = child.wait_with_output().expect("kubectl output");
         println!(
             "$ kubectl {}\n{}{}",
@@ -261,11 +277,19 @@ impl Kubectl {
 }
 
 /// A minimal HTTP/1.1 client for raw API requests: returns (status code, body).
-pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Option<(u16, String)> {
+pub fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -277,14 +301,25 @@ pub fn http(base: &str, method: &str, path: &str, content_type: &str, body: &[u8
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let code: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Some((code, if chunked { dechunk(body) } else { body.to_string() }))
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some((
+        code,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -303,13 +338,23 @@ pub fn children_running(parent: u32, argv: &[&str]) -> Vec<u32> {
     let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let Some(after) = stat.rsplit_once(')').map(|(_, a)| a.split_whitespace().collect::<Vec<_>>()) else {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let (state, ppid) = (after.first().copied(), after.get(1).and_then(|p| p.parse::<u32>().ok()));
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(after) = stat
+            .rsplit_once(')')
+            .map(|(_, a)| a.split_whitespace().collect::<Vec<_>>())
+        else {
+            continue;
+        };
+        let (state, ppid) = (
+            after.first().copied(),
+            after.get(1).and_then(|p| p.parse::<u32>().ok()),
+        );
         if ppid != Some(parent) || state == Some("Z") {
             continue;
         }
@@ -331,7 +376,10 @@ pub fn processes_running(argv: &[&str]) -> Vec<u32> {
         .filter(|pid| {
             let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|s| s.rsplit_once(')').map(|(_, a)| a.trim_start().starts_with('Z')))
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, a)| a.trim_start().starts_with('Z'))
+                })
                 .unwrap_or(true);
             !zombie && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
         })
