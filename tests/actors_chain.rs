@@ -5,6 +5,8 @@
 //! Processes are found by scanning `/proc` for a command line no other test uses, so the checks see the operating
 //! system, not the agent's bookkeeping. Waits have generous deadlines; nothing asserts on timing.
 
+mod util;
+
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,21 +23,10 @@ use navarch_bus::transport::embedded::Embedded;
 use navarch_bus::Bus;
 use navarch_store::{StoreConfig, StoreMember};
 use serde_json::json;
+use util::run_in_system as run;
 
 const CLUSTER: &str = "actors-chain";
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Runs `test` inside an actix system on a multi-thread tokio runtime, as the navarch binary does.
-fn run<F: Future<Output = anyhow::Result<()>>>(test: F) -> anyhow::Result<()> {
-    let system = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    system.block_on(test)
-}
 
 /// Polls `check` until it yields a value, for up to [`WAIT`]; fails naming `what` and the last observation.
 async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>

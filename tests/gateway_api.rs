@@ -2,6 +2,8 @@
 //! discovery, apply (created, configured, unchanged), get (tables, yaml, wide), scale, watch, delete, and bad
 //! input refused with the right `Status` while nothing is written.
 
+mod util;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use navarch_bus::Bus;
 use navarch_gateway::{GatewayConfig, RunningGateway};
 use navarch_store::{Shutdown, StoreConfig, StoreMember};
 use serde_json::{json, Value};
+use util::run_in_system as run;
 
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
@@ -22,18 +25,6 @@ struct Cluster {
     client: StoreClient,
     http: reqwest::Client,
     base: String,
-}
-
-/// Runs `test` inside an actix system on a multi-thread tokio runtime, as the navarch binary does.
-fn run<F: std::future::Future<Output = Result<()>>>(test: F) -> Result<()> {
-    let system = actix::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime")
-    });
-    system.block_on(test)
 }
 
 impl Cluster {

@@ -385,3 +385,16 @@ pub fn processes_running(argv: &[&str]) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Runs `test` inside an actix system on a multi-thread tokio runtime, as the navarch binary does (for tests that
+/// start roles in-process).
+pub fn run_in_system<T>(test: impl std::future::Future<Output = T>) -> T {
+    let system = actix::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    });
+    system.block_on(test)
+}

@@ -143,6 +143,14 @@ pub fn of<K: k8s_openapi::Resource>() -> &'static ResourceInfo {
         .unwrap_or_else(|| panic!("{} {} is not a served kind", K::API_VERSION, K::KIND))
 }
 
+/// The kinds served at `group`/`version` ("" for the core group), in registry order.
+pub fn in_group_version(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
+}
+
 /// Every group (besides the core group) with its versions, in a stable order.
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();

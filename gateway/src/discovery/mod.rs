@@ -36,14 +36,10 @@ pub fn version() -> Value {
     })
 }
 
-/// The subresources a kind serves: the registry's, plus `log` for pods (declared for kubectl; answered with a
-/// Status until logs are served).
+/// The subresources a kind serves, as the registry declares them (`pods/log` is declared for kubectl and answered
+/// with a Status until logs are served).
 pub fn subresources(info: &ResourceInfo) -> Vec<&'static str> {
-    let mut subs = info.subresources.to_vec();
-    if info.kind == "Pod" && !subs.contains(&"log") {
-        subs.push("log");
-    }
-    subs
+    info.subresources.to_vec()
 }
 
 /// `/api`: the core group's versions (legacy discovery; kubectl then asks for each version's resources).
@@ -111,10 +107,7 @@ fn subresource_json(info: &ResourceInfo, sub: &str) -> Value {
 
 /// `/api/<version>` or `/apis/<group>/<version>`: the APIResourceList, or None when nothing is served there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let kinds: Vec<&ResourceInfo> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let kinds = resource::in_group_version(group, version);
     if kinds.is_empty() {
         return None;
     }

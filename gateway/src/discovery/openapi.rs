@@ -76,10 +76,7 @@ pub fn group_version(gv: &str) -> Option<Value> {
         ["apis", g, v] => (*g, *v),
         _ => return None,
     };
-    let kinds: Vec<&ResourceInfo> = RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let kinds = resource::in_group_version(group, version);
     if kinds.is_empty() {
         return None;
     }
