@@ -13,7 +13,7 @@ use util::*;
 /// A command no other test uses, so the processes we count are this test's.
 const SLEEP: [&str; 2] = ["sleep", "3607"];
 
-fn manifest(replicas: u32) -> String {
+fn manifest(replicas: u32, sleep: [&str; 2]) -> String {
     format!(
         r#"apiVersion: v1
 kind: Namespace
@@ -40,7 +40,7 @@ spec:
         image: busybox
         command: ["{}", "{}"]
 "#,
-        SLEEP[0], SLEEP[1]
+        sleep[0], sleep[1]
     )
 }
 
@@ -60,10 +60,10 @@ fn running_pods(k: &Kubectl) -> usize {
         .unwrap_or(0)
 }
 
-fn wait_for_scale(k: &Kubectl, up: &Up, n: usize) {
+fn wait_for_scale(k: &Kubectl, up: &Up, sleep: [&str; 2], n: usize) {
     wait_for(&format!("{n} pods Running with {n} live processes"), || {
         let pods = running_pods(k);
-        let procs = children_running(up.proc.pid(), &SLEEP).len();
+        let procs = children_running(up.proc.pid(), &sleep).len();
         println!("running pods: {pods}, processes: {procs}");
         (pods == n && procs == n).then_some(())
     });
@@ -71,7 +71,20 @@ fn wait_for_scale(k: &Kubectl, up: &Up, n: usize) {
 
 #[test]
 fn kubectl_drives_a_deployment_to_real_processes_and_back() {
-    let mut up = start_up(&[]);
+    flow(start_up(&[]), SLEEP);
+}
+
+#[test]
+fn up_on_a_nats_server_runs_the_same_flow() {
+    let (_nats, url) = start_nats();
+    flow(
+        start_up(&["--nats", &url, "--cluster", "up-on-nats"]),
+        ["sleep", "3608"],
+    );
+}
+
+/// Apply, watch, scale up and down, roll out, delete, and stop navarch: checked against the real processes.
+fn flow(mut up: Up, sleep: [&str; 2]) {
     let k = Kubectl::new(&up.kubeconfig);
 
     let version = k.ok(&["version"]);
@@ -86,7 +99,7 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
             .then_some(())
     });
 
-    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(3));
+    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(3, sleep));
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("namespace/demo created"), "{stdout}");
@@ -100,7 +113,7 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
         .spawn()
         .expect("kubectl get -w");
 
-    wait_for_scale(&k, &up, 3);
+    wait_for_scale(&k, &up, sleep, 3);
     let table = k.ok(&["get", "pods", "-n", "demo"]);
     assert_eq!(
         table.lines().filter(|l| l.contains("Running")).count(),
@@ -110,9 +123,9 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
     assert!(table.starts_with("NAME"), "{table}");
 
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=5"]);
-    wait_for_scale(&k, &up, 5);
+    wait_for_scale(&k, &up, sleep, 5);
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=1"]);
-    wait_for_scale(&k, &up, 1);
+    wait_for_scale(&k, &up, sleep, 1);
 
     let status = k.ok(&[
         "rollout",
@@ -129,7 +142,7 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
         let pods = k.json(&["get", "pods", "-n", "demo"])["items"]
             .as_array()
             .map_or(0, Vec::len);
-        let procs = children_running(up.proc.pid(), &SLEEP).len();
+        let procs = children_running(up.proc.pid(), &sleep).len();
         (pods == 0 && procs == 0).then_some(())
     });
 
@@ -157,10 +170,10 @@ fn kubectl_drives_a_deployment_to_real_processes_and_back() {
     assert!(rows.iter().any(|l| l.contains("Terminating")), "{streamed}");
 
     // Stopping navarch stops every pod process it started.
-    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(2));
+    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(2, sleep));
     assert!(out.status.success());
-    wait_for_scale(&k, &up, 2);
-    let pids = children_running(up.proc.pid(), &SLEEP);
+    wait_for_scale(&k, &up, sleep, 2);
+    let pids = children_running(up.proc.pid(), &sleep);
     let status = up.proc.terminate();
     assert!(status.success(), "navarch up exited with {status}");
     let left: Vec<u32> = pids
@@ -178,7 +191,7 @@ fn the_store_keeps_objects_across_a_restart_of_navarch_up() {
     let mut up = start_up(&[]);
     let k = Kubectl::new(&up.kubeconfig);
     k.ok(&["get", "namespaces"]);
-    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(0));
+    let out = k.apply_stdin(&["apply", "-f", "-"], &manifest(0, SLEEP));
     assert!(out.status.success());
     let before = k.json(&["get", "deployment", "web", "-n", "demo"]);
     let data_dir = up.dir.path().join("data");
