@@ -387,6 +387,7 @@ mod tests {
 
     fn pod_event(kind: WatchType, name: &str, node: &str, revision: i64) -> ObjectEvent {
         ObjectEvent {
+            previous: None,
             kind,
             object: json!({"apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": name, "namespace": "demo", "resourceVersion": revision.to_string()},
@@ -433,6 +434,7 @@ mod tests {
         .is_none());
         assert_eq!(cache.revision(), 13);
         let bookmark = ObjectEvent {
+            previous: None,
             kind: WatchType::Bookmark,
             object: json!({"metadata": {"resourceVersion": "20"}}),
             revision: 20,

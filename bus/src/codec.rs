@@ -7,17 +7,28 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Largest value one message may decode into. bincode allocates a string or vector of the length a message claims
+/// before reading it, so without a limit 12 hostile bytes can ask for a terabyte; 256 MiB is far above any real
+/// message (replies are reassembled whole, store snapshots travel in chunks).
+pub const DECODE_LIMIT: usize = 256 * 1024 * 1024;
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<DECODE_LIMIT>,
+> {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
 /// Encodes `value` for the bus.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| Error::Codec(format!("encode: {e}")))
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| Error::Codec(format!("encode: {e}")))
 }
 
 /// Decodes a message produced by [`encode`]. Trailing bytes are an error: they mean the peer sent another type.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) =
-        bincode::serde::decode_from_slice::<T, _>(bytes, bincode::config::standard())
-            .map_err(|e| Error::Codec(format!("decode: {e}")))?;
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
+        .map_err(|e| Error::Codec(format!("decode: {e}")))?;
     if used != bytes.len() {
         return Err(Error::Codec(format!(
             "decode: {} trailing bytes after the message",
@@ -62,6 +73,10 @@ mod tests {
         for bytes in [&b""[..], &b"\xff\xff\xff\xff\xff"[..], &[9u8; 3][..]] {
             assert!(decode::<Shape>(bytes).is_err());
         }
+        // A length prefix claiming a terabyte-long string must fail, not allocate.
+        let hostile = [0x02, 0xfd, 0, 0, 0, 0, 0, 0x01, 0, 0];
+        assert!(decode::<(u8, String)>(&hostile).is_err());
+        assert!(decode::<Vec<u64>>(&[0xfd, 0, 0, 0, 0, 0, 0, 0x01]).is_err());
         let mut ok = encode(&Shape::Unit).unwrap();
         ok.push(0);
         assert!(matches!(decode::<Shape>(&ok), Err(Error::Codec(_))));

@@ -63,6 +63,8 @@ pub struct ObjectEvent {
     pub kind: WatchType,
     /// The object after the change (for `Deleted`: before it; for `Bookmark`: only `metadata.resourceVersion`).
     pub object: Value,
+    /// For `Modified`: the object before the change (so a selector can tell an object entering or leaving it).
+    pub previous: Option<Value>,
     /// The revision of the change.
     pub revision: i64,
 }
@@ -89,6 +91,7 @@ impl ObjectWatch {
                     return Some(Ok(ObjectEvent {
                         kind: WatchType::Bookmark,
                         object,
+                        previous: None,
                         revision,
                     }));
                 }
@@ -126,6 +129,10 @@ fn event_to_object(
                 WatchType::Modified
             },
             object: decode(kv)?,
+            previous: match prev {
+                Some(p) if kv.version > 1 => Some(decode(p)?),
+                _ => None,
+            },
             revision: kv.mod_revision,
         },
         EventKind::Delete => {
@@ -135,6 +142,7 @@ fn event_to_object(
             ObjectEvent {
                 kind: WatchType::Deleted,
                 object,
+                previous: None,
                 revision: kv.mod_revision,
             }
         }
@@ -469,7 +477,11 @@ impl Objects {
         namespace: Option<&str>,
         revision: i64,
     ) -> Result<ObjectWatch, ApiError> {
-        let start = if revision == 0 { 0 } else { revision + 1 };
+        let start = if revision == 0 {
+            0
+        } else {
+            revision.saturating_add(1)
+        };
         let inner = self
             .store
             .watch_prefix(info.prefix(namespace).as_bytes(), start)
@@ -557,8 +569,14 @@ fn graceful_pod_deletion(info: &ResourceInfo, pod: &Value, grace: Option<i64>) -
     if !bound || finished || grace == 0 {
         return None;
     }
+    // Any grace period is accepted; one that reaches past year 9999 (the last a Kubernetes timestamp can hold) ends
+    // there.
     let now = meta::now();
-    let deadline = now + k8s_openapi::chrono::Duration::seconds(grace);
+    let end_of_time =
+        k8s_openapi::chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(now);
+    let deadline = k8s_openapi::chrono::TimeDelta::try_seconds(grace)
+        .and_then(|delta| now.checked_add_signed(delta))
+        .map_or(end_of_time, |d| d.min(end_of_time));
     let mut next = pod.clone();
     let m = meta::metadata_mut(&mut next);
     // A second delete may shorten the grace period, never lengthen it.
@@ -574,4 +592,43 @@ fn graceful_pod_deletion(info: &ResourceInfo, pod: &Value, grace: Option<i64>) -
         m.insert("deletionGracePeriodSeconds".into(), json!(grace));
     }
     Some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bound_pod(grace: Option<i64>) -> Value {
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": grace},
+               "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn bound_pods_get_a_deletion_timestamp() {
+        let pods = resource::by_kind("v1", "Pod").unwrap();
+        let pending = graceful_pod_deletion(pods, &bound_pod(Some(30)), None).unwrap();
+        assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], 30);
+        assert!(pending["metadata"]["deletionTimestamp"].is_string());
+        assert!(graceful_pod_deletion(pods, &bound_pod(Some(30)), Some(0)).is_none());
+        let mut unbound = bound_pod(None);
+        unbound["spec"]["nodeName"] = Value::Null;
+        assert!(graceful_pod_deletion(pods, &unbound, None).is_none());
+    }
+
+    #[test]
+    fn huge_grace_periods_end_at_year_9999_instead_of_panicking() {
+        let pods = resource::by_kind("v1", "Pod").unwrap();
+        for grace in [99_999_999_999_999, i64::MAX] {
+            let pending = graceful_pod_deletion(pods, &bound_pod(Some(grace)), None).unwrap();
+            assert_eq!(
+                pending["metadata"]["deletionTimestamp"],
+                "9999-12-31T23:59:59Z"
+            );
+            let pending = graceful_pod_deletion(pods, &bound_pod(Some(30)), Some(grace)).unwrap();
+            assert_eq!(
+                pending["metadata"]["deletionTimestamp"],
+                "9999-12-31T23:59:59Z"
+            );
+        }
+    }
 }

@@ -46,7 +46,7 @@ impl Quantity {
         den = den.checked_mul(mul_den).ok_or_else(bad)?;
         let product = digits.checked_mul(num).ok_or_else(bad)?;
         // Round up to the next milli-unit, as Kubernetes does.
-        let milli = (product + den - 1) / den;
+        let milli = product.checked_add(den - 1).ok_or_else(bad)? / den;
         Ok(Self {
             milli: if negative { -milli } else { milli },
         })
@@ -126,5 +126,6 @@ mod tests {
             assert!(Quantity::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Quantity::parse(&"9".repeat(60)).is_err());
+        assert!(Quantity::parse("170141183460469231731687303715884105e-30").is_err());
     }
 }

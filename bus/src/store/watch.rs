@@ -239,10 +239,19 @@ impl Watch {
                 .history(HistoryRequest {
                     key: self.key.clone(),
                     range_end: self.range_end.clone(),
-                    start_revision: self.delivered + 1,
+                    start_revision: self.delivered.saturating_add(1),
                     limit: 0,
                 })
                 .await?;
+            if self.delivered > response.header.revision {
+                // Asked to start after a revision the store has not reached (Kubernetes: "Too large resource
+                // version"); waiting silently would drop the changes in between.
+                return Err(StoreError::FutureRevision {
+                    requested: self.delivered.saturating_add(1),
+                    current: response.header.revision,
+                }
+                .into());
+            }
             let upto = if response.more {
                 response
                     .batches

@@ -3,6 +3,8 @@
 //! (replace, delete, merge), `$retainKeys`, `$setElementOrder/<field>` and `$deleteFromPrimitiveList/<field>`
 //! are honored.
 
+use std::collections::{HashMap, HashSet};
+
 use navarch_bus::api::ApiError;
 use serde_json::{Map, Value};
 
@@ -143,9 +145,10 @@ impl Merger<'_> {
                 if patch.iter().any(|v| v.is_object() || v.is_array()) {
                     return Err(bad(format!("{} is a list of scalars", self.path.join("."))));
                 }
+                let mut seen: HashSet<String> = original.iter().map(Value::to_string).collect();
                 let mut out = original;
                 for v in patch {
-                    if !out.contains(&v) {
+                    if seen.insert(v.to_string()) {
                         out.push(v);
                     }
                 }
@@ -161,7 +164,14 @@ impl Merger<'_> {
         patch: Vec<Value>,
         key: &str,
     ) -> Result<Vec<Value>, ApiError> {
+        let missing_key = |item: &Map<String, Value>| {
+            bad(format!(
+                "{} does not contain declared merge key {key:?}",
+                Value::Object(item.clone())
+            ))
+        };
         let mut items = Vec::new();
+        let mut deleted = HashSet::new();
         let mut replace = false;
         for item in patch {
             let Value::Object(mut item) = item else {
@@ -174,13 +184,8 @@ impl Merger<'_> {
                 None => items.push(item),
                 Some(directive) => match directive.as_str() {
                     Some("delete") => {
-                        let id = item.get(key).cloned().ok_or_else(|| {
-                            bad(format!(
-                                "{} does not contain declared merge key {key:?}",
-                                Value::Object(item.clone())
-                            ))
-                        })?;
-                        original.retain(|o| o.get(key) != Some(&id));
+                        let id = item.get(key).ok_or_else(|| missing_key(&item))?;
+                        deleted.insert(id.to_string());
                     }
                     Some("replace") => replace = true,
                     Some("merge") => {
@@ -196,19 +201,30 @@ impl Merger<'_> {
         if replace {
             original.clear();
         }
+        if !deleted.is_empty() {
+            original.retain(|o| {
+                o.get(key)
+                    .is_none_or(|id| !deleted.contains(&id.to_string()))
+            });
+        }
+        // Items are found by their key through an index, so a patch of n items costs O(n), not O(n²).
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, o) in original.iter().enumerate() {
+            if let Some(id) = o.get(key) {
+                index.entry(id.to_string()).or_insert(i);
+            }
+        }
         for item in items {
-            let id = item.get(key).cloned().ok_or_else(|| {
-                bad(format!(
-                    "{} does not contain declared merge key {key:?}",
-                    Value::Object(item.clone())
-                ))
-            })?;
-            match original.iter_mut().find(|o| o.get(key) == Some(&id)) {
+            let id = item.get(key).ok_or_else(|| missing_key(&item))?.to_string();
+            match index.get(&id).and_then(|&i| original.get_mut(i)) {
                 Some(Value::Object(existing)) => {
                     let merged = self.map(std::mem::take(existing), item)?;
                     *existing = merged;
                 }
-                _ => original.push(Value::Object(self.map(Map::new(), item)?)),
+                _ => {
+                    index.insert(id, original.len());
+                    original.push(Value::Object(self.map(Map::new(), item)?));
+                }
             }
         }
         Ok(original)
@@ -223,9 +239,19 @@ fn identity<'v>(item: &'v Value, key: Option<&str>) -> Option<&'v Value> {
     }
 }
 
-fn position(list: &[Value], item: &Value, key: Option<&str>) -> Option<usize> {
-    let id = identity(item, key)?;
-    list.iter().position(|v| identity(v, key) == Some(id))
+/// Positions of the items of `list` by identity (first occurrence wins), for O(1) lookups.
+fn positions(list: &[Value], key: Option<&str>) -> HashMap<String, usize> {
+    let mut out = HashMap::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        if let Some(id) = identity(item, key) {
+            out.entry(id.to_string()).or_insert(i);
+        }
+    }
+    out
+}
+
+fn position(index: &HashMap<String, usize>, item: &Value, key: Option<&str>) -> Option<usize> {
+    index.get(&identity(item, key)?.to_string()).copied()
 }
 
 /// apimachinery's `normalizeElementOrder`: items named by `$setElementOrder` come in its order; the others (the
@@ -239,11 +265,12 @@ fn reorder(
     if key.is_some() && order.iter().any(|o| identity(o, key).is_none()) {
         return Err(bad("every $setElementOrder item must carry the merge key"));
     }
+    let (order, server) = (positions(order, key), positions(server, key));
     let (mut ordered, mut server_only): (Vec<Value>, Vec<Value>) = merged
         .into_iter()
-        .partition(|v| position(order, v, key).is_some());
-    ordered.sort_by_key(|v| position(order, v, key).unwrap_or(usize::MAX));
-    server_only.sort_by_key(|v| position(server, v, key).unwrap_or(usize::MAX));
+        .partition(|v| position(&order, v, key).is_some());
+    ordered.sort_by_cached_key(|v| position(&order, v, key).unwrap_or(usize::MAX));
+    server_only.sort_by_cached_key(|v| position(&server, v, key).unwrap_or(usize::MAX));
     // mergeSortedSlice: insert each server-only item before the first ordered item that comes after it on the
     // server.
     let mut out = Vec::with_capacity(ordered.len() + server_only.len());
@@ -257,7 +284,7 @@ fn reorder(
             (Some(_), None) => out.extend(left.next()),
             (None, Some(_)) => out.extend(right.next()),
             (Some(l), Some(r)) => {
-                let before = match (position(server, l, key), position(server, r, key)) {
+                let before = match (position(&server, l, key), position(&server, r, key)) {
                     (Some(li), Some(ri)) => li < ri,
                     _ => false,
                 };

@@ -1,11 +1,9 @@
-//! Which watch events a client sees under its selectors. Pure.
+//! Which watch events a client sees under its selectors. Pure and stateless.
 //!
-//! Kubernetes turns an object that stops matching into DELETED and one that starts matching into ADDED. The store's
-//! events carry only the new state, so the filter remembers which objects it has shown as matching: exact for a
-//! watch that started with the initial list (no `resourceVersion`, or "0"); for a watch resumed at a revision, an
-//! object that stops matching before the filter ever saw it match produces no event.
-
-use std::collections::HashSet;
+//! As kube-apiserver's watch cache does, a change is judged on the object before and after it: matching after but
+//! not before is ADDED, before but not after is DELETED (carrying the new state), both is MODIFIED, neither is
+//! dropped. The store supplies the previous state of every change, so this is exact whether the watch began with
+//! the initial list or at a resourceVersion, and costs no memory per watched object.
 
 use navarch_bus::api::{ObjectEvent, WatchType};
 use serde_json::Value;
@@ -17,16 +15,6 @@ use crate::selector::Selectors;
 pub struct Filter {
     selectors: Selectors,
     bookmarks: bool,
-    /// `namespace/name` of every object last shown as matching.
-    shown: HashSet<String>,
-}
-
-fn key(object: &Value) -> String {
-    format!(
-        "{}/{}",
-        object["metadata"]["namespace"].as_str().unwrap_or_default(),
-        object["metadata"]["name"].as_str().unwrap_or_default()
-    )
 }
 
 impl Filter {
@@ -35,54 +23,34 @@ impl Filter {
         Self {
             selectors,
             bookmarks,
-            shown: HashSet::new(),
         }
     }
 
     /// Whether an object of the initial list is sent (as ADDED).
     pub fn initial(&mut self, object: &Value) -> bool {
-        let matches = self.selectors.matches(object);
-        if matches {
-            self.shown.insert(key(object));
-        }
-        matches
+        self.selectors.matches(object)
     }
 
     /// What to send for `event`, if anything.
     pub fn decide(&mut self, event: ObjectEvent) -> Option<(WatchType, Value)> {
-        if event.kind == WatchType::Bookmark {
-            return self
-                .bookmarks
-                .then_some((WatchType::Bookmark, event.object));
-        }
-        let k = key(&event.object);
-        let matches = self.selectors.matches(&event.object);
-        let was_shown = self.shown.contains(&k);
+        let now = self.selectors.matches(&event.object);
         let kind = match event.kind {
-            WatchType::Deleted => {
-                self.shown.remove(&k);
-                if !(matches || was_shown) {
-                    return None;
-                }
-                WatchType::Deleted
+            WatchType::Bookmark => {
+                return self
+                    .bookmarks
+                    .then_some((WatchType::Bookmark, event.object))
             }
-            _ if !matches => {
-                if !self.shown.remove(&k) {
-                    return None;
-                }
-                WatchType::Deleted
-            }
-            WatchType::Modified if self.selectors.is_empty() || was_shown => {
-                self.shown.insert(k);
-                WatchType::Modified
-            }
-            // Created, or modified into matching: new to this watcher.
-            _ => {
-                self.shown.insert(k);
-                if event.kind == WatchType::Modified && !was_shown && !self.selectors.is_empty() {
-                    WatchType::Added
-                } else {
-                    event.kind
+            WatchType::Added | WatchType::Deleted => now.then_some(event.kind)?,
+            WatchType::Modified => {
+                let before = event
+                    .previous
+                    .as_ref()
+                    .map_or(now, |p| self.selectors.matches(p));
+                match (before, now) {
+                    (true, true) => WatchType::Modified,
+                    (false, true) => WatchType::Added,
+                    (true, false) => WatchType::Deleted,
+                    (false, false) => return None,
                 }
             }
         };
@@ -100,10 +68,11 @@ mod tests {
         json!({"metadata": {"name": name, "namespace": "demo", "labels": {"app": app}}})
     }
 
-    fn event(kind: WatchType, object: Value) -> ObjectEvent {
+    fn event(kind: WatchType, object: Value, previous: Option<Value>) -> ObjectEvent {
         ObjectEvent {
             kind,
             object,
+            previous,
             revision: 1,
         }
     }
@@ -114,7 +83,12 @@ mod tests {
     }
 
     fn kind_of(f: &mut Filter, kind: WatchType, object: Value) -> Option<WatchType> {
-        f.decide(event(kind, object)).map(|(k, _)| k)
+        f.decide(event(kind, object, None)).map(|(k, _)| k)
+    }
+
+    fn change(f: &mut Filter, before: Value, after: Value) -> Option<WatchType> {
+        f.decide(event(WatchType::Modified, after, Some(before)))
+            .map(|(k, _)| k)
     }
 
     #[test]
@@ -123,16 +97,16 @@ mod tests {
         assert!(f.initial(&pod("a", "web")));
         assert!(!f.initial(&pod("b", "db")));
         assert_eq!(
-            kind_of(&mut f, WatchType::Modified, pod("a", "web")),
+            change(&mut f, pod("a", "web"), pod("a", "web")),
             Some(WatchType::Modified)
         );
         assert_eq!(
-            kind_of(&mut f, WatchType::Modified, pod("a", "db")),
+            change(&mut f, pod("a", "web"), pod("a", "db")),
             Some(WatchType::Deleted)
         );
-        assert_eq!(kind_of(&mut f, WatchType::Modified, pod("a", "db")), None);
+        assert_eq!(change(&mut f, pod("a", "db"), pod("a", "db")), None);
         assert_eq!(
-            kind_of(&mut f, WatchType::Modified, pod("b", "web")),
+            change(&mut f, pod("b", "db"), pod("b", "web")),
             Some(WatchType::Added)
         );
         assert_eq!(kind_of(&mut f, WatchType::Added, pod("c", "db")), None);
@@ -145,10 +119,19 @@ mod tests {
             Some(WatchType::Deleted)
         );
         assert_eq!(kind_of(&mut f, WatchType::Deleted, pod("c", "db")), None);
+    }
+
+    #[test]
+    fn a_watch_resumed_at_a_revision_still_sees_objects_leave() {
+        // No initial list: the filter has never seen these objects, yet the previous state decides.
+        let mut f = filter("app=web");
         assert_eq!(
-            kind_of(&mut f, WatchType::Deleted, pod("b", "db")),
-            Some(WatchType::Deleted),
-            "was shown"
+            change(&mut f, pod("a", "web"), pod("a", "other")),
+            Some(WatchType::Deleted)
+        );
+        assert_eq!(
+            change(&mut f, pod("b", "web"), pod("b", "web")),
+            Some(WatchType::Modified)
         );
     }
 
