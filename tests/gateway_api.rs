@@ -582,6 +582,74 @@ fn watch_streams_changes() -> Result<()> {
 }
 
 #[test]
+fn selector_watch_resumed_at_a_revision_sees_objects_leave() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        for (name, app) in [("a", "web"), ("b", "web")] {
+            let (code, _) = c
+                .call(
+                    "POST",
+                    "/api/v1/namespaces/default/pods",
+                    Some(pod(name, json!({"app": app}))),
+                )
+                .await?;
+            assert_eq!(code, 201);
+        }
+        // Resume after both exist, as an informer does after a list: the gateway never saw them match.
+        let rv = c.revision().await?;
+        let mut watch = c
+            .request(
+                "GET",
+                &format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&labelSelector=app%3Dweb"),
+            )?
+            .send()
+            .await?;
+        assert_eq!(watch.status().as_u16(), 200);
+        for (name, patch) in [
+            ("a", json!({"metadata": {"labels": {"app": "other"}}})),
+            (
+                "b",
+                json!({"metadata": {"annotations": {"touched": "yes"}}}),
+            ),
+        ] {
+            let (code, _) = c
+                .send_raw(
+                    "PATCH",
+                    &format!("/api/v1/namespaces/default/pods/{name}"),
+                    "application/merge-patch+json",
+                    patch.to_string().into_bytes(),
+                )
+                .await?;
+            assert_eq!(code, 200);
+        }
+        let mut events = Vec::new();
+        let mut buffer = Vec::new();
+        while events.len() < 2 {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), watch.chunk())
+                .await
+                .context("watch event")??;
+            buffer.extend_from_slice(&chunk.context("watch ended early")?);
+            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let event: Value = serde_json::from_slice(&line)?;
+                events.push(format!(
+                    "{} {}",
+                    event["type"].as_str().unwrap_or_default(),
+                    event["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        assert_eq!(
+            events,
+            vec!["DELETED a".to_string(), "MODIFIED b".to_string()]
+        );
+        c.stop().await
+    })
+}
+
+#[test]
 fn bad_input_is_refused_and_writes_nothing() -> Result<()> {
     run(async {
         let c = Cluster::start().await?;
