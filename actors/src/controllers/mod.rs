@@ -1,8 +1,10 @@
-//! The controllers role: control loops that drive objects toward their spec. For now the deployment controller;
-//! each controller is a folder with its pure decisions and its actor, sharing [`queue`] and [`expectations`].
+//! The controllers role: control loops that drive objects toward their spec: the deployment controller (which
+//! also collects pods whose Deployment is gone) and the namespace controller. Each controller is a folder with its
+//! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
 pub mod deployment;
 pub mod expectations;
+pub mod namespace;
 pub mod queue;
 
 use std::time::Duration;
@@ -13,6 +15,7 @@ use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
 pub use deployment::DeploymentController;
+pub use namespace::NamespaceController;
 
 use crate::error::{Error, Result};
 
@@ -72,6 +75,7 @@ impl ControllersConfig {
 #[derive(Debug, Clone)]
 pub struct ControllersHandle {
     deployment: Addr<DeploymentController>,
+    namespace: Addr<NamespaceController>,
 }
 
 impl ControllersHandle {
@@ -83,6 +87,7 @@ impl ControllersHandle {
     /// Stops every controller (their informers stop with them). Writes in flight may or may not land.
     pub async fn shutdown(self) {
         let _ = self.deployment.send(crate::Stop).await;
+        let _ = self.namespace.send(crate::Stop).await;
     }
 }
 
@@ -90,8 +95,12 @@ impl ControllersHandle {
 pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
     config.validate()?;
     let objects = Objects::new(StoreClient::new(bus));
-    let deployment = DeploymentController::new(objects, config).start();
-    Ok(ControllersHandle { deployment })
+    let deployment = DeploymentController::new(objects.clone(), config).start();
+    let namespace = NamespaceController::new(objects).start();
+    Ok(ControllersHandle {
+        deployment,
+        namespace,
+    })
 }
 
 #[cfg(test)]

@@ -406,9 +406,10 @@ impl Objects {
         Ok(Some(object))
     }
 
-    /// Deletes an object. A pod bound to a node is deleted gracefully: it gets a `deletionTimestamp` and stays until
-    /// its node agent has stopped it and deletes it with grace 0. Returns the object as it was deleted (or as it
-    /// now is, while deletion is pending).
+    /// Deletes an object. Some deletions are deferred, as in Kubernetes: a pod bound to a node gets a
+    /// `deletionTimestamp` and stays until its node agent has stopped it and deletes it with grace 0; a namespace
+    /// whose `spec.finalizers` is not empty becomes Terminating until the namespace controller has emptied it.
+    /// Returns the object as it was deleted (or as it now is, while deletion is pending).
     pub async fn delete(
         &self,
         info: &ResourceInfo,
@@ -437,9 +438,7 @@ impl Objects {
                     return Err(ApiError::conflict(info, name));
                 }
             }
-            if let Some(pending) =
-                graceful_pod_deletion(info, &object, options.grace_period_seconds)
-            {
+            if let Some(pending) = deferred_deletion(info, &object, options.grace_period_seconds) {
                 if pending == object {
                     return Ok(object);
                 }
@@ -550,12 +549,38 @@ pub fn from_value<K: DeserializeOwned>(object: Value) -> Result<K, ApiError> {
         .map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
 }
 
-/// For a pod bound to a node and a positive grace period: the pod with `deletionTimestamp` set (the node agent
-/// stops it, then deletes it with grace 0). None when the pod can go at once.
-fn graceful_pod_deletion(info: &ResourceInfo, pod: &Value, grace: Option<i64>) -> Option<Value> {
-    if info.kind != "Pod" {
+/// The object marked for a deferred deletion, or None when it can go at once: see [`Objects::delete`].
+fn deferred_deletion(info: &ResourceInfo, object: &Value, grace: Option<i64>) -> Option<Value> {
+    match info.kind {
+        "Pod" => graceful_pod_deletion(object, grace),
+        "Namespace" => terminating_namespace(object),
+        _ => None,
+    }
+}
+
+/// A namespace with finalizers (the namespace controller's `kubernetes`) turns Terminating instead of going.
+fn terminating_namespace(namespace: &Value) -> Option<Value> {
+    let finalizers = namespace["spec"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty());
+    if !finalizers {
         return None;
     }
+    let mut next = namespace.clone();
+    if !meta::is_deleting(&next) {
+        meta::metadata_mut(&mut next).insert(
+            "deletionTimestamp".into(),
+            json!(meta::format_time(meta::now())),
+        );
+        meta::metadata_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
+    }
+    next["status"]["phase"] = json!("Terminating");
+    Some(next)
+}
+
+/// For a pod bound to a node and a positive grace period: the pod with `deletionTimestamp` set (the node agent
+/// stops it, then deletes it with grace 0). None when the pod can go at once.
+fn graceful_pod_deletion(pod: &Value, grace: Option<i64>) -> Option<Value> {
     let bound = pod["spec"]["nodeName"]
         .as_str()
         .is_some_and(|n| !n.is_empty());
@@ -606,25 +631,38 @@ mod tests {
     #[test]
     fn bound_pods_get_a_deletion_timestamp() {
         let pods = resource::by_kind("v1", "Pod").unwrap();
-        let pending = graceful_pod_deletion(pods, &bound_pod(Some(30)), None).unwrap();
+        let pending = deferred_deletion(pods, &bound_pod(Some(30)), None).unwrap();
         assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], 30);
         assert!(pending["metadata"]["deletionTimestamp"].is_string());
-        assert!(graceful_pod_deletion(pods, &bound_pod(Some(30)), Some(0)).is_none());
+        assert!(deferred_deletion(pods, &bound_pod(Some(30)), Some(0)).is_none());
         let mut unbound = bound_pod(None);
         unbound["spec"]["nodeName"] = Value::Null;
-        assert!(graceful_pod_deletion(pods, &unbound, None).is_none());
+        assert!(deferred_deletion(pods, &unbound, None).is_none());
+    }
+
+    #[test]
+    fn namespaces_with_finalizers_turn_terminating() {
+        let namespaces = resource::by_kind("v1", "Namespace").unwrap();
+        let ns = json!({"metadata": {"name": "demo"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+        let pending = deferred_deletion(namespaces, &ns, None).unwrap();
+        assert_eq!(pending["status"]["phase"], "Terminating");
+        assert!(meta::is_deleting(&pending));
+        let again = deferred_deletion(namespaces, &pending, None).unwrap();
+        assert_eq!(again, pending, "a second delete changes nothing");
+        let finalized = json!({"metadata": {"name": "demo"}, "spec": {"finalizers": []}});
+        assert!(deferred_deletion(namespaces, &finalized, None).is_none());
     }
 
     #[test]
     fn huge_grace_periods_end_at_year_9999_instead_of_panicking() {
         let pods = resource::by_kind("v1", "Pod").unwrap();
         for grace in [99_999_999_999_999, i64::MAX] {
-            let pending = graceful_pod_deletion(pods, &bound_pod(Some(grace)), None).unwrap();
+            let pending = deferred_deletion(pods, &bound_pod(Some(grace)), None).unwrap();
             assert_eq!(
                 pending["metadata"]["deletionTimestamp"],
                 "9999-12-31T23:59:59Z"
             );
-            let pending = graceful_pod_deletion(pods, &bound_pod(Some(30)), Some(grace)).unwrap();
+            let pending = deferred_deletion(pods, &bound_pod(Some(30)), Some(grace)).unwrap();
             assert_eq!(
                 pending["metadata"]["deletionTimestamp"],
                 "9999-12-31T23:59:59Z"
