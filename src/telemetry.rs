@@ -8,8 +8,15 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (info for Navarch, warn for the rest).
 pub fn init() -> opentelemetry_sdk::trace::SdkTracerProvider {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new("warn,navarch=info,navarch_bus=info,navarch_store=info,navarch_gateway=info,navarch_actors=info")
+    const DEFAULT: &str =
+        "warn,navarch=info,navarch_bus=info,navarch_store=info,navarch_gateway=info,navarch_actors=info";
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT.to_string());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("navarch: ignoring RUST_LOG={directives:?}: {e}");
+        EnvFilter::new(DEFAULT)
     });
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let tracer = provider.tracer("navarch");

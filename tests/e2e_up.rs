@@ -229,18 +229,28 @@ fn deleting_a_namespace_deletes_everything_in_it() {
     let up = start_up(&[]);
     let k = Kubectl::new(&up.kubeconfig);
     k.ok(&["get", "ns"]);
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &manifest(2, sleep)).status.success());
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &manifest(2, sleep))
+        .status
+        .success());
     wait_for_scale(&k, &up, sleep, 2);
 
     // kubectl waits until the namespace is gone: Terminating, emptied, then removed.
     let out = k.ok(&["delete", "namespace", "demo", "--timeout=90s"]);
     assert!(out.contains("namespace \"demo\" deleted"), "{out}");
     assert!(!k.run(&["get", "namespace", "demo"]).status.success());
-    assert!(children_running(up.proc.pid(), &sleep).is_empty(), "pod processes outlived their namespace");
-    let (code, _) = http_get(&up.api, "/apis/apps/v1/namespaces/demo/deployments/web").expect("get");
+    assert!(
+        children_running(up.proc.pid(), &sleep).is_empty(),
+        "pod processes outlived their namespace"
+    );
+    let (code, _) =
+        http_get(&up.api, "/apis/apps/v1/namespaces/demo/deployments/web").expect("get");
     assert_eq!(code, 404);
 
     // The name can be used again, from scratch.
-    assert!(k.apply_stdin(&["apply", "-f", "-"], &manifest(1, sleep)).status.success());
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &manifest(1, sleep))
+        .status
+        .success());
     wait_for_scale(&k, &up, sleep, 1);
 }

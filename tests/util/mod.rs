@@ -108,14 +108,9 @@ pub fn start_nats() -> (Proc, String) {
     )
 }
 
-/// The navarch binary built for these tests.
+/// The navarch binary built for these tests (logging at its default levels unless `RUST_LOG` says otherwise).
 pub fn navarch() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_navarch"));
-    cmd.env(
-        "RUST_LOG",
-        std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-    );
-    cmd
+    Command::new(env!("CARGO_BIN_EXE_navarch"))
 }
 
 /// Starts `navarch <args>`, forwarding its stderr to the test output, and returns it with a receiver of its stdout
