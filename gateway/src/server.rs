@@ -146,7 +146,25 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             Failure(method_not_allowed(method.as_str(), uri.path()))
         })
         .layer(middleware::from_fn(trace))
+        // Defense in depth: a bug that panics in a handler answers 500 with a Status instead of dropping the
+        // connection (and is logged), rather than taking the request's task down silently.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_status,
+        ))
         .with_state(gateway)
+}
+
+fn panic_status(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "request handler panicked");
+    Failure(navarch_bus::api::ApiError::internal(format!(
+        "the gateway failed on this request: {what}"
+    )))
+    .into_response()
 }
 
 async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
