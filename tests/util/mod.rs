@@ -216,12 +216,7 @@ impl Kubectl {
 
     pub fn run(&self, args: &[&str]) -> Output {
         let out = self.command(args).output().expect("run kubectl");
-        println!(
-            "$ kubectl {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        show(args, &out);
         out
     }
 
@@ -254,12 +249,7 @@ impl Kubectl {
             .write_all(input.as_bytes())
             .expect("write stdin");
         let out = child.wait_with_output().expect("kubectl output");
-        println!(
-            "$ kubectl {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        show(args, &out);
         out
     }
 
@@ -269,6 +259,16 @@ impl Kubectl {
         all.extend(["-o", "json"]);
         serde_json::from_str(&self.ok(&all)).expect("kubectl -o json output")
     }
+}
+
+/// Prints a kubectl run the way a shell session would show it.
+fn show(args: &[&str], out: &Output) {
+    println!(
+        "$ kubectl {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A minimal HTTP/1.1 client for raw API requests: returns (status code, body).

@@ -250,20 +250,34 @@ impl Objects {
         object: Value,
         validation: FieldValidation,
     ) -> Result<Admitted, ApiError> {
-        let Admitted {
-            mut object,
-            warnings,
-        } = admission::create(info, object, &context(namespace, validation))?;
+        let Admitted { object, warnings } =
+            admission::create(info, object, &context(namespace, validation))?;
         if info.namespaced {
             self.check_namespace_open(namespace.unwrap_or_default())
                 .await?;
         }
         let name = meta::name(&object).unwrap_or_default().to_string();
         let key = info.key(namespace, &name);
+        match self
+            .put_if(Compare::absent(key.clone()), key, object)
+            .await?
+        {
+            Some(object) => Ok(Admitted { object, warnings }),
+            None => Err(ApiError::already_exists(info, &name)),
+        }
+    }
+
+    /// Writes `object` at `key` if `compare` holds: the object with its new resourceVersion, or None.
+    async fn put_if(
+        &self,
+        compare: Compare,
+        key: String,
+        mut object: Value,
+    ) -> Result<Option<Value>, ApiError> {
         let response = self
             .store
             .txn(TxnRequest {
-                compare: vec![Compare::absent(key.clone())],
+                compare: vec![compare],
                 success: vec![TxnOp::Put(PutRequest {
                     key: key.into_bytes(),
                     value: encode(&object)?,
@@ -273,10 +287,10 @@ impl Objects {
             })
             .await?;
         if !response.succeeded {
-            return Err(ApiError::already_exists(info, &name));
+            return Ok(None);
         }
         meta::set_resource_version(&mut object, response.header.revision);
-        Ok(Admitted { object, warnings })
+        Ok(Some(object))
     }
 
     async fn check_namespace_open(&self, namespace: &str) -> Result<(), ApiError> {
@@ -384,26 +398,15 @@ impl Objects {
         namespace: Option<&str>,
         name: &str,
         current: &KeyValue,
-        mut object: Value,
+        object: Value,
     ) -> Result<Option<Value>, ApiError> {
         let key = info.key(namespace, name);
-        let response = self
-            .store
-            .txn(TxnRequest {
-                compare: vec![Compare::mod_revision(key.clone(), current.mod_revision)],
-                success: vec![TxnOp::Put(PutRequest {
-                    key: key.into_bytes(),
-                    value: encode(&object)?,
-                    ..Default::default()
-                })],
-                failure: vec![],
-            })
-            .await?;
-        if !response.succeeded {
-            return Ok(None);
-        }
-        meta::set_resource_version(&mut object, response.header.revision);
-        Ok(Some(object))
+        self.put_if(
+            Compare::mod_revision(key.clone(), current.mod_revision),
+            key,
+            object,
+        )
+        .await
     }
 
     /// Deletes an object. Some deletions are deferred, as in Kubernetes: a pod bound to a node gets a
