@@ -1,6 +1,12 @@
 //! [`Bus`]: the handle every role holds. Publish, subscribe, queue groups, and request/reply with timeouts,
-//! a distinct no-responders error and replies of any size (chunked under the transport's payload limit), over
-//! either transport. Every message it sends carries the W3C trace context.
+//! a distinct no-responders error and requests and replies of any size, over either transport. Every message it
+//! sends carries the W3C trace context.
+//!
+//! A reply larger than one message is split into parts (`Navarch-Chunk: i/n`) sent to the requester's inbox. A
+//! request larger than one message cannot be split the same way (parts sent to a queue group would reach different
+//! members), so it is *pulled*: the request carries only `Navarch-Body: <subject>` and `Navarch-Body-Size`, and the
+//! responder, through [`Bus::request_body`], asks that subject of the requester's inbox for the body, which comes
+//! back as an ordinary (chunked) reply.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,16 +30,26 @@ use crate::transport::{
 /// Header naming a reply's part, as `i/n` (1-based), when a reply is larger than one message.
 pub const CHUNK_HEADER: &str = "Navarch-Chunk";
 
+/// Header of a request whose body is too large for one message: the subject to fetch it from.
+pub const BODY_HEADER: &str = "Navarch-Body";
+
+/// Header giving the size in bytes of a pulled request body.
+pub const BODY_SIZE_HEADER: &str = "Navarch-Body-Size";
+
 /// Room left in each message for headers when a reply is split.
 const CHUNK_HEADROOM: usize = 16 * 1024;
 
 type Pending = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Message>>>>;
+
+/// Request bodies waiting to be pulled, by inbox token.
+type Bodies = Arc<Mutex<HashMap<String, Bytes>>>;
 
 struct Inner {
     transport: Arc<dyn Transport>,
     subjects: Subjects,
     inbox_prefix: String,
     pending: Pending,
+    bodies: Bodies,
     next_token: AtomicU64,
     inbox_task: tokio::task::JoinHandle<()>,
 }
@@ -67,10 +83,31 @@ impl Bus {
             .subscribe(&format!("{inbox_prefix}.*"), None)
             .await?;
         let pending: Pending = Arc::default();
+        let bodies: Bodies = Arc::default();
         let routes = pending.clone();
+        let (serving, sender) = (bodies.clone(), transport.clone());
         let inbox_task = tokio::spawn(async move {
             while let Some(message) = inbox.next().await {
                 let token = message.subject.rsplit('.').next().unwrap_or_default();
+                if token.starts_with('b') {
+                    // A responder pulling a request body: answer from the bodies waiting here.
+                    let body = serving
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get(token)
+                        .cloned();
+                    if let Some(body) = body {
+                        let sender = sender.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) =
+                                respond_on(sender.as_ref(), &message, Headers::new(), body).await
+                            {
+                                tracing::debug!(error = %e, "could not send a request body");
+                            }
+                        });
+                    }
+                    continue;
+                }
                 let route = routes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -88,6 +125,7 @@ impl Bus {
                 subjects: Subjects::new(cluster),
                 inbox_prefix,
                 pending,
+                bodies,
                 next_token: AtomicU64::new(1),
                 inbox_task,
             }),
@@ -176,6 +214,20 @@ impl Bus {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let _route = Route::add(&self.inner.pending, token.clone(), tx);
         trace::inject(&mut headers);
+        // Too large for one message: offer the body for the responder to pull while the request is open.
+        let mut _body = None;
+        let payload = if payload.len() + headers.wire_len() + CHUNK_HEADROOM > self.max_payload() {
+            let body_token = format!("b{token}");
+            headers.insert(
+                BODY_HEADER,
+                format!("{}.{body_token}", self.inner.inbox_prefix),
+            );
+            headers.insert(BODY_SIZE_HEADER, payload.len().to_string());
+            _body = Some(Body::add(&self.inner.bodies, body_token, payload));
+            Bytes::new()
+        } else {
+            payload
+        };
         self.inner
             .transport
             .publish(Outgoing {
@@ -259,48 +311,46 @@ impl Bus {
 
     /// Answers `request` with `payload`, split into parts when it is larger than one message may be. A request
     /// without a reply subject is answered by nobody (Ok).
-    pub async fn respond(
+    pub async fn respond(&self, request: &Message, headers: Headers, payload: Bytes) -> Result<()> {
+        respond_on(self.inner.transport.as_ref(), request, headers, payload).await
+    }
+
+    /// The body of a request: its payload, or, for a request too large for one message, the body pulled from the
+    /// requester. A body over `max` bytes is refused with [`Error::PayloadTooLarge`] before it is fetched.
+    pub async fn request_body(
         &self,
         request: &Message,
-        mut headers: Headers,
-        payload: Bytes,
-    ) -> Result<()> {
-        let Some(reply) = &request.reply else {
-            return Ok(());
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Bytes> {
+        let Some(source) = request.headers.get(BODY_HEADER) else {
+            if request.payload.len() > max {
+                return Err(Error::PayloadTooLarge {
+                    size: request.payload.len(),
+                    max,
+                });
+            }
+            return Ok(request.payload.clone());
         };
-        trace::inject(&mut headers);
-        let room = self
-            .max_payload()
-            .saturating_sub(headers.wire_len() + CHUNK_HEADROOM)
-            .max(1024);
-        if payload.len() + headers.wire_len() <= self.max_payload() {
-            return self
-                .inner
-                .transport
-                .publish(Outgoing {
-                    subject: reply.clone(),
-                    reply: None,
-                    headers,
-                    payload,
-                })
-                .await;
+        let size: usize = request
+            .headers
+            .get(BODY_SIZE_HEADER)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Codec(format!("{BODY_SIZE_HEADER} missing or not a number")))?;
+        if size > max {
+            return Err(Error::PayloadTooLarge { size, max });
         }
-        let total = payload.len().div_ceil(room);
-        for (index, start) in (0..payload.len()).step_by(room).enumerate() {
-            let mut part_headers = headers.clone();
-            part_headers.insert(CHUNK_HEADER, format!("{}/{total}", index + 1));
-            let end = (start + room).min(payload.len());
-            self.inner
-                .transport
-                .publish(Outgoing {
-                    subject: reply.clone(),
-                    reply: None,
-                    headers: part_headers,
-                    payload: payload.slice(start..end),
-                })
-                .await?;
+        let body = self
+            .request(source, Headers::new(), Bytes::new(), timeout)
+            .await?
+            .payload;
+        if body.len() != size {
+            return Err(Error::Codec(format!(
+                "request body has {} bytes, {BODY_SIZE_HEADER} said {size}",
+                body.len()
+            )));
         }
-        Ok(())
+        Ok(body)
     }
 
     /// Answers `request` with `value` encoded with the bus codec.
@@ -310,11 +360,81 @@ impl Bus {
     }
 }
 
+/// Answers `request` on `transport`, splitting a payload too large for one message into `Navarch-Chunk` parts.
+async fn respond_on(
+    transport: &dyn Transport,
+    request: &Message,
+    mut headers: Headers,
+    payload: Bytes,
+) -> Result<()> {
+    let Some(reply) = &request.reply else {
+        return Ok(());
+    };
+    trace::inject(&mut headers);
+    let max = transport.max_payload();
+    if payload.len() + headers.wire_len() <= max {
+        return transport
+            .publish(Outgoing {
+                subject: reply.clone(),
+                reply: None,
+                headers,
+                payload,
+            })
+            .await;
+    }
+    let room = max
+        .saturating_sub(headers.wire_len() + CHUNK_HEADROOM)
+        .max(1024);
+    let total = payload.len().div_ceil(room);
+    for (index, start) in (0..payload.len()).step_by(room).enumerate() {
+        let mut part_headers = headers.clone();
+        part_headers.insert(CHUNK_HEADER, format!("{}/{total}", index + 1));
+        let end = (start + room).min(payload.len());
+        transport
+            .publish(Outgoing {
+                subject: reply.clone(),
+                reply: None,
+                headers: part_headers,
+                payload: payload.slice(start..end),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// Parses `i/n` (1-based) into a 0-based index and a count.
 fn parse_chunk(value: &str) -> Option<(usize, usize)> {
     let (i, n) = value.split_once('/')?;
     let (i, n): (usize, usize) = (i.parse().ok()?, n.parse().ok()?);
     (i >= 1 && n >= 1 && i <= n && n <= 1 << 20).then(|| (i - 1, n))
+}
+
+/// Withdraws a request body offered for pulling when the request ends, however it ends.
+struct Body {
+    bodies: Bodies,
+    token: String,
+}
+
+impl Body {
+    fn add(bodies: &Bodies, token: String, body: Bytes) -> Self {
+        bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token.clone(), body);
+        Self {
+            bodies: bodies.clone(),
+            token,
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.token);
+    }
 }
 
 /// Removes a pending reply route when the request ends, however it ends.

@@ -40,8 +40,8 @@ pub struct StoreConfig {
     pub snapshot_catchup_entries: u64,
     /// Bytes of one snapshot chunk sent to a lagging member; must fit one bus message.
     pub snapshot_chunk_bytes: usize,
-    /// Largest request accepted; larger ones get `RequestTooLarge`. The member lowers it to what one bus message
-    /// carries (see [`ENVELOPE_HEADROOM`]).
+    /// Largest request accepted; larger ones get `RequestTooLarge` (etcd's `--max-request-bytes`, 1.5 MiB). A
+    /// request larger than one bus message is pulled by the member from the client (see `navarch_bus::client`).
     pub max_request_bytes: usize,
     /// How long a request may wait for Raft: a leader to be known, leadership confirmed, a write committed.
     pub request_timeout: Duration,
@@ -138,10 +138,10 @@ impl StoreConfig {
         self.raft_config().map(drop)
     }
 
-    /// The largest request this member accepts on a bus whose messages carry at most `max_payload` bytes.
-    pub fn request_limit(&self, max_payload: usize) -> usize {
+    /// The largest request this member accepts, whatever the bus's message size: bodies larger than one message
+    /// are pulled from the client.
+    pub fn request_limit(&self, _max_payload: usize) -> usize {
         self.max_request_bytes
-            .min(max_payload.saturating_sub(ENVELOPE_HEADROOM))
     }
 
     /// openraft's configuration for this member.
@@ -199,9 +199,9 @@ mod tests {
     }
 
     #[test]
-    fn request_limit_fits_the_bus() {
+    fn request_limit_is_etcds_whatever_the_bus() {
         let config = StoreConfig::default();
-        assert_eq!(config.request_limit(1 << 20), (1 << 20) - ENVELOPE_HEADROOM);
+        assert_eq!(config.request_limit(1 << 20), MAX_REQUEST_BYTES);
         assert_eq!(config.request_limit(8 << 20), MAX_REQUEST_BYTES);
     }
 }

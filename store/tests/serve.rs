@@ -171,6 +171,40 @@ fn garbage_and_oversized_requests_get_errors_and_the_store_keeps_serving() -> an
 }
 
 #[test]
+fn requests_up_to_etcds_limit_pass_larger_than_one_bus_message() -> anyhow::Result<()> {
+    util::run(async {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("test").await?;
+        let member = util::start_single(&bus, dir.path()).await?;
+        let client = StoreClient::new(bus.clone());
+        // 1.4 MiB: over the bus's 1 MiB message, under etcd's 1.5 MiB request limit.
+        let big = vec![b'v'; 1400 * 1024];
+        assert!(big.len() > bus.max_payload());
+        client
+            .put(navarch_bus::store::PutRequest {
+                key: b"/big".to_vec(),
+                value: big.clone(),
+                ..Default::default()
+            })
+            .await?;
+        assert_eq!(client.get(b"/big").await?.map(|kv| kv.value), Some(big));
+        let refused = client
+            .put(navarch_bus::store::PutRequest {
+                key: b"/bigger".to_vec(),
+                value: vec![b'v'; 1600 * 1024],
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(Error::Store(StoreError::RequestTooLarge { max, .. })) if max == 1536 * 1024),
+            "{refused:?}"
+        );
+        member.send(Shutdown).await??;
+        Ok(())
+    })
+}
+
+#[test]
 fn concurrent_and_sequential_puts_all_commit() -> anyhow::Result<()> {
     util::run(async {
         let dir = tempfile::tempdir()?;

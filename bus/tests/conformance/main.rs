@@ -45,4 +45,6 @@ conformance!(
     trace_context_follows_the_current_span,
     encoded_requests_round_trip,
     concurrent_requests_get_their_own_replies,
+    large_requests_are_pulled_by_the_responder,
+    oversized_request_bodies_are_refused_before_fetching,
 );

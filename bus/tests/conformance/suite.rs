@@ -370,3 +370,97 @@ pub async fn concurrent_requests_get_their_own_replies(h: &Harness) {
         t.await.unwrap();
     }
 }
+
+pub async fn large_requests_are_pulled_by_the_responder(h: &Harness) {
+    let max = h.a.max_payload();
+    let big: Bytes = (0..max * 2 + 777)
+        .map(|i| (i % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let mut sub =
+        h.b.queue_subscribe("svc.upload", "uploaders")
+            .await
+            .unwrap();
+    h.b.flush().await.unwrap();
+    let responder = h.b.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let answer = match responder.request_body(&m, 16 << 20, WAIT).await {
+                Ok(body) => format!(
+                    "{} {}",
+                    body.len(),
+                    body.iter().map(|b| *b as u64).sum::<u64>()
+                ),
+                Err(e) => format!("error: {e}"),
+            };
+            responder
+                .respond(&m, Headers::new(), Bytes::from(answer))
+                .await
+                .unwrap();
+        }
+    });
+    let reply =
+        h.a.request("svc.upload", Headers::new(), big.clone(), WAIT)
+            .await
+            .unwrap();
+    let expected = format!(
+        "{} {}",
+        big.len(),
+        big.iter().map(|b| *b as u64).sum::<u64>()
+    );
+    assert_eq!(String::from_utf8_lossy(&reply.payload), expected);
+    // A small request through the same responder is delivered inline.
+    let reply =
+        h.a.request(
+            "svc.upload",
+            Headers::new(),
+            Bytes::from_static(b"abc"),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply.payload),
+        format!("3 {}", 97 + 98 + 99)
+    );
+}
+
+pub async fn oversized_request_bodies_are_refused_before_fetching(h: &Harness) {
+    let big = Bytes::from(vec![7u8; h.a.max_payload() * 2]);
+    let mut sub = subscribed(&h.b, "svc.small").await;
+    let responder = h.b.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let answer = match responder.request_body(&m, 1024, WAIT).await {
+                Ok(body) => format!("got {}", body.len()),
+                Err(Error::PayloadTooLarge { size, max }) => format!("too large {size} > {max}"),
+                Err(e) => format!("error: {e}"),
+            };
+            responder
+                .respond(&m, Headers::new(), Bytes::from(answer))
+                .await
+                .unwrap();
+        }
+    });
+    let reply =
+        h.a.request("svc.small", Headers::new(), big.clone(), WAIT)
+            .await
+            .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply.payload),
+        format!("too large {} > 1024", big.len())
+    );
+    let reply =
+        h.a.request(
+            "svc.small",
+            Headers::new(),
+            Bytes::from(vec![1u8; 2000]),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&reply.payload),
+        "too large 2000 > 1024"
+    );
+}

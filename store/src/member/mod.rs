@@ -218,7 +218,19 @@ async fn serve_rpc(bus: Bus, service: Arc<Service>, mut subscription: Subscripti
         navarch_bus::trace::continue_from(&message.headers, &span);
         in_flight.spawn(
             async move {
-                let reply = service.handle(&message.payload).await;
+                // A request too large for one bus message is pulled from the client, unless it is too large at all.
+                let reply = match bus
+                    .request_body(&message, service.max_request, service.timeout)
+                    .await
+                {
+                    Ok(payload) => service.handle(&payload).await,
+                    Err(navarch_bus::Error::PayloadTooLarge { size, max }) => {
+                        Err(navarch_bus::store::StoreError::RequestTooLarge { size, max })
+                    }
+                    Err(e) => Err(navarch_bus::store::StoreError::Unavailable(format!(
+                        "could not read the request body: {e}"
+                    ))),
+                };
                 if let Err(e) = bus.respond_encoded(&message, &reply).await {
                     tracing::debug!(error = %e, "cannot answer a store request");
                 }

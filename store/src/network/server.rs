@@ -8,6 +8,9 @@ use navarch_bus::{codec, Bus, Subscription};
 use tokio::task::JoinSet;
 
 use super::{RaftMessage, RaftReply};
+
+/// How long pulling a large message body from its sender may take.
+const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::types::Raft;
 
 /// Answers every message of `subscription` (the member's Raft subject) until it ends. Forwarded client requests go
@@ -22,7 +25,14 @@ where
         while in_flight.try_join_next().is_some() {}
         let (bus, raft, forward) = (bus.clone(), raft.clone(), forward.clone());
         in_flight.spawn(async move {
-            let reply = answer(&raft, &message.payload, forward).await;
+            // A message too large for one bus message (a big entry, a forwarded 1.5 MiB write) is pulled.
+            let reply = match bus
+                .request_body(&message, codec::DECODE_LIMIT, PULL_TIMEOUT)
+                .await
+            {
+                Ok(payload) => answer(&raft, &payload, forward).await,
+                Err(e) => RaftReply::Undecodable(format!("could not read the message body: {e}")),
+            };
             if let Err(e) = bus.respond_encoded(&message, &reply).await {
                 tracing::debug!(error = %e, "cannot answer a raft message");
             }
