@@ -182,6 +182,79 @@ impl StoreClient {
         expect!(self.call(&StoreRequest::Status).await?, Status)
     }
 
+    /// Grants a lease of `ttl` seconds (`id` 0: the store picks the id).
+    pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseResponse, Error> {
+        expect!(
+            self.call(&StoreRequest::LeaseGrant(LeaseGrantRequest { ttl, id }))
+                .await?,
+            Lease
+        )
+    }
+
+    /// Revokes a lease: the keys attached to it are deleted.
+    pub async fn lease_revoke(&self, id: i64) -> Result<ResponseHeader, Error> {
+        expect!(
+            self.call(&StoreRequest::LeaseRevoke(LeaseId(id))).await?,
+            LeaseRevoke
+        )
+    }
+
+    /// Renews a lease for its full TTL.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<LeaseResponse, Error> {
+        expect!(
+            self.call(&StoreRequest::LeaseKeepAlive(LeaseId(id)))
+                .await?,
+            Lease
+        )
+    }
+
+    /// A lease's remaining time, and its keys when `keys`.
+    pub async fn lease_time_to_live(
+        &self,
+        id: i64,
+        keys: bool,
+    ) -> Result<LeaseTimeToLiveResponse, Error> {
+        let request = StoreRequest::LeaseTimeToLive(LeaseTimeToLiveRequest { id, keys });
+        expect!(self.call(&request).await?, LeaseTimeToLive)
+    }
+
+    /// Every live lease.
+    pub async fn lease_leases(&self) -> Result<LeaseLeasesResponse, Error> {
+        expect!(self.call(&StoreRequest::LeaseLeases).await?, LeaseLeases)
+    }
+
+    /// The cluster's members.
+    pub async fn member_list(&self) -> Result<MemberListResponse, Error> {
+        expect!(self.call(&StoreRequest::MemberList).await?, Members)
+    }
+
+    /// Adds a member.
+    pub async fn member_add(&self, request: MemberAddRequest) -> Result<MemberListResponse, Error> {
+        expect!(self.call(&StoreRequest::MemberAdd(request)).await?, Members)
+    }
+
+    /// Removes a member.
+    pub async fn member_remove(&self, id: u64) -> Result<MemberListResponse, Error> {
+        expect!(
+            self.call(&StoreRequest::MemberRemove(MemberId(id))).await?,
+            Members
+        )
+    }
+
+    /// Makes a learner a voter.
+    pub async fn member_promote(&self, id: u64) -> Result<MemberListResponse, Error> {
+        expect!(
+            self.call(&StoreRequest::MemberPromote(MemberId(id)))
+                .await?,
+            Members
+        )
+    }
+
+    /// The active alarms; with `disarm`, clears those whose cause is gone first.
+    pub async fn alarms(&self, disarm: bool) -> Result<AlarmResponse, Error> {
+        expect!(self.call(&StoreRequest::Alarms { disarm }).await?, Alarms)
+    }
+
     /// Watches `[key, range_end)` from `start_revision` (0: from now on). See [`WatchStream`].
     pub async fn watch(
         &self,

@@ -329,6 +329,154 @@ pub enum StoreRequest {
     Compact(i64),
     /// Member status.
     Status,
+    /// Grant a lease.
+    LeaseGrant(LeaseGrantRequest),
+    /// Revoke a lease, deleting the keys attached to it.
+    LeaseRevoke(LeaseId),
+    /// Renew a lease for its full TTL.
+    LeaseKeepAlive(LeaseId),
+    /// A lease's remaining time (and keys).
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    /// Every live lease.
+    LeaseLeases,
+    /// The members of the cluster.
+    MemberList,
+    /// Add a member (as a learner, or as a voter).
+    MemberAdd(MemberAddRequest),
+    /// Remove a member.
+    MemberRemove(MemberId),
+    /// Make a learner a voter.
+    MemberPromote(MemberId),
+    /// The active alarms (e.g. NOSPACE); with `disarm`, clear them first where the cause is gone.
+    Alarms {
+        /// Clear the alarms whose cause is gone before answering.
+        disarm: bool,
+    },
+}
+
+/// A lease's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseId(pub i64);
+
+/// A member's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberId(pub u64);
+
+/// Grants a lease of `ttl` seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LeaseGrantRequest {
+    /// Time to live in seconds (etcd raises it to its minimum TTL).
+    pub ttl: i64,
+    /// The id wanted (0: the store picks one).
+    pub id: i64,
+}
+
+/// A lease as granted or renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LeaseResponse {
+    /// Store state at the answer.
+    pub header: ResponseHeader,
+    /// The lease.
+    pub id: i64,
+    /// Its TTL in seconds (for a renewal: the full TTL it was renewed for).
+    pub ttl: i64,
+}
+
+/// Asks for a lease's remaining time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LeaseTimeToLiveRequest {
+    /// The lease.
+    pub id: i64,
+    /// Also list the keys attached to it.
+    pub keys: bool,
+}
+
+/// A lease's remaining time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LeaseTimeToLiveResponse {
+    /// Store state at the answer.
+    pub header: ResponseHeader,
+    /// The lease.
+    pub id: i64,
+    /// Seconds left (-1: the lease has expired or does not exist, as etcd answers).
+    pub ttl: i64,
+    /// The TTL it was granted with.
+    pub granted_ttl: i64,
+    /// Keys attached to it, when asked for.
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// Every live lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LeaseLeasesResponse {
+    /// Store state at the answer.
+    pub header: ResponseHeader,
+    /// Their ids.
+    pub leases: Vec<i64>,
+}
+
+/// One member of the store cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Member {
+    /// Its id (`navarch store --id`).
+    pub id: u64,
+    /// Its name (`member-<id>` unless given).
+    pub name: String,
+    /// Whether it only receives the log (a learner) rather than voting.
+    pub is_learner: bool,
+    /// Where it serves the etcd API, if it does.
+    pub client_urls: Vec<String>,
+    /// How other members reach it (its bus subject for Raft).
+    pub peer_urls: Vec<String>,
+}
+
+/// Adds a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MemberAddRequest {
+    /// Its id (0: the store picks one).
+    pub id: u64,
+    /// Its name (empty: `member-<id>`).
+    pub name: String,
+    /// Add it as a learner (promote it once it has caught up).
+    pub is_learner: bool,
+}
+
+/// The cluster's members after a membership request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MemberListResponse {
+    /// Store state at the answer.
+    pub header: ResponseHeader,
+    /// The member the request added (for [`StoreRequest::MemberAdd`]).
+    pub member: Option<Member>,
+    /// Every member.
+    pub members: Vec<Member>,
+}
+
+/// An alarm raised by a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// The member that raised it.
+    pub member_id: u64,
+    /// What it is about.
+    pub kind: AlarmKind,
+}
+
+/// Kinds of alarm (etcd's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlarmKind {
+    /// The space quota is exhausted: writes are refused until space is freed (compact, defragment) and disarmed.
+    NoSpace,
+    /// The member found its data corrupt.
+    Corrupt,
+}
+
+/// Active alarms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AlarmResponse {
+    /// Store state at the answer.
+    pub header: ResponseHeader,
+    /// The alarms.
+    pub alarms: Vec<Alarm>,
 }
 
 /// The store's answer on `store.rpc`, paired with [`StoreRequest`] variant by variant.
@@ -348,6 +496,19 @@ pub enum StoreResponse {
     Compact(ResponseHeader),
     /// To [`StoreRequest::Status`].
     Status(StatusResponse),
+    /// To [`StoreRequest::LeaseGrant`] and [`StoreRequest::LeaseKeepAlive`].
+    Lease(LeaseResponse),
+    /// To [`StoreRequest::LeaseRevoke`].
+    LeaseRevoke(ResponseHeader),
+    /// To [`StoreRequest::LeaseTimeToLive`].
+    LeaseTimeToLive(LeaseTimeToLiveResponse),
+    /// To [`StoreRequest::LeaseLeases`].
+    LeaseLeases(LeaseLeasesResponse),
+    /// To [`StoreRequest::MemberList`], [`StoreRequest::MemberAdd`], [`StoreRequest::MemberRemove`] and
+    /// [`StoreRequest::MemberPromote`].
+    Members(MemberListResponse),
+    /// To [`StoreRequest::Alarms`].
+    Alarms(AlarmResponse),
 }
 
 /// What the store refuses or fails with.
@@ -394,6 +555,34 @@ pub enum StoreError {
     /// The store is out of space and refuses writes until compacted (etcd's NOSPACE alarm). Not retryable as is.
     #[error("store space quota exceeded")]
     NoSpace,
+    /// The lease does not exist (never granted, revoked, or expired). Not retryable.
+    #[error("requested lease not found")]
+    LeaseNotFound {
+        /// The lease.
+        id: i64,
+    },
+    /// A lease with the requested id exists already. Not retryable.
+    #[error("lease already exists")]
+    LeaseExists {
+        /// The lease.
+        id: i64,
+    },
+    /// No member has this id. Not retryable.
+    #[error("member not found")]
+    MemberNotFound {
+        /// The member.
+        id: u64,
+    },
+    /// A member with this id exists already. Not retryable.
+    #[error("member ID already exist")]
+    MemberExists {
+        /// The member.
+        id: u64,
+    },
+    /// The membership change would leave the cluster without quorum, or another change is in progress. Retryable
+    /// once the cluster is healthy.
+    #[error("unhealthy cluster: {0}")]
+    Unhealthy(String),
     /// A bug or a disk failure on the member. Retryable on another member.
     #[error("store internal error: {0}")]
     Internal(String),
@@ -404,7 +593,10 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            StoreError::NotLeader { .. } | StoreError::Unavailable(_) | StoreError::Internal(_)
+            StoreError::NotLeader { .. }
+                | StoreError::Unavailable(_)
+                | StoreError::Internal(_)
+                | StoreError::Unhealthy(_)
         )
     }
 }

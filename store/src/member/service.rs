@@ -112,6 +112,18 @@ impl Service {
             StoreRequest::Txn(txn) => self.write(Write::Txn(txn.clone())).await,
             StoreRequest::Compact(revision) => self.write(Write::Compact(*revision)).await,
             StoreRequest::Status => self.status().map(StoreResponse::Status),
+            StoreRequest::LeaseGrant(_)
+            | StoreRequest::LeaseRevoke(_)
+            | StoreRequest::LeaseKeepAlive(_)
+            | StoreRequest::LeaseTimeToLive(_)
+            | StoreRequest::LeaseLeases
+            | StoreRequest::MemberList
+            | StoreRequest::MemberAdd(_)
+            | StoreRequest::MemberRemove(_)
+            | StoreRequest::MemberPromote(_)
+            | StoreRequest::Alarms { .. } => Err(Failure::Store(StoreError::InvalidArgument(
+                "leases, membership changes and alarms are not served by this store version yet".into(),
+            ))),
         }
     }
 
@@ -226,6 +238,12 @@ fn headers_mut(response: &mut StoreResponse) -> Vec<&mut ResponseHeader> {
         StoreResponse::History(r) => vec![&mut r.header],
         StoreResponse::Compact(h) => vec![h],
         StoreResponse::Status(r) => vec![&mut r.header],
+        StoreResponse::Lease(r) => vec![&mut r.header],
+        StoreResponse::LeaseRevoke(h) => vec![h],
+        StoreResponse::LeaseTimeToLive(r) => vec![&mut r.header],
+        StoreResponse::LeaseLeases(r) => vec![&mut r.header],
+        StoreResponse::Members(r) => vec![&mut r.header],
+        StoreResponse::Alarms(r) => vec![&mut r.header],
         StoreResponse::Txn(r) => {
             let mut headers = vec![&mut r.header];
             for op in &mut r.responses {
