@@ -47,6 +47,15 @@ pub struct StoreConfig {
     pub request_timeout: Duration,
     /// Caps on the size of range and history answers.
     pub limits: Limits,
+    /// History kept by automatic compaction: the leader compacts to the revision that was current this long ago
+    /// (etcd's `--auto-compaction-mode=periodic --auto-compaction-retention`). Zero turns it off.
+    pub auto_compaction_retention: Duration,
+    /// The space quota in bytes (etcd's `--quota-backend-bytes`): once the data the store keeps would grow past
+    /// it, a NOSPACE alarm is raised and writes that add data are refused until space is freed (compaction,
+    /// deletes) and the alarm disarmed. The store counts the bytes of every kept version (key + value + a fixed
+    /// overhead) and lease rather than measuring the disk, so all members agree and compaction frees space at
+    /// once: see [`Ledger::bytes`](crate::mvcc::Ledger::bytes).
+    pub quota_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -54,7 +63,10 @@ impl Default for StoreConfig {
     /// (etcd's defaults); a snapshot every 10,000 entries (etcd's `--snapshot-count`) keeping 5,000 entries
     /// behind it (etcd's `--snapshot-catchup-entries`); 512 KiB snapshot chunks (half
     /// of NATS's default 1 MiB payload); requests up to 1.5 MiB (etcd's `--max-request-bytes`); 5 s per request
-    /// (etcd's request timeout scale); answers capped by [`Limits::default`].
+    /// (etcd's request timeout scale); answers capped by [`Limits::default`]; automatic compaction keeping
+    /// 5 minutes of history (what issue 3 asks for: etcd itself compacts automatically only when told to, while
+    /// the Kubernetes API server compacts etcd every 5 minutes by default, `--etcd-compaction-interval`); a 2 GiB
+    /// space quota (etcd's default `--quota-backend-bytes`). Leases get at least [`StoreConfig::min_lease_ttl`].
     fn default() -> Self {
         Self {
             id: 1,
@@ -70,6 +82,8 @@ impl Default for StoreConfig {
             max_request_bytes: MAX_REQUEST_BYTES,
             request_timeout: Duration::from_secs(5),
             limits: Limits::default(),
+            auto_compaction_retention: Duration::from_secs(5 * 60),
+            quota_bytes: 2 << 30,
         }
     }
 }
@@ -129,6 +143,9 @@ impl StoreConfig {
         if self.snapshot_logs == 0 {
             return invalid("snapshot_logs", "must be positive");
         }
+        if self.quota_bytes == 0 {
+            return invalid("quota_bytes", "must be positive");
+        }
         if self.snapshot_chunk_bytes == 0 || self.max_request_bytes == 0 {
             return invalid(
                 "snapshot_chunk_bytes / max_request_bytes",
@@ -142,6 +159,16 @@ impl StoreConfig {
     /// are pulled from the client.
     pub fn request_limit(&self, _max_payload: usize) -> usize {
         self.max_request_bytes
+    }
+
+    /// The shortest lease TTL granted, in seconds: shorter requests get this one. etcd's `minTTL`: one and a half
+    /// election timeouts, rounded up to whole seconds (2 s with the default 1 s election timeout), so a lease
+    /// outlives the election that a leader's failure takes.
+    pub fn min_lease_ttl(&self) -> i64 {
+        let millis = self.election_timeout.as_millis().saturating_mul(3) / 2;
+        i64::try_from(millis.div_ceil(1000))
+            .unwrap_or(i64::MAX)
+            .max(1)
     }
 
     /// openraft's configuration for this member.
@@ -196,6 +223,21 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn min_lease_ttl_is_etcds() {
+        assert_eq!(StoreConfig::default().min_lease_ttl(), 2);
+        let quick = StoreConfig {
+            election_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        assert_eq!(quick.min_lease_ttl(), 1);
+        let slow = StoreConfig {
+            election_timeout: Duration::from_millis(2100),
+            ..Default::default()
+        };
+        assert_eq!(slow.min_lease_ttl(), 4);
     }
 
     #[test]

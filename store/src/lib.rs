@@ -16,13 +16,20 @@
 //!
 //! # Layout
 //! - [`config`]: [`StoreConfig`], its etcd-derived defaults and validation.
-//! - [`mvcc`]: the pure core: revisions, versions, ranges at any revision, transactions, compaction, history.
+//! - [`mvcc`]: the pure core: revisions, versions, ranges at any revision, transactions, compaction, history,
+//!   leases and their keys, alarms and the byte count the space quota reads.
+//! - [`lessor`]: the leader's lease clock, pure: which leases expire when; a new leader gives each a full TTL.
+//! - [`compactor`]: automatic compaction by retention, pure: the revision that was current `retention` ago.
 //! - [`types`]: the Raft type configuration: what the log carries and what applying it answers.
 //! - [`storage`]: fjall persistence: the Raft log, the state machine, snapshots.
 //! - [`network`]: Raft messages between members over the bus, and forwarding to the leader.
-//! - [`member`]: the [`StoreMember`] actor: serving `store.rpc`, publishing change streams, start and shutdown.
+//! - [`member`]: the [`StoreMember`] actor: serving `store.rpc` (leases, alarms and the quota check in
+//!   `member/lease.rs`), publishing change streams, the leader's duties (revoking expired leases, automatic
+//!   compaction), start and shutdown.
 
+pub mod compactor;
 pub mod config;
+pub mod lessor;
 pub mod member;
 pub mod mvcc;
 pub mod network;

@@ -308,6 +308,9 @@ pub struct StatusResponse {
     pub compact_revision: i64,
     /// Size of the data directory in bytes.
     pub db_size: u64,
+    /// Bytes of kept data as the space quota counts them: every kept version of every key (key, value and a fixed
+    /// overhead) and every lease (etcd's `dbSizeInUse`).
+    pub db_size_in_use: u64,
     /// Number of keys.
     pub keys: u64,
 }

@@ -6,8 +6,11 @@
 //! # Subjects
 //! - answers `store.rpc` in queue group `store` (one [`StoreReply`] per [`StoreRequest`]);
 //! - answers and sends Raft messages on `store.raft.<id>` (see [`crate::network`]);
-//! - publishes [`StreamMessage`](navarch_bus::store::StreamMessage)s on `store.events.<stream>` while leader.
+//! - publishes [`StreamMessage`](navarch_bus::store::StreamMessage)s on `store.events.<stream>` while leader;
+//! - while leader, proposes the revoke of every expired lease and automatic compactions (see `duties`).
 
+mod duties;
+mod lease;
 mod publish;
 mod service;
 
@@ -137,6 +140,9 @@ impl StoreMember {
             limits: config.limits,
             max_request,
             timeout: config.request_timeout,
+            min_lease_ttl: config.min_lease_ttl(),
+            quota_bytes: config.quota_bytes,
+            leading: std::sync::Mutex::new(None),
         });
         let forwarder = service.clone();
         let tasks = vec![
@@ -158,6 +164,10 @@ impl StoreMember {
                 },
             )),
             tokio::spawn(serve_rpc(bus, service.clone(), rpc_subscription)),
+            tokio::spawn(duties::run(
+                service.clone(),
+                config.auto_compaction_retention,
+            )),
         ];
         let member = StoreMember { service, tasks };
         if let Err(e) = member.join_cluster(config).await {

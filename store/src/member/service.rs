@@ -1,22 +1,24 @@
 //! [`Service`]: answers one [`StoreRequest`]: size and decoding checks, linearizable or serializable reads from the
 //! state machine's fjall keyspaces, writes through Raft, and forwarding to the leader.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use navarch_bus::store::{
-    ResponseHeader, StatusResponse, StoreError, StoreReply, StoreRequest, StoreResponse,
+    LeaseId, ResponseHeader, StatusResponse, StoreError, StoreReply, StoreRequest, StoreResponse,
     TxnOpResponse,
 };
 use navarch_bus::{codec, Bus};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 
-use crate::mvcc::{self, Limits, Write};
+use super::lease::Leading;
+use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
 use crate::storage::Storage;
 use crate::types::{NodeId, Raft};
 
 /// Why this member did not answer a request itself.
-enum Failure {
+pub(super) enum Failure {
     /// The answer is this error.
     Store(StoreError),
     /// Only the leader can answer; it is this member (when known).
@@ -46,6 +48,12 @@ pub struct Service {
     pub(crate) max_request: usize,
     /// How long a request may wait for Raft.
     pub(crate) timeout: Duration,
+    /// Shortest lease TTL granted, in seconds.
+    pub(crate) min_lease_ttl: i64,
+    /// The space quota, in counted bytes.
+    pub(crate) quota_bytes: u64,
+    /// The lease clock, while this member leads.
+    pub(crate) leading: Mutex<Option<Leading>>,
 }
 
 impl Service {
@@ -112,17 +120,17 @@ impl Service {
             StoreRequest::Txn(txn) => self.write(Write::Txn(txn.clone())).await,
             StoreRequest::Compact(revision) => self.write(Write::Compact(*revision)).await,
             StoreRequest::Status => self.status().map(StoreResponse::Status),
-            StoreRequest::LeaseGrant(_)
-            | StoreRequest::LeaseRevoke(_)
-            | StoreRequest::LeaseKeepAlive(_)
-            | StoreRequest::LeaseTimeToLive(_)
-            | StoreRequest::LeaseLeases
-            | StoreRequest::MemberList
+            StoreRequest::LeaseGrant(grant) => self.lease_grant(grant).await,
+            StoreRequest::LeaseRevoke(LeaseId(id)) => self.write(Write::LeaseRevoke(*id)).await,
+            StoreRequest::LeaseKeepAlive(LeaseId(id)) => self.lease_keep_alive(*id).await,
+            StoreRequest::LeaseTimeToLive(request) => self.lease_time_to_live(request).await,
+            StoreRequest::LeaseLeases => self.lease_leases().await,
+            StoreRequest::Alarms { disarm } => self.alarms(*disarm).await,
+            StoreRequest::MemberList
             | StoreRequest::MemberAdd(_)
             | StoreRequest::MemberRemove(_)
-            | StoreRequest::MemberPromote(_)
-            | StoreRequest::Alarms { .. } => Err(Failure::Store(StoreError::InvalidArgument(
-                "leases, membership changes and alarms are not served by this store version yet".into(),
+            | StoreRequest::MemberPromote(_) => Err(Failure::Store(StoreError::InvalidArgument(
+                "membership changes are not served by this store version yet".into(),
             ))),
         }
     }
@@ -143,7 +151,7 @@ impl Service {
 
     /// Waits until a read on this member's state machine is linearizable (leadership confirmed by a quorum, and
     /// everything committed before applied).
-    async fn linearize(&self) -> Result<(), Failure> {
+    pub(super) async fn linearize(&self) -> Result<(), Failure> {
         match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
             Err(_) => Err(unavailable(format!(
                 "leadership not confirmed within {:?}",
@@ -160,10 +168,17 @@ impl Service {
         }
     }
 
-    /// Proposes a write and waits until it is committed and applied.
-    async fn write(&self, write: Write) -> Result<StoreResponse, Failure> {
+    /// Proposes a client's write, once it passed validation and the space quota, and waits until it is committed
+    /// and applied.
+    pub(super) async fn write(&self, write: Write) -> Result<StoreResponse, Failure> {
         // Refuse what the state machine would refuse anyway before it costs a log entry.
         mvcc::validate(&write)?;
+        self.check_quota(&write).await?;
+        self.propose(write).await
+    }
+
+    /// Proposes a write and waits until it is committed and applied.
+    pub(super) async fn propose(&self, write: Write) -> Result<StoreResponse, Failure> {
         match tokio::time::timeout(self.timeout, self.raft.client_write(write)).await {
             Err(_) => Err(unavailable(format!(
                 "write not committed within {:?}; it may still be applied",
@@ -198,7 +213,9 @@ impl Service {
 
     /// This member's own view, without asking the leader (as etcd's status).
     fn status(&self) -> Result<StatusResponse, Failure> {
-        let state = self.storage.reader().state()?;
+        let reader = self.storage.reader();
+        let state = reader.state()?;
+        let ledger = reader.ledger()?;
         let metrics = self.raft.metrics().borrow().clone();
         Ok(StatusResponse {
             header: ResponseHeader {
@@ -210,6 +227,7 @@ impl Service {
             raft_applied_index: metrics.last_applied.map_or(0, |l| l.index),
             compact_revision: state.revisions.compacted,
             db_size: self.storage.disk_space(),
+            db_size_in_use: ledger.bytes,
             keys: state.revisions.keys,
         })
     }
@@ -225,7 +243,7 @@ impl Service {
     }
 }
 
-fn unavailable(message: String) -> Failure {
+pub(super) fn unavailable(message: String) -> Failure {
     Failure::Store(StoreError::Unavailable(message))
 }
 

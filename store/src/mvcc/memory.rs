@@ -1,10 +1,13 @@
 //! An in-memory [`Reader`] that persists [`Commit`]s in maps: the reference the core's tests run against.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use navarch_bus::store::{KeyValue, StoreReply};
 
-use super::{apply, Commit, Error, KeyRange, Limits, Reader, Revisions, Write};
+use super::{
+    apply, attachments, Commit, Error, KeyRange, Lease, LeaseChange, Ledger, Limits, Reader,
+    Revisions, Write,
+};
 
 /// The whole store in maps.
 #[derive(Debug, Default)]
@@ -13,6 +16,9 @@ pub struct Memory {
     pub kv: BTreeMap<Vec<u8>, KeyValue>,
     pub versions: BTreeMap<(Vec<u8>, i64), KeyValue>,
     pub changes: BTreeMap<i64, Vec<Vec<u8>>>,
+    pub ledger: Ledger,
+    pub leases: BTreeMap<i64, Lease>,
+    pub lease_keys: BTreeSet<(i64, Vec<u8>)>,
 }
 
 impl Memory {
@@ -30,6 +36,22 @@ impl Memory {
 
     pub fn commit(&mut self, commit: Commit) {
         let revision = commit.revisions.current;
+        let (detach, attach) = attachments(&commit.events);
+        for pair in detach {
+            self.lease_keys.remove(&pair);
+        }
+        self.lease_keys.extend(attach);
+        for change in &commit.leases {
+            match change {
+                LeaseChange::Granted(lease) => {
+                    self.leases.insert(lease.id, *lease);
+                }
+                LeaseChange::Revoked(id) => {
+                    self.leases.remove(id);
+                }
+            }
+        }
+        self.ledger = commit.ledger.clone();
         if !commit.events.is_empty() {
             let keys = commit.events.iter().map(|e| e.kv.key.clone()).collect();
             self.changes.insert(revision, keys);
@@ -100,6 +122,36 @@ impl Reader for Memory {
     ) -> Result<(), Error> {
         for (revision, keys) in self.changes.range(from..) {
             if !visit(*revision, keys.clone()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn ledger(&self) -> Result<Ledger, Error> {
+        Ok(self.ledger.clone())
+    }
+
+    fn lease(&self, id: i64) -> Result<Option<Lease>, Error> {
+        Ok(self.leases.get(&id).copied())
+    }
+
+    fn leases(&self, visit: &mut dyn FnMut(Lease) -> bool) -> Result<(), Error> {
+        for lease in self.leases.values() {
+            if !visit(*lease) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn lease_keys(&self, id: i64, visit: &mut dyn FnMut(Vec<u8>) -> bool) -> Result<(), Error> {
+        for (_, key) in self
+            .lease_keys
+            .range((id, Vec::new())..)
+            .take_while(|(l, _)| *l == id)
+        {
+            if !visit(key.clone()) {
                 break;
             }
         }

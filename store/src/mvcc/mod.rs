@@ -12,21 +12,34 @@
 //! - Revisions below the compaction point are gone: a range at `revision < compacted` and a history from
 //!   `start_revision < compacted` are refused with [`StoreError::Compacted`] (etcd's rule). The compaction point
 //!   itself stays readable, so a watch may resume from it.
+//! - Leases (etcd's): a lease has an id and a TTL in seconds; a put may attach its key to a live lease, and
+//!   revoking the lease deletes every key attached, at one revision. The core only records leases; when one
+//!   expires is the leader's business ([`crate::lessor`]), which then proposes the revoke.
+//! - The [`Ledger`] counts the bytes the space quota looks at and holds the alarms; while a NOSPACE alarm is
+//!   active, writes that add data (puts, transactions with a put, lease grants) are refused with
+//!   [`StoreError::NoSpace`] on every member, as etcd's capped applier does.
 
 mod keys;
+mod ledger;
 mod read;
 mod write;
 
+#[cfg(test)]
+mod ledger_tests;
 #[cfg(test)]
 pub(crate) mod memory;
 #[cfg(test)]
 mod tests;
 
-use navarch_bus::store::{Event, KeyValue, StoreError};
+use navarch_bus::store::{Alarm, Event, KeyValue, StoreError};
 use serde::{Deserialize, Serialize};
 
 pub use keys::{
     decode_version, encode_key, encode_version, revision_bytes, version_bounds, KeyRange,
+};
+pub use ledger::{
+    adds_data, attachments, lease_key, write_cost, Attachments, Lease, LeaseChange, LEASE_BYTES,
+    MAX_LEASE_TTL, VERSION_OVERHEAD,
 };
 pub use read::{history, range};
 pub use write::{apply, split_by_stream, validate, Write};
@@ -50,6 +63,19 @@ impl Default for Revisions {
             keys: 0,
         }
     }
+}
+
+/// Space and lease bookkeeping, kept beside [`Revisions`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Bytes of kept data as the space quota counts them: every kept version (key + value +
+    /// [`VERSION_OVERHEAD`], deletions included) and [`LEASE_BYTES`] per lease. A count, not the disk's size, so
+    /// every member agrees on it and a compaction frees space at once.
+    pub bytes: u64,
+    /// The highest lease id ever granted; ids the store picks continue after it, so none is ever reused.
+    pub last_lease: i64,
+    /// Active alarms, in the order they were raised.
+    pub alarms: Vec<Alarm>,
 }
 
 /// Caps on what one answer holds, so one request cannot make a member build an unbounded reply.
@@ -84,6 +110,10 @@ pub struct Commit {
     pub events: Vec<Event>,
     /// Versions and change records that a compaction dropped.
     pub compaction: Option<Compaction>,
+    /// Space and lease bookkeeping after the write.
+    pub ledger: Ledger,
+    /// Leases granted or revoked (key attachments follow from `events`: see [`attachments`]).
+    pub leases: Vec<LeaseChange>,
 }
 
 /// What a compaction removes.
@@ -95,6 +125,8 @@ pub struct Compaction {
     pub to: i64,
     /// `(key, revision)` of every version that goes.
     pub versions: Vec<(Vec<u8>, i64)>,
+    /// What those versions counted in [`Ledger::bytes`].
+    pub freed_bytes: u64,
 }
 
 /// Read access to a consistent state of the store. Implementations: the fjall state machine, and an in-memory
@@ -130,6 +162,18 @@ pub trait Reader {
         from: i64,
         visit: &mut dyn FnMut(i64, Vec<Vec<u8>>) -> bool,
     ) -> Result<(), Error>;
+
+    /// Space and lease bookkeeping.
+    fn ledger(&self) -> Result<Ledger, Error>;
+
+    /// The lease `id`, if it is live.
+    fn lease(&self, id: i64) -> Result<Option<Lease>, Error>;
+
+    /// Every live lease, by id.
+    fn leases(&self, visit: &mut dyn FnMut(Lease) -> bool) -> Result<(), Error>;
+
+    /// The keys attached to lease `id`, in key order.
+    fn lease_keys(&self, id: i64, visit: &mut dyn FnMut(Vec<u8>) -> bool) -> Result<(), Error>;
 }
 
 /// Why the core did not answer a request with a result.

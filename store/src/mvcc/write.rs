@@ -4,14 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use navarch_bus::store::{
-    stream_of, ChangeBatch, Compare, CompareResult, CompareTarget, DeleteRequest, DeleteResponse,
-    Event, EventKind, KeyValue, PutRequest, PutResponse, RangeRequest, StoreError, StoreResponse,
-    TxnOp, TxnOpResponse, TxnRequest, TxnResponse,
+    stream_of, Alarm, AlarmKind, ChangeBatch, Compare, CompareResult, CompareTarget, DeleteRequest,
+    DeleteResponse, Event, EventKind, KeyValue, PutRequest, PutResponse, RangeRequest, StoreError,
+    StoreResponse, TxnOp, TxnOpResponse, TxnRequest, TxnResponse,
 };
 use serde::{Deserialize, Serialize};
 
+use super::ledger::{self, version_bytes, Lease, LeaseChange};
 use super::read::{header, range};
-use super::{Commit, Compaction, Error, KeyRange, Limits, Reader, Revisions};
+use super::{Commit, Compaction, Error, KeyRange, Ledger, Limits, Reader, Revisions};
 
 /// Most compares and most operations per branch of one transaction (etcd's `--max-txn-ops` default).
 pub const MAX_TXN_OPS: usize = 128;
@@ -27,6 +28,14 @@ pub enum Write {
     Txn(TxnRequest),
     /// Drop history below a revision.
     Compact(i64),
+    /// Grant a lease (id 0: the store picks it); the TTL is final (the proposer applied the minimum).
+    LeaseGrant(Lease),
+    /// Revoke a lease, deleting the keys attached to it.
+    LeaseRevoke(i64),
+    /// Raise an alarm on behalf of a member.
+    AlarmRaise(Alarm),
+    /// Clear every alarm of a kind.
+    AlarmDisarm(AlarmKind),
 }
 
 /// Checks a write without reading the store: keys present, ranges in order, transactions within etcd's limits and
@@ -38,6 +47,8 @@ pub fn validate(write: &Write) -> Result<(), StoreError> {
         Write::Txn(txn) => validate_txn(txn),
         Write::Compact(revision) if *revision < 0 => Err(invalid("negative compact revision")),
         Write::Compact(_) => Ok(()),
+        Write::LeaseGrant(lease) => ledger::validate_grant(lease),
+        Write::LeaseRevoke(_) | Write::AlarmRaise(_) | Write::AlarmDisarm(_) => Ok(()),
     }
 }
 
@@ -48,9 +59,6 @@ fn invalid(message: &str) -> StoreError {
 fn validate_put(put: &PutRequest) -> Result<(), StoreError> {
     if put.key.is_empty() {
         return Err(invalid("key is not provided"));
-    }
-    if put.lease != 0 {
-        return Err(invalid("leases are not supported yet"));
     }
     Ok(())
 }
@@ -107,11 +115,19 @@ pub fn apply(
 ) -> Result<(StoreResponse, Commit), Error> {
     validate(write)?;
     let mut txn = Txn::new(reader)?;
+    // etcd's capped applier: once space ran out, every member refuses what would add data.
+    if ledger::out_of_space(&txn.ledger) && ledger::adds_data(write) {
+        return Err(StoreError::NoSpace.into());
+    }
     let response = match write {
-        Write::Compact(revision) => return compact(reader, *revision),
+        Write::Compact(revision) => return compact(reader, *revision, txn.ledger),
+        Write::LeaseGrant(lease) => return ledger::grant(reader, *lease, txn.ledger),
+        Write::AlarmRaise(alarm) => return ledger::alarm(reader, Some(alarm), None, txn.ledger),
+        Write::AlarmDisarm(kind) => return ledger::alarm(reader, None, Some(*kind), txn.ledger),
         Write::Put(put) => StoreResponse::Put(txn.put(put)?),
         Write::Delete(delete) => StoreResponse::Delete(txn.delete(delete)?),
         Write::Txn(request) => StoreResponse::Txn(txn.run(request, limits)?),
+        Write::LeaseRevoke(id) => StoreResponse::LeaseRevoke(ledger::revoke(&mut txn, *id)?),
     };
     let revisions = txn.after();
     let response = with_revision(response, revisions.current);
@@ -121,6 +137,8 @@ pub fn apply(
             revisions,
             events: txn.events,
             compaction: None,
+            ledger: txn.ledger,
+            leases: txn.leases,
         },
     ))
 }
@@ -136,6 +154,10 @@ fn with_revision(response: StoreResponse, revision: i64) -> StoreResponse {
         StoreResponse::Delete(mut r) => {
             stamp(&mut r.header);
             StoreResponse::Delete(r)
+        }
+        StoreResponse::LeaseRevoke(mut h) => {
+            stamp(&mut h);
+            StoreResponse::LeaseRevoke(h)
         }
         StoreResponse::Txn(mut r) => {
             stamp(&mut r.header);
@@ -153,13 +175,17 @@ fn with_revision(response: StoreResponse, revision: i64) -> StoreResponse {
 }
 
 /// One write in progress: the committed state plus the keys it changed so far, all at `base.current + 1`.
-struct Txn<'a, R> {
-    base: &'a R,
+pub(super) struct Txn<'a, R> {
+    pub(super) base: &'a R,
     start: Revisions,
     /// Keys changed so far (`None`: deleted), so later operations of the transaction see them.
     pending: BTreeMap<Vec<u8>, Option<KeyValue>>,
     events: Vec<Event>,
     keys: u64,
+    /// Bookkeeping as of now: bytes grow with every version written.
+    pub(super) ledger: Ledger,
+    /// Leases revoked by this write.
+    pub(super) leases: Vec<LeaseChange>,
 }
 
 impl<'a, R: Reader> Txn<'a, R> {
@@ -171,6 +197,8 @@ impl<'a, R: Reader> Txn<'a, R> {
             pending: BTreeMap::new(),
             events: Vec::new(),
             keys: start.keys,
+            ledger: base.ledger()?,
+            leases: Vec::new(),
         })
     }
 
@@ -239,6 +267,10 @@ impl<'a, R: Reader> Txn<'a, R> {
     }
 
     fn put(&mut self, put: &PutRequest) -> Result<PutResponse, Error> {
+        // etcd's "requested lease not found": the whole write is refused.
+        if put.lease != 0 && self.base.lease(put.lease)?.is_none() {
+            return Err(StoreError::LeaseNotFound { id: put.lease }.into());
+        }
         let prev = self.get(&put.key)?;
         let revision = self.revision();
         let kv = KeyValue {
@@ -252,6 +284,10 @@ impl<'a, R: Reader> Txn<'a, R> {
         if prev.is_none() {
             self.keys += 1;
         }
+        self.ledger.bytes = self
+            .ledger
+            .bytes
+            .saturating_add(version_bytes(&kv.key, &kv.value));
         self.pending.insert(put.key.clone(), Some(kv.clone()));
         self.events.push(Event {
             kind: EventKind::Put,
@@ -264,7 +300,7 @@ impl<'a, R: Reader> Txn<'a, R> {
         })
     }
 
-    fn delete(&mut self, delete: &DeleteRequest) -> Result<DeleteResponse, Error> {
+    pub(super) fn delete(&mut self, delete: &DeleteRequest) -> Result<DeleteResponse, Error> {
         let range = KeyRange::new(&delete.key, &delete.range_end)?;
         let mut doomed = Vec::new();
         self.scan(&range, &mut |kv| {
@@ -280,6 +316,10 @@ impl<'a, R: Reader> Txn<'a, R> {
             };
             self.pending.insert(prev.key.clone(), None);
             self.keys = self.keys.saturating_sub(1);
+            self.ledger.bytes = self
+                .ledger
+                .bytes
+                .saturating_add(version_bytes(&prev.key, &[]));
             self.events.push(Event {
                 kind: EventKind::Delete,
                 kv: tombstone,
@@ -366,10 +406,30 @@ impl<R: Reader> Reader for Txn<'_, R> {
     ) -> Result<(), Error> {
         self.base.scan_changes(from, visit)
     }
+
+    fn ledger(&self) -> Result<Ledger, Error> {
+        Ok(self.ledger.clone())
+    }
+
+    fn lease(&self, id: i64) -> Result<Option<Lease>, Error> {
+        self.base.lease(id)
+    }
+
+    fn leases(&self, visit: &mut dyn FnMut(Lease) -> bool) -> Result<(), Error> {
+        self.base.leases(visit)
+    }
+
+    fn lease_keys(&self, id: i64, visit: &mut dyn FnMut(Vec<u8>) -> bool) -> Result<(), Error> {
+        self.base.lease_keys(id, visit)
+    }
 }
 
 /// Compaction to `to`: of each key's versions below `to`, only the latest survives, and only if it is live.
-fn compact(reader: &impl Reader, to: i64) -> Result<(StoreResponse, Commit), Error> {
+fn compact(
+    reader: &impl Reader,
+    to: i64,
+    mut ledger: Ledger,
+) -> Result<(StoreResponse, Commit), Error> {
     let revisions = reader.revisions()?;
     if to <= revisions.compacted {
         return Err(StoreError::Compacted {
@@ -395,6 +455,7 @@ fn compact(reader: &impl Reader, to: i64) -> Result<(StoreResponse, Commit), Err
         true
     })?;
     let mut versions = Vec::new();
+    let mut freed_bytes = 0u64;
     for key in touched {
         let mut below = Vec::new();
         reader.scan_versions(&KeyRange::single(&key), &mut |v| {
@@ -406,13 +467,12 @@ fn compact(reader: &impl Reader, to: i64) -> Result<(StoreResponse, Commit), Err
         })?;
         let keep_last = below.last().is_some_and(|v| v.version > 0);
         let drop = below.len() - usize::from(keep_last);
-        versions.extend(
-            below
-                .into_iter()
-                .take(drop)
-                .map(|v| (v.key, v.mod_revision)),
-        );
+        for v in below.into_iter().take(drop) {
+            freed_bytes = freed_bytes.saturating_add(version_bytes(&v.key, &v.value));
+            versions.push((v.key, v.mod_revision));
+        }
     }
+    ledger.bytes = ledger.bytes.saturating_sub(freed_bytes);
     let commit = Commit {
         revisions: Revisions {
             compacted: to,
@@ -423,7 +483,10 @@ fn compact(reader: &impl Reader, to: i64) -> Result<(StoreResponse, Commit), Err
             from: revisions.compacted,
             to,
             versions,
+            freed_bytes,
         }),
+        ledger,
+        leases: Vec::new(),
     };
     Ok((StoreResponse::Compact(header(revisions.current)), commit))
 }

@@ -10,7 +10,10 @@
 //! | `versions` | [`encode_version`](crate::mvcc::encode_version)`(key, revision)` | the key at that revision (deleted: version 0) |
 //! | `changes` | revision, big-endian | keys changed at that revision, in order |
 //! | `streams` | stream name | last revision that changed the stream |
+//! | `leases` | lease id, big-endian | [`Lease`](crate::mvcc::Lease): id and granted TTL |
+//! | `lease_keys` | [`lease_key`](crate::mvcc::lease_key)`(id, key)` | empty: `key` is attached to lease `id` |
 //! | `meta` | `state` | [`SmState`]: revisions, last applied log id, membership |
+//! | `meta` | `ledger` | [`Ledger`](crate::mvcc::Ledger): counted bytes, last lease id, alarms |
 //!
 //! Values are encoded with the bus codec (bincode 2).
 
@@ -83,6 +86,8 @@ pub struct Storage {
     pub(crate) versions: Keyspace,
     pub(crate) changes: Keyspace,
     pub(crate) streams: Keyspace,
+    pub(crate) leases: Keyspace,
+    pub(crate) lease_keys: Keyspace,
     pub(crate) meta: Keyspace,
     dir: PathBuf,
 }
@@ -121,6 +126,8 @@ impl Storage {
             versions: keyspace("versions")?,
             changes: keyspace("changes")?,
             streams: keyspace("streams")?,
+            leases: keyspace("leases")?,
+            lease_keys: keyspace("lease_keys")?,
             meta: keyspace("meta")?,
             db,
             dir: dir.to_path_buf(),
@@ -133,12 +140,14 @@ impl Storage {
     }
 
     /// The state machine's keyspaces, named, in a fixed order (what a snapshot holds).
-    pub(crate) fn state_keyspaces(&self) -> [(&'static str, &Keyspace); 5] {
+    pub(crate) fn state_keyspaces(&self) -> [(&'static str, &Keyspace); 7] {
         [
             ("kv", &self.kv),
             ("versions", &self.versions),
             ("changes", &self.changes),
             ("streams", &self.streams),
+            ("leases", &self.leases),
+            ("lease_keys", &self.lease_keys),
             ("meta", &self.meta),
         ]
     }

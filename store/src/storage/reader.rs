@@ -7,7 +7,8 @@ use navarch_bus::store::KeyValue;
 
 use super::{decode, state_machine::SmState, Storage};
 use crate::mvcc::{
-    self, encode_version, revision_bytes, version_bounds, KeyRange, Reader, Revisions,
+    self, encode_version, lease_key, revision_bytes, version_bounds, KeyRange, Lease, Ledger,
+    Reader, Revisions,
 };
 
 /// A consistent view of the state machine: every read sees the same applied state, whatever commits meanwhile.
@@ -164,5 +165,54 @@ impl Reader for FjallReader {
             bounds,
             &mut |key, keys| visit(revision_from(key), keys),
         )
+    }
+
+    fn ledger(&self) -> Result<Ledger, mvcc::Error> {
+        match self
+            .snapshot
+            .get(&self.storage.meta, SmState::LEDGER_KEY)
+            .map_err(failed)?
+        {
+            Some(bytes) => decode("ledger", &bytes).map_err(failed),
+            None => Ok(Ledger::default()),
+        }
+    }
+
+    fn lease(&self, id: i64) -> Result<Option<Lease>, mvcc::Error> {
+        match self
+            .snapshot
+            .get(&self.storage.leases, id.to_be_bytes())
+            .map_err(failed)?
+        {
+            Some(bytes) => Ok(Some(decode("lease", &bytes).map_err(failed)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn leases(&self, visit: &mut dyn FnMut(Lease) -> bool) -> Result<(), mvcc::Error> {
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.visit(&self.storage.leases, "lease", all, &mut |_, lease| {
+            visit(lease)
+        })
+    }
+
+    fn lease_keys(
+        &self,
+        id: i64,
+        visit: &mut dyn FnMut(Vec<u8>) -> bool,
+    ) -> Result<(), mvcc::Error> {
+        for guard in self
+            .snapshot
+            .prefix(&self.storage.lease_keys, lease_key(id, b""))
+        {
+            let key = guard.key().map_err(failed)?;
+            let Some(user_key) = key.get(8..) else {
+                continue;
+            };
+            if !visit(user_key.to_vec()) {
+                break;
+            }
+        }
+        Ok(())
     }
 }

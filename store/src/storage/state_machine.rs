@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 use super::{encode, snapshot, FjallReader, Storage};
 use crate::mvcc::{
-    self, encode_version, revision_bytes, split_by_stream, Commit, Limits, Reader, Revisions,
+    self, attachments, encode_version, lease_key, revision_bytes, split_by_stream, Commit,
+    LeaseChange, Limits, Reader, Revisions,
 };
 use crate::types::{
     Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -38,6 +39,8 @@ pub struct SmState {
 impl SmState {
     /// Its key in the `meta` keyspace.
     pub const KEY: &'static str = "state";
+    /// The key of the [`Ledger`](crate::mvcc::Ledger) in the `meta` keyspace.
+    pub const LEDGER_KEY: &'static str = "ledger";
 }
 
 /// What the state machine tells the publisher, in apply order.
@@ -122,6 +125,30 @@ impl StateMachine {
         let failed = |e: super::Error| mvcc::Error::Storage(e.to_string());
         let revision = commit.revisions.current;
         let mut changes = Vec::new();
+        batch.insert(
+            &s.meta,
+            SmState::LEDGER_KEY,
+            encode(&commit.ledger).map_err(failed)?,
+        );
+        let (detach, attach) = attachments(&commit.events);
+        for (lease, key) in detach {
+            batch.remove(&s.lease_keys, lease_key(lease, &key));
+        }
+        for (lease, key) in attach {
+            batch.insert(&s.lease_keys, lease_key(lease, &key), []);
+        }
+        for change in &commit.leases {
+            match change {
+                LeaseChange::Granted(lease) => {
+                    batch.insert(
+                        &s.leases,
+                        lease.id.to_be_bytes(),
+                        encode(lease).map_err(failed)?,
+                    );
+                }
+                LeaseChange::Revoked(id) => batch.remove(&s.leases, id.to_be_bytes()),
+            }
+        }
         if !commit.events.is_empty() {
             let mut keys = Vec::with_capacity(commit.events.len());
             for event in &commit.events {

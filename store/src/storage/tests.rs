@@ -169,3 +169,53 @@ async fn snapshot_meta_of(sm: &mut StateMachine) -> crate::types::SnapshotMeta {
         .expect("current snapshot")
         .meta
 }
+
+#[tokio::test]
+async fn leases_and_their_keys_persist_and_travel_in_snapshots() {
+    use crate::mvcc::{Lease, Reader};
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Storage::open(a_dir.path()).await.unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let mut sm_a = StateMachine::new(a.clone(), Limits::default(), tx);
+    let grant = Entry {
+        log_id: log_id(1, 1, 1),
+        payload: EntryPayload::Normal(Write::LeaseGrant(Lease { id: 0, ttl: 9 })),
+    };
+    let mut attached = put_entry(2, "/registry/pods/a", "1");
+    if let EntryPayload::Normal(Write::Put(put)) = &mut attached.payload {
+        put.lease = 1;
+    }
+    sm_a.apply([grant, attached]).await.unwrap();
+    let keys_of = |storage: &Storage| {
+        let mut keys = Vec::new();
+        storage
+            .reader()
+            .lease_keys(1, &mut |k| {
+                keys.push(k);
+                true
+            })
+            .unwrap();
+        keys
+    };
+    assert_eq!(a.reader().lease(1).unwrap(), Some(Lease { id: 1, ttl: 9 }));
+    assert_eq!(keys_of(&a), vec![b"/registry/pods/a".to_vec()]);
+    let bytes = a.reader().ledger().unwrap().bytes;
+    assert!(bytes > 0);
+
+    let snapshot = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let b = Storage::open(b_dir.path()).await.unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let mut sm_b = StateMachine::new(b.clone(), Limits::default(), tx);
+    sm_b.install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(b.reader().lease(1).unwrap(), Some(Lease { id: 1, ttl: 9 }));
+    assert_eq!(keys_of(&b), vec![b"/registry/pods/a".to_vec()]);
+    let ledger = b.reader().ledger().unwrap();
+    assert_eq!((ledger.bytes, ledger.last_lease), (bytes, 1));
+}
