@@ -132,8 +132,11 @@ fn an_expired_lease_deletes_its_keys_and_watchers_see_it() -> anyhow::Result<()>
 
         let lease = client.lease_grant(1, 0).await?.id;
         client.put(put("/registry/pods/a", lease)).await?;
-        client.put(put("/registry/pods/b", lease)).await?;
-        let mut watch = client.watch_prefix(b"/registry/pods/", 0).await?;
+        let last = client.put(put("/registry/pods/b", lease)).await?;
+        // From the revision after the puts, so the expiry is seen even if it came before the watch started.
+        let mut watch = client
+            .watch_prefix(b"/registry/pods/", last.header.revision + 1)
+            .await?;
         let (_, events) = next_changes(&mut watch).await?;
         assert_eq!(events.len(), 2, "both keys go at one revision");
         assert!(events
