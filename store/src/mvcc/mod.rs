@@ -19,6 +19,7 @@
 //!   active, writes that add data (puts, transactions with a put, lease grants) are refused with
 //!   [`StoreError::NoSpace`] on every member, as etcd's capped applier does.
 
+mod compact;
 mod keys;
 mod ledger;
 mod read;

@@ -1,5 +1,5 @@
-//! Writes: validation, put / delete / transaction at one revision, compaction, and the split of a revision's
-//! changes into per-stream batches.
+//! Writes: validation, put / delete / transaction at one revision (lease, alarm and compaction writes are passed
+//! on to their modules), and the split of a revision's changes into per-stream batches.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,9 +10,10 @@ use navarch_bus::store::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::compact::compact;
 use super::ledger::{self, version_bytes, Lease, LeaseChange};
 use super::read::{header, range};
-use super::{Commit, Compaction, Error, KeyRange, Ledger, Limits, Reader, Revisions};
+use super::{Commit, Error, KeyRange, Ledger, Limits, Reader, Revisions};
 
 /// Most compares and most operations per branch of one transaction (etcd's `--max-txn-ops` default).
 pub const MAX_TXN_OPS: usize = 128;
@@ -422,73 +423,6 @@ impl<R: Reader> Reader for Txn<'_, R> {
     fn lease_keys(&self, id: i64, visit: &mut dyn FnMut(Vec<u8>) -> bool) -> Result<(), Error> {
         self.base.lease_keys(id, visit)
     }
-}
-
-/// Compaction to `to`: of each key's versions below `to`, only the latest survives, and only if it is live.
-fn compact(
-    reader: &impl Reader,
-    to: i64,
-    mut ledger: Ledger,
-) -> Result<(StoreResponse, Commit), Error> {
-    let revisions = reader.revisions()?;
-    if to <= revisions.compacted {
-        return Err(StoreError::Compacted {
-            requested: to,
-            compact_revision: revisions.compacted,
-        }
-        .into());
-    }
-    if to > revisions.current {
-        return Err(StoreError::FutureRevision {
-            requested: to,
-            current: revisions.current,
-        }
-        .into());
-    }
-    // Only keys changed since the last compaction can hold versions that just became unreachable.
-    let mut touched = BTreeSet::new();
-    reader.scan_changes(revisions.compacted, &mut |revision, keys| {
-        if revision >= to {
-            return false;
-        }
-        touched.extend(keys);
-        true
-    })?;
-    let mut versions = Vec::new();
-    let mut freed_bytes = 0u64;
-    for key in touched {
-        let mut below = Vec::new();
-        reader.scan_versions(&KeyRange::single(&key), &mut |v| {
-            if v.mod_revision >= to {
-                return false;
-            }
-            below.push(v);
-            true
-        })?;
-        let keep_last = below.last().is_some_and(|v| v.version > 0);
-        let drop = below.len() - usize::from(keep_last);
-        for v in below.into_iter().take(drop) {
-            freed_bytes = freed_bytes.saturating_add(version_bytes(&v.key, &v.value));
-            versions.push((v.key, v.mod_revision));
-        }
-    }
-    ledger.bytes = ledger.bytes.saturating_sub(freed_bytes);
-    let commit = Commit {
-        revisions: Revisions {
-            compacted: to,
-            ..revisions
-        },
-        events: Vec::new(),
-        compaction: Some(Compaction {
-            from: revisions.compacted,
-            to,
-            versions,
-            freed_bytes,
-        }),
-        ledger,
-        leases: Vec::new(),
-    };
-    Ok((StoreResponse::Compact(header(revisions.current)), commit))
 }
 
 /// Splits the changes of one revision into one batch per stream, in the order the streams first appear; `prev_of`
