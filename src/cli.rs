@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -74,6 +75,33 @@ pub struct StoreArgs {
     /// Where the member keeps its Raft log and key space.
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// History kept by automatic compaction, e.g. `5m`, `90s`, `1h` (`0`: never compact automatically; default
+    /// 5 minutes), like etcd's periodic `--auto-compaction-retention`.
+    #[arg(long, value_parser = parse_duration)]
+    pub auto_compaction_retention: Option<Duration>,
+    /// The space quota in bytes, past which writes are refused with a NOSPACE alarm (default 2 GiB, etcd's).
+    #[arg(long)]
+    pub quota_backend_bytes: Option<u64>,
+}
+
+/// Parses `90s`, `5m`, `1h` or `0` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        _ => None,
+    };
+    seconds
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is not a duration like 90s, 5m or 1h"))
 }
 
 /// `navarch gateway`.
@@ -102,4 +130,21 @@ pub struct AgentArgs {
     /// Name of the node to register (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_etcds_flags() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
 }

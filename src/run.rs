@@ -196,11 +196,16 @@ async fn store(args: StoreArgs) -> Result<()> {
     } else {
         args.members.clone()
     };
+    let defaults = navarch_store::StoreConfig::default();
     let config = navarch_store::StoreConfig {
         id: args.id,
         data_dir: args.data_dir,
         members,
-        ..Default::default()
+        auto_compaction_retention: args
+            .auto_compaction_retention
+            .unwrap_or(defaults.auto_compaction_retention),
+        quota_bytes: args.quota_backend_bytes.unwrap_or(defaults.quota_bytes),
+        ..defaults
     };
     let roles = Roles {
         store: Some(navarch_store::StoreMember::start(bus, config).await?),
