@@ -25,9 +25,28 @@ pub struct StoreConfig {
     /// afterwards membership lives in the log.
     pub members: Vec<NodeId>,
     /// Whether a member starting with an empty data directory forms the cluster of `members` (etcd's
-    /// `--initial-cluster-state new`). `false` (etcd's `existing`): it waits for the cluster's leader to contact it
-    /// and send it the log or a snapshot.
+    /// `--initial-cluster-state new`). `false` (etcd's `existing`, `navarch store --join`): it waits for the
+    /// cluster's leader to add it (`navarch store member add`) and send it the log or a snapshot.
+    ///
+    /// # How a new cluster forms
+    /// Every initial member bootstraps: on its first start each writes the same first log entry, the membership
+    /// of `members` (all voters, named `member-<id>`), at the same log position. They are then indistinguishable
+    /// from members that received that entry from a leader, and elect one as usual. This is etcd's way (every
+    /// member of `--initial-cluster` starts from the same configuration) and openraft's documented one
+    /// (`Raft::initialize` on several members with the same configuration is safe). It was chosen over "the
+    /// lowest id bootstraps and the others wait" because it needs no designated member: any majority of
+    /// `members` forms the cluster even if the others are not up yet, and no member waits on one that is down.
+    /// The entry must be identical everywhere, so it holds nothing member-specific: each member records its
+    /// client URLs afterwards through the leader.
+    ///
+    /// What the scheme cannot protect against is giving members different `members` lists, or starting a member
+    /// with an empty data directory and `bootstrap` after the cluster has moved on. A member whose data
+    /// directory is initialized never bootstraps again (restarting rejoins with what it has); one whose data
+    /// is lost must come back as a new member (`--join`, after `member remove` and `member add`).
     pub bootstrap: bool,
+    /// Where this member serves the etcd API (`http://ADDR`), recorded in the membership for member lists.
+    /// Empty: it serves none.
+    pub client_urls: Vec<String>,
     /// How often the leader sends heartbeats.
     pub heartbeat_interval: Duration,
     /// How long a follower waits for a heartbeat before it stands for election (randomized between this and twice
@@ -74,6 +93,7 @@ impl Default for StoreConfig {
             progress_interval: Duration::from_secs(1),
             members: vec![1],
             bootstrap: true,
+            client_urls: Vec::new(),
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: Duration::from_secs(1),
             snapshot_logs: 10_000,

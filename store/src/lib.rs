@@ -25,7 +25,8 @@
 //! - [`network`]: Raft messages between members over the bus, and forwarding to the leader.
 //! - [`member`]: the [`StoreMember`] actor: serving `store.rpc` (leases, alarms and the quota check in
 //!   `member/lease.rs`), publishing change streams, the leader's duties (revoking expired leases, automatic
-//!   compaction), start and shutdown.
+//!   compaction), start and shutdown; membership changes, ReadIndex reads on followers, and how a removed member
+//!   stops.
 
 pub mod compactor;
 pub mod config;
@@ -37,5 +38,7 @@ pub mod storage;
 pub mod types;
 
 pub use config::{ConfigError, StoreConfig};
-pub use member::{Error, Execute, GetMetrics, MemberMetrics, Result, Shutdown, StoreMember};
+pub use member::{
+    Error, Execute, GetMetrics, MemberMetrics, Result, Shutdown, StoreMember, UntilRemoved,
+};
 pub use mvcc::Limits;

@@ -1,17 +1,29 @@
 //! [`StoreMember`]: the actor that runs one store member: it owns the Raft handle and the tasks that serve the bus.
 //!
 //! # Messages
-//! Accepts [`Shutdown`], [`Execute`] (a [`StoreRequest`] answered by this member) and [`GetMetrics`].
+//! Accepts [`Shutdown`], [`Execute`] (a [`StoreRequest`] answered by this member), [`GetMetrics`] and
+//! [`UntilRemoved`].
 //!
 //! # Subjects
-//! - answers `store.rpc` in queue group `store` (one [`StoreReply`] per [`StoreRequest`]);
+//! - answers `store.rpc` in queue group `store` (one [`StoreReply`] per [`StoreRequest`]) once it is in the
+//!   cluster's membership (a member joining an existing cluster waits until the leader has added it);
 //! - answers and sends Raft messages on `store.raft.<id>` (see [`crate::network`]);
 //! - publishes [`StreamMessage`](navarch_bus::store::StreamMessage)s on `store.events.<stream>` while leader;
 //! - while leader, proposes the revoke of every expired lease and automatic compactions (see `duties`).
+//!
+//! # Layout
+//! - `service`: answers one request (reads, writes, forwarding); `reads`: ReadIndex on followers; `lease`:
+//!   leases, alarms and the quota check;
+//! - `membership`: the pure core of membership changes; `cluster`: runs them on the leader;
+//! - `removal`: how a removed member stops; `publish`: the change streams; `duties`: the leader's duties.
 
+mod cluster;
 mod duties;
 mod lease;
+mod membership;
 mod publish;
+mod reads;
+mod removal;
 mod service;
 
 use std::collections::BTreeMap;
@@ -20,18 +32,19 @@ use std::sync::Arc;
 use actix::prelude::*;
 use navarch_bus::store::{StoreReply, StoreRequest};
 use navarch_bus::{Bus, Subscription};
-use openraft::BasicNode;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 pub use publish::Published;
+pub use removal::UntilRemoved;
 pub use service::Service;
 
 use crate::config::{ConfigError, StoreConfig, ENVELOPE_HEADROOM};
-use crate::network::{self, Network};
+use crate::network::{self, Network, RaftMessage, RaftReply};
 use crate::storage::{self, LogStore, Notice, StateMachine, Storage};
-use crate::types::{NodeId, Raft};
+use crate::types::{default_name, Node, NodeId, Raft};
+use cluster::Cluster;
 
 /// Queue group of the store members on `store.rpc`: each request reaches one member.
 pub const QUEUE_GROUP: &str = "store";
@@ -60,6 +73,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct StoreMember {
     service: Arc<Service>,
     tasks: Vec<JoinHandle<()>>,
+    /// Turns true once the member, removed from the cluster, has stopped serving.
+    left: watch::Receiver<bool>,
 }
 
 impl Actor for StoreMember {
@@ -98,16 +113,26 @@ impl StoreMember {
         drop(view);
         // Unbounded so applying never waits for the bus; the backlog is what the bus lags behind the disk.
         let (notices, notices_rx) = mpsc::unbounded_channel();
+        let removed = Arc::new(watch::channel(false).0);
         let raft = Raft::new(
             config.id,
             Arc::new(config.raft_config()?),
-            Network::new(bus.clone(), config.id),
+            Network::new(bus.clone(), config.id, removed.clone()),
             LogStore::new(storage.clone()),
             StateMachine::new(storage.clone(), config.limits, notices),
         )
         .await
         .map_err(|e| Error::Raft(e.to_string()))?;
-        let serving = Self::serve(bus, &config, storage, raft.clone(), published, notices_rx).await;
+        let serving = Self::serve(
+            bus,
+            &config,
+            storage,
+            raft.clone(),
+            published,
+            notices_rx,
+            removed,
+        )
+        .await;
         if serving.is_err() {
             // Nothing else holds this Raft: stop it rather than leave it running unserved.
             let _ = raft.shutdown().await;
@@ -116,6 +141,7 @@ impl StoreMember {
     }
 
     /// Starts the tasks that serve the bus, then joins the cluster.
+    #[allow(clippy::too_many_arguments)]
     async fn serve(
         bus: Bus,
         config: &StoreConfig,
@@ -123,13 +149,11 @@ impl StoreMember {
         raft: Raft,
         published: Published,
         notices: mpsc::UnboundedReceiver<Notice>,
+        removed: Arc<watch::Sender<bool>>,
     ) -> Result<Addr<StoreMember>> {
         let max_request = config.request_limit(bus.max_payload());
-        // Subscribe before anything can need an answer: peers' votes and clients' first requests.
+        // Subscribe before anything can need an answer: peers' votes first.
         let raft_subscription = bus.subscribe(&bus.subjects().raft(config.id)).await?;
-        let rpc_subscription = bus
-            .queue_subscribe(&bus.subjects().store_rpc(), QUEUE_GROUP)
-            .await?;
         bus.flush().await?;
 
         let service = Arc::new(Service {
@@ -143,9 +167,11 @@ impl StoreMember {
             min_lease_ttl: config.min_lease_ttl(),
             quota_bytes: config.quota_bytes,
             leading: std::sync::Mutex::new(None),
+            cluster: Cluster::new(removed.clone(), config.election_timeout),
         });
-        let forwarder = service.clone();
-        let tasks = vec![
+        let peers = service.clone();
+        let (left_tx, left) = watch::channel(false);
+        let mut tasks = vec![
             tokio::spawn(publish::run(
                 bus.clone(),
                 config.id,
@@ -158,41 +184,89 @@ impl StoreMember {
                 bus.clone(),
                 raft.clone(),
                 raft_subscription,
-                move |request| {
-                    let service = forwarder.clone();
-                    async move { service.execute(request, true).await }
+                move |message| {
+                    let service = peers.clone();
+                    async move { answer_peer(&service, message).await }
                 },
+                removed.subscribe(),
             )),
-            tokio::spawn(serve_rpc(bus, service.clone(), rpc_subscription)),
+            tokio::spawn(removal::leave(
+                service.clone(),
+                removed.subscribe(),
+                config.heartbeat_interval * 2,
+                left_tx,
+            )),
             tokio::spawn(duties::run(
                 service.clone(),
                 config.auto_compaction_retention,
             )),
         ];
-        let member = StoreMember { service, tasks };
-        if let Err(e) = member.join_cluster(config).await {
-            for task in &member.tasks {
-                task.abort();
+        let started = Self::join_cluster(&service, config).await;
+        // Clients reach a member only once it is part of the cluster: a member waiting to be added would only
+        // make them wait.
+        let serving = match started {
+            Ok(()) if is_member(&service) => Self::subscribe_rpc(&bus).await.map(|subscription| {
+                tokio::spawn(serve_rpc(
+                    bus.clone(),
+                    service.clone(),
+                    subscription,
+                    removed.subscribe(),
+                ))
+            }),
+            Ok(()) => Ok(tokio::spawn(serve_rpc_once_added(
+                bus.clone(),
+                service.clone(),
+                removed.subscribe(),
+            ))),
+            Err(e) => Err(e),
+        };
+        match serving {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                for task in &tasks {
+                    task.abort();
+                }
+                return Err(e);
             }
-            return Err(e);
         }
-        Ok(member.start())
+        let own = Node {
+            addr: bus.subjects().raft(config.id),
+            name: String::new(),
+            client_urls: config.client_urls.clone(),
+        };
+        tasks.push(tokio::spawn(service.clone().publish_self(own)));
+        Ok(StoreMember {
+            service,
+            tasks,
+            left,
+        }
+        .start())
+    }
+
+    /// Joins the queue group answering `store.rpc`.
+    async fn subscribe_rpc(bus: &Bus) -> Result<Subscription> {
+        let subscription = bus
+            .queue_subscribe(&bus.subjects().store_rpc(), QUEUE_GROUP)
+            .await?;
+        bus.flush().await?;
+        Ok(subscription)
     }
 
     /// Initializes a fresh cluster, or hurries the election of a lone member after a restart.
-    async fn join_cluster(&self, config: &StoreConfig) -> Result<()> {
-        let raft = &self.service.raft;
+    async fn join_cluster(service: &Service, config: &StoreConfig) -> Result<()> {
+        let raft = &service.raft;
         let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
         let alone = config.members == [config.id];
         let initialized = raft.is_initialized().await.map_err(|e| raft_error(&e))?;
         if !initialized && config.bootstrap {
-            let subjects = self.service.bus.subjects();
-            let members: BTreeMap<NodeId, BasicNode> = config
+            let subjects = service.bus.subjects();
+            // Every initial member writes this same first entry (see `StoreConfig::bootstrap`): it must not
+            // depend on which member writes it, so each member's client URLs are recorded later.
+            let members: BTreeMap<NodeId, Node> = config
                 .members
                 .iter()
-                .map(|id| (*id, BasicNode::new(subjects.raft(*id))))
+                .map(|id| (*id, Node::new(subjects.raft(*id), default_name(*id))))
                 .collect();
-            // Every initial member does this with the same members, which openraft allows.
             raft.initialize(members).await.map_err(|e| raft_error(&e))?;
         } else if alone
             && raft
@@ -216,11 +290,74 @@ impl StoreMember {
     }
 }
 
-/// Answers `store.rpc` requests, each in its own task so slow ones (a write waiting for commit) never hold up
-/// others.
-async fn serve_rpc(bus: Bus, service: Arc<Service>, mut subscription: Subscription) {
+/// Whether this member is in the membership it knows (as voter or learner).
+fn is_member(service: &Service) -> bool {
+    service
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&service.id)
+        .is_some()
+}
+
+/// Answers what peers ask of this member beyond Raft itself.
+async fn answer_peer(service: &Service, message: RaftMessage) -> RaftReply {
+    match message {
+        RaftMessage::Forward(request) => RaftReply::Forward(service.execute(request, true).await),
+        RaftMessage::Removed { by } => {
+            tracing::warn!(by, "the leader removed this member from the cluster");
+            service.cluster.removed.send_replace(true);
+            RaftReply::Done(Ok(()))
+        }
+        RaftMessage::SetNode { id, node } => RaftReply::Done(service.set_node(id, node).await),
+        _ => RaftReply::Undecodable("not a message for the member".into()),
+    }
+}
+
+/// Waits until the leader has added this member, then serves `store.rpc`.
+async fn serve_rpc_once_added(bus: Bus, service: Arc<Service>, stop: watch::Receiver<bool>) {
+    let added = service
+        .raft
+        .wait(None)
+        .metrics(
+            |m| {
+                m.membership_config
+                    .membership()
+                    .get_node(&service.id)
+                    .is_some()
+            },
+            "added to the cluster",
+        )
+        .await;
+    if added.is_err() {
+        return;
+    }
+    tracing::info!(id = service.id, "added to the cluster; serving clients");
+    match StoreMember::subscribe_rpc(&bus).await {
+        Ok(subscription) => serve_rpc(bus, service, subscription, stop).await,
+        Err(e) => tracing::error!(error = %e, "cannot subscribe to store requests"),
+    }
+}
+
+/// Answers `store.rpc` requests, each in its own task, so slow ones (a write waiting for commit) never hold up
+/// others. Once `stop` turns true, it stops taking requests and lets those in flight finish.
+async fn serve_rpc(
+    bus: Bus,
+    service: Arc<Service>,
+    mut subscription: Subscription,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut in_flight = JoinSet::new();
-    while let Some(message) = subscription.next().await {
+    loop {
+        let message = tokio::select! {
+            message = subscription.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
         while in_flight.try_join_next().is_some() {}
         let (bus, service) = (bus.clone(), service.clone());
         // The request's trace continues here, and on to the leader when the request is forwarded.
@@ -248,6 +385,12 @@ async fn serve_rpc(bus: Bus, service: Arc<Service>, mut subscription: Subscripti
             .instrument(span),
         );
     }
+    drop(subscription);
+    let drain = service.timeout * 2;
+    let _ = tokio::time::timeout(drain, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// Stops the member: stops serving, shuts Raft down, and syncs the data directory. The actor stops afterwards.

@@ -11,6 +11,7 @@ use navarch_bus::store::{
 use navarch_bus::{codec, Bus};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 
+use super::cluster::Cluster;
 use super::lease::Leading;
 use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
@@ -54,6 +55,8 @@ pub struct Service {
     pub(crate) quota_bytes: u64,
     /// The lease clock, while this member leads.
     pub(crate) leading: Mutex<Option<Leading>>,
+    /// This member's part in membership changes.
+    pub(crate) cluster: Cluster,
 }
 
 impl Service {
@@ -73,6 +76,12 @@ impl Service {
     /// Answers `request`. A member that is not the leader passes it to the leader, unless it was `forwarded` to
     /// this member already.
     pub async fn execute(&self, request: StoreRequest, forwarded: bool) -> StoreReply {
+        if self.cluster.is_removed() {
+            return Err(StoreError::Unavailable(format!(
+                "member {} has been removed from the cluster",
+                self.id
+            )));
+        }
         let mut outcome = self.execute_here(&request).await;
         if let Err(Failure::Redirect(None)) = outcome {
             // No leader yet (an election is running): wait for one, then try once more.
@@ -84,6 +93,11 @@ impl Service {
             if known.is_ok() {
                 outcome = self.execute_here(&request).await;
             }
+        }
+        if let Err(Failure::Redirect(None)) = outcome {
+            // openraft names a leader only once this member's membership holds it (a new member may know the
+            // leader before it has the log); the leader it has heard from will do.
+            outcome = Err(Failure::Redirect(self.known_leader()));
         }
         match outcome {
             Ok(response) => Ok(self.stamp(response)),
@@ -129,9 +143,7 @@ impl Service {
             StoreRequest::MemberList
             | StoreRequest::MemberAdd(_)
             | StoreRequest::MemberRemove(_)
-            | StoreRequest::MemberPromote(_) => Err(Failure::Store(StoreError::InvalidArgument(
-                "membership changes are not served by this store version yet".into(),
-            ))),
+            | StoreRequest::MemberPromote(_) => self.membership(request).await,
         }
     }
 
@@ -149,8 +161,13 @@ impl Service {
             .map_err(Failure::from)
     }
 
+    /// The leader this member has heard from, if any.
+    fn known_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
     /// Waits until a read on this member's state machine is linearizable (leadership confirmed by a quorum, and
-    /// everything committed before applied).
+    /// everything committed before applied); a follower asks the leader for a read index.
     pub(super) async fn linearize(&self) -> Result<(), Failure> {
         match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
             Err(_) => Err(unavailable(format!(
@@ -159,7 +176,8 @@ impl Service {
             ))),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                Err(Failure::Redirect(f.leader_id))
+                self.read_index(f.leader_id.or_else(|| self.known_leader()))
+                    .await
             }
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
                 Err(unavailable(e.to_string()))
@@ -199,8 +217,11 @@ impl Service {
     }
 
     /// Passes `request` to `leader`. A request the leader may have received is never reported as safe to resend.
+    /// The leader bounds its own work by the request timeout; waiting half as long again gets its answer rather
+    /// than a guess.
     async fn forward(&self, leader: NodeId, request: StoreRequest) -> StoreReply {
-        match network::forward(&self.bus, leader, request, self.timeout).await {
+        let patience = self.timeout + self.timeout / 2;
+        match network::forward(&self.bus, leader, request, patience).await {
             Ok(reply) => reply,
             Err(navarch_bus::Error::NoResponders { .. }) => Err(StoreError::NotLeader {
                 leader: Some(leader),

@@ -1,6 +1,7 @@
 //! [`Network`]: openraft's network factory over the bus, and [`Peer`], the way to one member: request/reply on
 //! the member's Raft subject with openraft's deadline.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use navarch_bus::store::{StoreReply, StoreRequest};
@@ -15,6 +16,8 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 
+use tokio::sync::watch;
+
 use super::{RaftMessage, RaftReply};
 use crate::types::{Node, NodeId, TypeConfig};
 
@@ -26,12 +29,14 @@ const HEADER_ROOM: usize = 16 * 1024;
 pub struct Network {
     bus: Bus,
     id: NodeId,
+    removed: Arc<watch::Sender<bool>>,
 }
 
 impl Network {
-    /// The network of member `id` on `bus`.
-    pub fn new(bus: Bus, id: NodeId) -> Self {
-        Self { bus, id }
+    /// The network of member `id` on `bus`. When the leader answers one of its vote requests with
+    /// [`RaftReply::Removed`], it sets `removed`.
+    pub fn new(bus: Bus, id: NodeId, removed: Arc<watch::Sender<bool>>) -> Self {
+        Self { bus, id, removed }
     }
 }
 
@@ -44,6 +49,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             bus: self.bus.clone(),
             id: self.id,
             target,
+            removed: self.removed.clone(),
         }
     }
 }
@@ -54,6 +60,22 @@ pub struct Peer {
     id: NodeId,
     target: NodeId,
     subject: String,
+    removed: Arc<watch::Sender<bool>>,
+}
+
+/// Sends `message` to member `target` and returns its answer.
+pub async fn call(
+    bus: &Bus,
+    target: NodeId,
+    message: &RaftMessage,
+    timeout: Duration,
+) -> Result<RaftReply, navarch_bus::Error> {
+    let subject = bus.subjects().raft(target);
+    let payload = codec::encode(message)?;
+    let reply = bus
+        .request(&subject, Headers::new(), payload.into(), timeout)
+        .await?;
+    codec::decode(&reply.payload)
 }
 
 /// Sends a client request to `leader` and returns its answer.
@@ -63,12 +85,7 @@ pub async fn forward(
     request: StoreRequest,
     timeout: Duration,
 ) -> Result<StoreReply, navarch_bus::Error> {
-    let subject = bus.subjects().raft(leader);
-    let payload = codec::encode(&RaftMessage::Forward(request))?;
-    let reply = bus
-        .request(&subject, Headers::new(), payload.into(), timeout)
-        .await?;
-    match codec::decode(&reply.payload)? {
+    match call(bus, leader, &RaftMessage::Forward(request), timeout).await? {
         RaftReply::Forward(reply) => Ok(reply),
         other => Err(navarch_bus::Error::Codec(format!(
             "member {leader} answered a forwarded request with {other:?}"
@@ -118,6 +135,7 @@ impl Peer {
                 RPCError::Unreachable(Unreachable::new(&e))
             }
             e @ CallError::Mismatch(_) => RPCError::Network(NetworkError::new(&e)),
+            e @ CallError::Removed => RPCError::Unreachable(Unreachable::new(&e)),
         }
     }
 }
@@ -134,6 +152,9 @@ enum CallError {
     /// The peer answered with another kind of reply.
     #[error("peer answered with {0}")]
     Mismatch(String),
+    /// The leader answered a vote request: this member is no longer in the cluster.
+    #[error("this member has been removed from the cluster")]
+    Removed,
 }
 
 fn mismatch(reply: &RaftReply) -> CallError {
@@ -195,6 +216,14 @@ impl RaftNetwork<TypeConfig> for Peer {
         let action = RPCTypes::Vote;
         match self.call(&RaftMessage::Vote(rpc), option.hard_ttl()).await {
             Ok(RaftReply::Vote(Ok(response))) => Ok(response),
+            Ok(RaftReply::Removed) => {
+                tracing::warn!(
+                    leader = self.target,
+                    "the leader says this member has been removed from the cluster"
+                );
+                self.removed.send_replace(true);
+                Err(self.rpc_error(CallError::Removed, action))
+            }
             Ok(RaftReply::Vote(Err(e))) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

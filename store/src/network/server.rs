@@ -1,36 +1,56 @@
 //! Serves a member's Raft subject: each message is answered in its own task, so a slow snapshot chunk never holds
-//! up heartbeats.
+//! up heartbeats. Raft's own messages, read indexes and pings are answered here; what needs the member (forwarded
+//! requests, membership notices) goes to the member's handler.
 
 use std::future::Future;
+use std::time::Duration;
 
-use navarch_bus::store::{StoreReply, StoreRequest};
+use navarch_bus::store::StoreError;
 use navarch_bus::{codec, Bus, Subscription};
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::raft::VoteRequest;
+use openraft::{RaftMetrics, ServerState};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{RaftMessage, RaftReply};
+use crate::types::{Node, NodeId, Raft};
 
-/// How long pulling a large message body from its sender may take.
-const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-use crate::types::Raft;
+/// How long pulling a large message body from its sender, or confirming leadership for a read index, may take.
+const PULL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answers every message of `subscription` (the member's Raft subject) until it ends. Forwarded client requests go
-/// to `forward`. Dropping the returned future (aborting its task) also stops the answers in flight.
-pub async fn serve<F, Fut>(bus: Bus, raft: Raft, mut subscription: Subscription, forward: F)
-where
-    F: Fn(StoreRequest) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = StoreReply> + Send,
+/// Answers every message of `subscription` (the member's Raft subject) until it ends or `stop` turns true; then
+/// lets the answers in flight finish (up to [`PULL_TIMEOUT`]) and returns, which drops the subscription.
+/// [`RaftMessage::Forward`], [`RaftMessage::Removed`] and [`RaftMessage::SetNode`] go to `member`. Dropping the
+/// returned future (aborting its task) also stops the answers in flight.
+pub async fn serve<F, Fut>(
+    bus: Bus,
+    raft: Raft,
+    mut subscription: Subscription,
+    member: F,
+    mut stop: watch::Receiver<bool>,
+) where
+    F: Fn(RaftMessage) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = RaftReply> + Send,
 {
     let mut in_flight = JoinSet::new();
-    while let Some(message) = subscription.next().await {
+    loop {
+        let message = tokio::select! {
+            message = subscription.next() => match message {
+                Some(message) => message,
+                None => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
         while in_flight.try_join_next().is_some() {}
-        let (bus, raft, forward) = (bus.clone(), raft.clone(), forward.clone());
+        let (bus, raft, member) = (bus.clone(), raft.clone(), member.clone());
         in_flight.spawn(async move {
             // A message too large for one bus message (a big entry, a forwarded 1.5 MiB write) is pulled.
             let reply = match bus
                 .request_body(&message, codec::DECODE_LIMIT, PULL_TIMEOUT)
                 .await
             {
-                Ok(payload) => answer(&raft, &payload, forward).await,
+                Ok(payload) => answer(&raft, &payload, member).await,
                 Err(e) => RaftReply::Undecodable(format!("could not read the message body: {e}")),
             };
             if let Err(e) = bus.respond_encoded(&message, &reply).await {
@@ -38,22 +58,116 @@ where
             }
         });
     }
+    drop(subscription);
+    let _ = tokio::time::timeout(PULL_TIMEOUT, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
 }
 
-async fn answer<F, Fut>(raft: &Raft, payload: &[u8], forward: F) -> RaftReply
+async fn answer<F, Fut>(raft: &Raft, payload: &[u8], member: F) -> RaftReply
 where
-    F: Fn(StoreRequest) -> Fut,
-    Fut: Future<Output = StoreReply>,
+    F: Fn(RaftMessage) -> Fut,
+    Fut: Future<Output = RaftReply>,
 {
     match codec::decode::<RaftMessage>(payload) {
         Err(e) => RaftReply::Undecodable(e.to_string()),
         Ok(RaftMessage::AppendEntries(rpc)) => {
             RaftReply::AppendEntries(raft.append_entries(rpc).await)
         }
-        Ok(RaftMessage::Vote(rpc)) => RaftReply::Vote(raft.vote(rpc).await),
+        Ok(RaftMessage::Vote(rpc)) => {
+            if candidate_removed(&raft.metrics().borrow(), &rpc) {
+                RaftReply::Removed
+            } else {
+                RaftReply::Vote(raft.vote(rpc).await)
+            }
+        }
         Ok(RaftMessage::InstallSnapshot(rpc)) => {
             RaftReply::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        Ok(RaftMessage::Forward(request)) => RaftReply::Forward(forward(request).await),
+        Ok(RaftMessage::ReadIndex) => RaftReply::ReadIndex(read_index(raft).await),
+        Ok(RaftMessage::Ping) => RaftReply::Pong(raft.metrics().borrow().id),
+        Ok(message) => member(message).await,
+    }
+}
+
+/// The read index this member gives as leader: the log index a read must see applied, once a quorum has
+/// confirmed its leadership.
+async fn read_index(raft: &Raft) -> Result<Option<u64>, StoreError> {
+    match tokio::time::timeout(PULL_TIMEOUT, raft.get_read_log_id()).await {
+        Err(_) => Err(StoreError::Unavailable(
+            "leadership not confirmed in time".into(),
+        )),
+        Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index)),
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+            Err(StoreError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+            Err(StoreError::Unavailable(e.to_string()))
+        }
+        Ok(Err(RaftError::Fatal(e))) => Err(StoreError::Unavailable(e.to_string())),
+    }
+}
+
+/// Whether a vote request comes from a member this leader's membership no longer holds, and whose log ends
+/// before that membership: the candidate missed its own removal (it never receives the entry that removes it) and
+/// keeps standing for election. Only the leader decides: its membership is the newest, and a member added after
+/// this membership (by a newer leader) has a later log than it.
+pub fn candidate_removed(metrics: &RaftMetrics<NodeId, Node>, rpc: &VoteRequest<NodeId>) -> bool {
+    let Some(candidate) = rpc.vote.leader_id().voted_for() else {
+        return false;
+    };
+    let membership = &metrics.membership_config;
+    metrics.state == ServerState::Leader
+        && metrics.current_leader == Some(metrics.id)
+        && membership.membership().get_node(&candidate).is_none()
+        && rpc.last_log_id.as_ref() < membership.log_id().as_ref()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use openraft::{CommittedLeaderId, LogId, Membership, StoredMembership, Vote};
+
+    use super::*;
+
+    fn leader_of(voters: &[NodeId], membership_index: u64) -> RaftMetrics<NodeId, Node> {
+        let nodes: BTreeMap<NodeId, Node> =
+            voters.iter().map(|id| (*id, Node::default())).collect();
+        let config = vec![voters.iter().copied().collect::<BTreeSet<_>>()];
+        let mut metrics = RaftMetrics::new_initial(1);
+        metrics.state = ServerState::Leader;
+        metrics.current_leader = Some(1);
+        metrics.membership_config = Arc::new(StoredMembership::new(
+            Some(LogId::new(CommittedLeaderId::new(2, 1), membership_index)),
+            Membership::new(config, nodes),
+        ));
+        metrics
+    }
+
+    fn vote_from(candidate: NodeId, term: u64, last_index: Option<u64>) -> VoteRequest<NodeId> {
+        VoteRequest::new(
+            Vote::new(term, candidate),
+            last_index.map(|i| LogId::new(CommittedLeaderId::new(2, 1), i)),
+        )
+    }
+
+    #[test]
+    fn only_a_leader_tells_a_stale_candidate_it_was_removed() {
+        let metrics = leader_of(&[1, 2], 10);
+        // Member 3 was removed at index 10 and never saw it; its term is higher than the leader's by now.
+        assert!(candidate_removed(&metrics, &vote_from(3, 9, Some(9))));
+        // A member of the membership is never told so.
+        assert!(!candidate_removed(&metrics, &vote_from(2, 9, Some(9))));
+        // A candidate whose log reaches past this membership was added after it, by a newer leader.
+        assert!(!candidate_removed(&metrics, &vote_from(3, 9, Some(11))));
+        let mut follower = metrics.clone();
+        follower.state = ServerState::Follower;
+        follower.current_leader = Some(2);
+        assert!(!candidate_removed(&follower, &vote_from(3, 9, Some(9))));
     }
 }

@@ -81,3 +81,79 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> anyhow::R
         .await
         .map_err(|_| anyhow::anyhow!("gave up waiting: {what}"))
 }
+
+/// Starts members `ids` of a cluster of `members`, each with its own connection to `bus`'s router, configured by
+/// `config` (e.g. [`config`]).
+pub async fn start_members(
+    bus: &Bus,
+    ids: &[u64],
+    config: impl Fn(u64) -> StoreConfig,
+) -> anyhow::Result<Vec<Addr<StoreMember>>> {
+    let mut addrs = Vec::new();
+    for id in ids {
+        let own = Bus::new(bus.transport(), "test").await?;
+        addrs.push(StoreMember::start(own, config(*id)).await?);
+    }
+    Ok(addrs)
+}
+
+/// A member's own view of every key with `prefix` (a serializable read, answered locally): its revision and
+/// the keys with their values and revisions.
+pub async fn local_view(
+    member: &Addr<StoreMember>,
+    prefix: &[u8],
+) -> anyhow::Result<(i64, Vec<navarch_bus::store::KeyValue>)> {
+    use navarch_bus::store::{prefix_end, RangeRequest, StoreRequest, StoreResponse};
+    let request = StoreRequest::Range(RangeRequest {
+        key: prefix.to_vec(),
+        range_end: prefix_end(prefix),
+        serializable: true,
+        ..Default::default()
+    });
+    match member.send(navarch_store::Execute(request)).await? {
+        Ok(StoreResponse::Range(r)) if !r.more => Ok((r.header.revision, r.kvs)),
+        other => anyhow::bail!("local range: {other:?}"),
+    }
+}
+
+/// Waits until every one of `members` holds the same revision and keys under `prefix`, at least `revision`;
+/// returns that view.
+pub async fn converged(
+    members: &[Addr<StoreMember>],
+    prefix: &[u8],
+    revision: i64,
+) -> anyhow::Result<(i64, Vec<navarch_bus::store::KeyValue>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut views = Vec::new();
+        for member in members {
+            views.push(local_view(member, prefix).await?);
+        }
+        let first = views.first().cloned().unwrap_or_default();
+        if first.0 >= revision && views.iter().all(|v| *v == first) {
+            return Ok(first);
+        }
+        if tokio::time::Instant::now() > deadline {
+            let revisions: Vec<i64> = views.iter().map(|v| v.0).collect();
+            anyhow::bail!("members did not converge on revision {revision}: {revisions:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The member of `members` that leads, once they agree on one of them.
+pub async fn leader_addr(
+    members: &[Addr<StoreMember>],
+) -> anyhow::Result<(u64, Addr<StoreMember>)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let leader = leader_of(members).await?;
+        for member in members {
+            if member.send(GetMetrics).await?.id == leader {
+                return Ok((leader, member.clone()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("gave up waiting: a leader among the members")
+}
