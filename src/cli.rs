@@ -20,7 +20,7 @@ pub struct Cli {
 pub enum Command {
     /// Every role in one process: store, gateway, scheduler, controllers and one node agent.
     Up(UpArgs),
-    /// One member of the consensus store.
+    /// One member of the consensus store; with a subcommand, a tool for the store cluster.
     Store(StoreArgs),
     /// The HTTP front door speaking the Kubernetes API.
     Gateway(GatewayArgs),
@@ -60,8 +60,9 @@ pub struct UpArgs {
     pub node_name: Option<String>,
 }
 
-/// `navarch store`.
+/// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct StoreArgs {
     /// Bus and cluster name.
     #[command(flatten)]
@@ -69,12 +70,17 @@ pub struct StoreArgs {
     /// This member's id.
     #[arg(long, default_value_t = 1)]
     pub id: u64,
-    /// Ids of the initial voting members, used on the very first start only (default: just this member).
+    /// Ids of the initial voting members, e.g. 1,2,3: started with the same list, they form the cluster on their
+    /// very first start (default: just this member). Ignored once the data directory holds a cluster.
     #[arg(long, value_delimiter = ',')]
     pub members: Vec<u64>,
+    /// Join an existing cluster: start empty and wait until the cluster adds this member
+    /// (`navarch store member add ID`), then catch up from the leader.
+    #[arg(long, conflicts_with = "members")]
+    pub join: bool,
     /// Where the member keeps its Raft log and key space.
-    #[arg(long)]
-    pub data_dir: PathBuf,
+    #[arg(long, required = true)]
+    pub data_dir: Option<PathBuf>,
     /// History kept by automatic compaction, e.g. `5m`, `90s`, `1h` (`0`: never compact automatically; default
     /// 5 minutes), like etcd's periodic `--auto-compaction-retention`.
     #[arg(long, value_parser = parse_duration)]
@@ -82,6 +88,9 @@ pub struct StoreArgs {
     /// The space quota in bytes, past which writes are refused with a NOSPACE alarm (default 2 GiB, etcd's).
     #[arg(long)]
     pub quota_backend_bytes: Option<u64>,
+    /// A tool instead of a member.
+    #[command(subcommand)]
+    pub tool: Option<StoreTool>,
 }
 
 /// Parses `90s`, `5m`, `1h` or `0` (a bare number is seconds).
@@ -102,6 +111,91 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     seconds
         .map(Duration::from_secs)
         .ok_or_else(|| format!("{text:?} is not a duration like 90s, 5m or 1h"))
+}
+
+/// `navarch store <tool>`: talks to a running store cluster over NATS.
+#[derive(Debug, Subcommand)]
+pub enum StoreTool {
+    /// List, add, remove or promote members.
+    Member {
+        /// Bus and cluster name.
+        #[command(flatten)]
+        bus: ToolArgs,
+        /// What to do.
+        #[command(subcommand)]
+        action: MemberAction,
+    },
+    /// Print the object stored at KEY as YAML (values that are not JSON as text).
+    Get {
+        /// Bus and cluster name.
+        #[command(flatten)]
+        bus: ToolArgs,
+        /// The key, e.g. /registry/pods/default/web-1.
+        key: String,
+        /// Print every object whose key starts with KEY.
+        #[arg(long)]
+        prefix: bool,
+    },
+    /// Every member's status: leader, term, log and applied index, revision, size.
+    Status {
+        /// Bus and cluster name.
+        #[command(flatten)]
+        bus: ToolArgs,
+    },
+}
+
+/// `navarch store member ...`.
+#[derive(Debug, Subcommand)]
+pub enum MemberAction {
+    /// Every member, voters and learners.
+    List,
+    /// Add a member (start it with `navarch store --join --id ID`). As a voter it must be running: it votes once
+    /// it has caught up; with `--learner` it only receives the log until promoted.
+    Add {
+        /// Its id.
+        id: u64,
+        /// Add it as a learner.
+        #[arg(long)]
+        learner: bool,
+        /// Its name (default: member-ID).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a member (refused when the voters left would have no quorum).
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+    /// Make a learner that has caught up a voter.
+    Promote {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// Bus flags of the store tools; accepted anywhere after the tool's name.
+#[derive(Debug, Args, Clone)]
+pub struct ToolArgs {
+    /// NATS server(s) of the cluster, e.g. nats://127.0.0.1:4222.
+    #[arg(long, env = "NAVARCH_NATS", global = true)]
+    pub nats: Option<String>,
+    /// Cluster name.
+    #[arg(
+        long,
+        env = "NAVARCH_CLUSTER",
+        default_value = "default",
+        global = true
+    )]
+    pub cluster: String,
+}
+
+impl From<ToolArgs> for CommonArgs {
+    fn from(args: ToolArgs) -> Self {
+        CommonArgs {
+            nats: args.nats,
+            cluster: args.cluster,
+        }
+    }
 }
 
 /// `navarch gateway`.

@@ -3,12 +3,14 @@
 //! # Layout
 //! - `cli`: the command line.
 //! - `run`: wiring roles to a bus, and their orderly shutdown on Ctrl-C or SIGTERM.
+//! - `store_tools`: `navarch store member|get|status`, tools for a running store cluster.
 //! - `kubeconfig`: the kubeconfig written for kubectl.
 //! - `telemetry`: logs and the OpenTelemetry tracer.
 
 mod cli;
 mod kubeconfig;
 mod run;
+mod store_tools;
 mod telemetry;
 
 use clap::Parser;

@@ -90,7 +90,7 @@ async fn shutdown_signal() -> Result<()> {
 }
 
 /// A bus connection for one role process; roles other than `up` need a NATS server.
-async fn connect(common: &CommonArgs, role: &str) -> Result<Bus> {
+pub(crate) async fn connect(common: &CommonArgs, role: &str) -> Result<Bus> {
     let Some(url) = &common.nats else {
         bail!("--nats URL (or NAVARCH_NATS) is required: a {role} on its own reaches the other roles through NATS")
     };
@@ -190,6 +190,12 @@ async fn up(args: UpArgs) -> Result<()> {
 }
 
 async fn store(args: StoreArgs) -> Result<()> {
+    if let Some(tool) = args.tool {
+        return crate::store_tools::run(tool).await;
+    }
+    let Some(data_dir) = args.data_dir else {
+        bail!("--data-dir is required to run a store member")
+    };
     let bus = connect(&args.common, "store").await?;
     let members = if args.members.is_empty() {
         vec![args.id]
@@ -199,20 +205,30 @@ async fn store(args: StoreArgs) -> Result<()> {
     let defaults = navarch_store::StoreConfig::default();
     let config = navarch_store::StoreConfig {
         id: args.id,
-        data_dir: args.data_dir,
+        data_dir,
         members,
         auto_compaction_retention: args
             .auto_compaction_retention
             .unwrap_or(defaults.auto_compaction_retention),
         quota_bytes: args.quota_backend_bytes.unwrap_or(defaults.quota_bytes),
+        bootstrap: !args.join,
         ..defaults
     };
+    let store = navarch_store::StoreMember::start(bus, config).await?;
+    let removed = store.send(navarch_store::UntilRemoved);
     let roles = Roles {
-        store: Some(navarch_store::StoreMember::start(bus, config).await?),
+        store: Some(store),
         ..Default::default()
     };
     println!("store member {} is serving", args.id);
-    roles.serve().await
+    tokio::select! {
+        signal = shutdown_signal() => {
+            signal?;
+            tracing::info!("stopping");
+        }
+        _ = removed => println!("store member {} was removed from the cluster; stopping", args.id),
+    }
+    roles.stop().await
 }
 
 async fn gateway(args: GatewayArgs) -> Result<()> {

@@ -205,15 +205,17 @@ impl StoreMember {
         // Clients reach a member only once it is part of the cluster: a member waiting to be added would only
         // make them wait.
         let serving = match started {
-            Ok(()) if is_member(&service) => Self::subscribe_rpc(&bus).await.map(|subscription| {
-                tokio::spawn(serve_rpc(
-                    bus.clone(),
-                    service.clone(),
-                    subscription,
-                    removed.subscribe(),
-                ))
-            }),
-            Ok(()) => Ok(tokio::spawn(serve_rpc_once_added(
+            Ok(in_cluster) if in_cluster || is_member(&service) => {
+                Self::subscribe_rpc(&bus).await.map(|subscription| {
+                    tokio::spawn(serve_rpc(
+                        bus.clone(),
+                        service.clone(),
+                        subscription,
+                        removed.subscribe(),
+                    ))
+                })
+            }
+            Ok(_) => Ok(tokio::spawn(serve_rpc_once_added(
                 bus.clone(),
                 service.clone(),
                 removed.subscribe(),
@@ -252,8 +254,9 @@ impl StoreMember {
         Ok(subscription)
     }
 
-    /// Initializes a fresh cluster, or hurries the election of a lone member after a restart.
-    async fn join_cluster(service: &Service, config: &StoreConfig) -> Result<()> {
+    /// Initializes a fresh cluster, or hurries the election of a lone member after a restart. Returns whether the
+    /// member is part of a cluster now (false: it waits for a leader to add it).
+    async fn join_cluster(service: &Service, config: &StoreConfig) -> Result<bool> {
         let raft = &service.raft;
         let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
         let alone = config.members == [config.id];
@@ -286,7 +289,7 @@ impl StoreMember {
                 .current_leader(config.id, "lone member leads")
                 .await;
         }
-        Ok(())
+        Ok(initialized || config.bootstrap)
     }
 }
 
@@ -404,6 +407,8 @@ impl Handler<Shutdown> for StoreMember {
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {
         let tasks = std::mem::take(&mut self.tasks);
         let service = self.service.clone();
+        // A removed member has shut its Raft down already.
+        let left = *self.left.borrow();
         let stop = async move {
             for task in &tasks {
                 task.abort();
@@ -412,11 +417,13 @@ impl Handler<Shutdown> for StoreMember {
             for task in tasks {
                 let _ = task.await;
             }
-            service
-                .raft
-                .shutdown()
-                .await
-                .map_err(|e| Error::Raft(e.to_string()))?;
+            if !left {
+                service
+                    .raft
+                    .shutdown()
+                    .await
+                    .map_err(|e| Error::Raft(e.to_string()))?;
+            }
             service.storage.sync()?;
             Ok(())
         };
