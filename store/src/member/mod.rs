@@ -15,7 +15,8 @@
 //! - `service`: answers one request (reads, writes, forwarding); `reads`: ReadIndex on followers; `lease`:
 //!   leases, alarms and the quota check;
 //! - `membership`: the pure core of membership changes; `cluster`: runs them on the leader;
-//! - `removal`: how a removed member stops; `publish`: the change streams; `duties`: the leader's duties.
+//! - `serving`: the `store.rpc` queue group and what peers ask beyond Raft; `removal`: how a removed member
+//!   stops; `publish`: the change streams; `duties`: the leader's duties.
 
 mod cluster;
 mod duties;
@@ -25,23 +26,23 @@ mod publish;
 mod reads;
 mod removal;
 mod service;
+mod serving;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use navarch_bus::store::{StoreReply, StoreRequest};
-use navarch_bus::{Bus, Subscription};
+use navarch_bus::Bus;
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tracing::Instrument;
+use tokio::task::JoinHandle;
 
 pub use publish::Published;
 pub use removal::UntilRemoved;
 pub use service::Service;
 
 use crate::config::{ConfigError, StoreConfig, ENVELOPE_HEADROOM};
-use crate::network::{self, Network, RaftMessage, RaftReply};
+use crate::network::{self, Network};
 use crate::storage::{self, LogStore, Notice, StateMachine, Storage};
 use crate::types::{default_name, Node, NodeId, Raft};
 use cluster::Cluster;
@@ -186,7 +187,7 @@ impl StoreMember {
                 raft_subscription,
                 move |message| {
                     let service = peers.clone();
-                    async move { answer_peer(&service, message).await }
+                    async move { serving::answer_peer(&service, message).await }
                 },
                 removed.subscribe(),
             )),
@@ -205,9 +206,9 @@ impl StoreMember {
         // Clients reach a member only once it is part of the cluster: a member waiting to be added would only
         // make them wait.
         let serving = match started {
-            Ok(in_cluster) if in_cluster || is_member(&service) => {
-                Self::subscribe_rpc(&bus).await.map(|subscription| {
-                    tokio::spawn(serve_rpc(
+            Ok(in_cluster) if in_cluster || serving::is_member(&service) => {
+                serving::subscribe_rpc(&bus).await.map(|subscription| {
+                    tokio::spawn(serving::serve_rpc(
                         bus.clone(),
                         service.clone(),
                         subscription,
@@ -215,7 +216,7 @@ impl StoreMember {
                     ))
                 })
             }
-            Ok(_) => Ok(tokio::spawn(serve_rpc_once_added(
+            Ok(_) => Ok(tokio::spawn(serving::serve_rpc_once_added(
                 bus.clone(),
                 service.clone(),
                 removed.subscribe(),
@@ -243,15 +244,6 @@ impl StoreMember {
             left,
         }
         .start())
-    }
-
-    /// Joins the queue group answering `store.rpc`.
-    async fn subscribe_rpc(bus: &Bus) -> Result<Subscription> {
-        let subscription = bus
-            .queue_subscribe(&bus.subjects().store_rpc(), QUEUE_GROUP)
-            .await?;
-        bus.flush().await?;
-        Ok(subscription)
     }
 
     /// Initializes a fresh cluster, or hurries the election of a lone member after a restart. Returns whether the
@@ -291,109 +283,6 @@ impl StoreMember {
         }
         Ok(initialized || config.bootstrap)
     }
-}
-
-/// Whether this member is in the membership it knows (as voter or learner).
-fn is_member(service: &Service) -> bool {
-    service
-        .raft
-        .metrics()
-        .borrow()
-        .membership_config
-        .membership()
-        .get_node(&service.id)
-        .is_some()
-}
-
-/// Answers what peers ask of this member beyond Raft itself.
-async fn answer_peer(service: &Service, message: RaftMessage) -> RaftReply {
-    match message {
-        RaftMessage::Forward(request) => RaftReply::Forward(service.execute(request, true).await),
-        RaftMessage::Removed { by } => {
-            tracing::warn!(by, "the leader removed this member from the cluster");
-            service.cluster.removed.send_replace(true);
-            RaftReply::Done(Ok(()))
-        }
-        RaftMessage::SetNode { id, node } => RaftReply::Done(service.set_node(id, node).await),
-        _ => RaftReply::Undecodable("not a message for the member".into()),
-    }
-}
-
-/// Waits until the leader has added this member, then serves `store.rpc`.
-async fn serve_rpc_once_added(bus: Bus, service: Arc<Service>, stop: watch::Receiver<bool>) {
-    let added = service
-        .raft
-        .wait(None)
-        .metrics(
-            |m| {
-                m.membership_config
-                    .membership()
-                    .get_node(&service.id)
-                    .is_some()
-            },
-            "added to the cluster",
-        )
-        .await;
-    if added.is_err() {
-        return;
-    }
-    tracing::info!(id = service.id, "added to the cluster; serving clients");
-    match StoreMember::subscribe_rpc(&bus).await {
-        Ok(subscription) => serve_rpc(bus, service, subscription, stop).await,
-        Err(e) => tracing::error!(error = %e, "cannot subscribe to store requests"),
-    }
-}
-
-/// Answers `store.rpc` requests, each in its own task, so slow ones (a write waiting for commit) never hold up
-/// others. Once `stop` turns true, it stops taking requests and lets those in flight finish.
-async fn serve_rpc(
-    bus: Bus,
-    service: Arc<Service>,
-    mut subscription: Subscription,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut in_flight = JoinSet::new();
-    loop {
-        let message = tokio::select! {
-            message = subscription.next() => match message {
-                Some(message) => message,
-                None => break,
-            },
-            _ = stop.wait_for(|stop| *stop) => break,
-        };
-        while in_flight.try_join_next().is_some() {}
-        let (bus, service) = (bus.clone(), service.clone());
-        // The request's trace continues here, and on to the leader when the request is forwarded.
-        let span = tracing::debug_span!("store.rpc");
-        navarch_bus::trace::continue_from(&message.headers, &span);
-        in_flight.spawn(
-            async move {
-                // A request too large for one bus message is pulled from the client, unless it is too large at all.
-                let reply = match bus
-                    .request_body(&message, service.max_request, service.timeout)
-                    .await
-                {
-                    Ok(payload) => service.handle(&payload).await,
-                    Err(navarch_bus::Error::PayloadTooLarge { size, max }) => {
-                        Err(navarch_bus::store::StoreError::RequestTooLarge { size, max })
-                    }
-                    Err(e) => Err(navarch_bus::store::StoreError::Unavailable(format!(
-                        "could not read the request body: {e}"
-                    ))),
-                };
-                if let Err(e) = bus.respond_encoded(&message, &reply).await {
-                    tracing::debug!(error = %e, "cannot answer a store request");
-                }
-            }
-            .instrument(span),
-        );
-    }
-    drop(subscription);
-    let drain = service.timeout * 2;
-    let _ = tokio::time::timeout(drain, async {
-        while in_flight.join_next().await.is_some() {}
-    })
-    .await;
 }
 
 /// Stops the member: stops serving, shuts Raft down, and syncs the data directory. The actor stops afterwards.
