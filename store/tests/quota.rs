@@ -105,3 +105,48 @@ fn a_full_store_refuses_writes_until_compacted_and_disarmed() -> anyhow::Result<
         Ok(())
     })
 }
+
+#[test]
+fn the_alarm_is_replicated_so_a_new_leader_refuses_too() -> anyhow::Result<()> {
+    util::run(async {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("test").await?;
+        let members = [1, 2, 3];
+        let mut addrs = Vec::new();
+        for id in members {
+            let config = StoreConfig {
+                quota_bytes: QUOTA,
+                ..util::config(dir.path(), id, &members)
+            };
+            addrs.push(StoreMember::start(Bus::new(bus.transport(), "test").await?, config).await?);
+        }
+        let leader = util::leader_of(&addrs).await?;
+        let client = StoreClient::new(bus.clone());
+        // One put larger than the quota raises the alarm at once.
+        assert!(no_space(&client.put(put("/registry/pods/big", 4096)).await));
+        let index = members.iter().position(|id| *id == leader).unwrap_or(0);
+        addrs.remove(index).send(Shutdown).await??;
+
+        // Whoever leads next applied the alarm too: even a tiny put is refused, once a leader answers.
+        util::eventually("a new leader refuses with NOSPACE", || async {
+            no_space(&client.put(put("/registry/pods/tiny", 1)).await)
+        })
+        .await?;
+        let alarms = client.alarms(false).await?;
+        assert_ne!(alarms.header.member_id, leader);
+        assert_eq!(
+            alarms.alarms,
+            vec![Alarm {
+                member_id: leader,
+                kind: AlarmKind::NoSpace
+            }]
+        );
+        // Nothing was stored, so disarming works at once.
+        assert!(client.alarms(true).await?.alarms.is_empty());
+        client.put(put("/registry/pods/tiny", 1)).await?;
+        for addr in addrs {
+            addr.send(Shutdown).await??;
+        }
+        Ok(())
+    })
+}
