@@ -169,6 +169,7 @@ impl StoreMember {
             quota_bytes: config.quota_bytes,
             leading: std::sync::Mutex::new(None),
             cluster: Cluster::new(removed.clone(), config.election_timeout),
+            reads: reads::ReadRounds::new(),
         });
         let peers = service.clone();
         let (left_tx, left) = watch::channel(false);

@@ -9,16 +9,18 @@ use navarch_bus::store::{
     TxnOpResponse,
 };
 use navarch_bus::{codec, Bus};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{ClientWriteError, RaftError};
 
 use super::cluster::Cluster;
 use super::lease::Leading;
+use super::reads::ReadRounds;
 use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
 use crate::storage::Storage;
 use crate::types::{NodeId, Raft};
 
 /// Why this member did not answer a request itself.
+#[derive(Debug, Clone)]
 pub(super) enum Failure {
     /// The answer is this error.
     Store(StoreError),
@@ -57,6 +59,8 @@ pub struct Service {
     pub(crate) leading: Mutex<Option<Leading>>,
     /// This member's part in membership changes.
     pub(crate) cluster: Cluster,
+    /// Read index rounds shared by concurrent linearizable reads.
+    pub(crate) reads: ReadRounds,
 }
 
 impl Service {
@@ -164,26 +168,6 @@ impl Service {
     /// The leader this member has heard from, if any.
     fn known_leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
-    }
-
-    /// Waits until a read on this member's state machine is linearizable (leadership confirmed by a quorum, and
-    /// everything committed before applied); a follower asks the leader for a read index.
-    pub(super) async fn linearize(&self) -> Result<(), Failure> {
-        match tokio::time::timeout(self.timeout, self.raft.ensure_linearizable()).await {
-            Err(_) => Err(unavailable(format!(
-                "leadership not confirmed within {:?}",
-                self.timeout
-            ))),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                self.read_index(f.leader_id.or_else(|| self.known_leader()))
-                    .await
-            }
-            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                Err(unavailable(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(e))) => Err(unavailable(e.to_string())),
-        }
     }
 
     /// Proposes a client's write, once it passed validation and the space quota, and waits until it is committed

@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use navarch_bus::store::StoreError;
 use navarch_bus::{Bus, Subscription};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use super::service::Failure;
 use super::{Result, Service, QUEUE_GROUP};
 use crate::network::{RaftMessage, RaftReply};
 
@@ -42,6 +44,12 @@ pub(super) async fn answer_peer(service: &Service, message: RaftMessage) -> Raft
             RaftReply::Done(Ok(()))
         }
         RaftMessage::SetNode { id, node } => RaftReply::Done(service.set_node(id, node).await),
+        RaftMessage::ReadIndex => RaftReply::ReadIndex(service.local_read_index().await.map_err(
+            |failure| match failure {
+                Failure::Store(e) => e,
+                Failure::Redirect(leader) => StoreError::NotLeader { leader },
+            },
+        )),
         _ => RaftReply::Undecodable("not a message for the member".into()),
     }
 }

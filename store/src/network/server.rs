@@ -1,13 +1,11 @@
 //! Serves a member's Raft subject: each message is answered in its own task, so a slow snapshot chunk never holds
-//! up heartbeats. Raft's own messages, read indexes and pings are answered here; what needs the member (forwarded
-//! requests, membership notices) goes to the member's handler.
+//! up heartbeats. Raft's own messages and pings are answered here; what needs the member (forwarded requests, read
+//! indexes, membership notices) goes to the member's handler.
 
 use std::future::Future;
 use std::time::Duration;
 
-use navarch_bus::store::StoreError;
 use navarch_bus::{codec, Bus, Subscription};
-use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::raft::VoteRequest;
 use openraft::{RaftMetrics, ServerState};
 use tokio::sync::watch;
@@ -16,12 +14,13 @@ use tokio::task::JoinSet;
 use super::{RaftMessage, RaftReply};
 use crate::types::{Node, NodeId, Raft};
 
-/// How long pulling a large message body from its sender, or confirming leadership for a read index, may take.
+/// How long pulling a large message body from its sender may take.
 const PULL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Answers every message of `subscription` (the member's Raft subject) until it ends or `stop` turns true; then
 /// lets the answers in flight finish (up to [`PULL_TIMEOUT`]) and returns, which drops the subscription.
-/// [`RaftMessage::Forward`], [`RaftMessage::Removed`] and [`RaftMessage::SetNode`] go to `member`. Dropping the
+/// [`RaftMessage::Forward`], [`RaftMessage::ReadIndex`], [`RaftMessage::Removed`] and [`RaftMessage::SetNode`] go
+/// to `member`. Dropping the
 /// returned future (aborting its task) also stops the answers in flight.
 pub async fn serve<F, Fut>(
     bus: Bus,
@@ -85,29 +84,8 @@ where
         Ok(RaftMessage::InstallSnapshot(rpc)) => {
             RaftReply::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        Ok(RaftMessage::ReadIndex) => RaftReply::ReadIndex(read_index(raft).await),
         Ok(RaftMessage::Ping) => RaftReply::Pong(raft.metrics().borrow().id),
         Ok(message) => member(message).await,
-    }
-}
-
-/// The read index this member gives as leader: the log index a read must see applied, once a quorum has
-/// confirmed its leadership.
-async fn read_index(raft: &Raft) -> Result<Option<u64>, StoreError> {
-    match tokio::time::timeout(PULL_TIMEOUT, raft.get_read_log_id()).await {
-        Err(_) => Err(StoreError::Unavailable(
-            "leadership not confirmed in time".into(),
-        )),
-        Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index)),
-        Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-            Err(StoreError::NotLeader {
-                leader: f.leader_id,
-            })
-        }
-        Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-            Err(StoreError::Unavailable(e.to_string()))
-        }
-        Ok(Err(RaftError::Fatal(e))) => Err(StoreError::Unavailable(e.to_string())),
     }
 }
 
