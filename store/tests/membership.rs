@@ -376,3 +376,45 @@ fn a_leader_removes_itself_and_a_member_removed_while_down_stops_when_back() -> 
         Ok(())
     })
 }
+
+#[test]
+fn a_learner_removed_while_down_stops_when_back() -> anyhow::Result<()> {
+    util::run(async {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("test").await?;
+        let members = [1, 2, 3];
+        let addrs =
+            util::start_members(&bus, &members, |id| util::config(dir.path(), id, &members))
+                .await?;
+        let client = StoreClient::new(bus.clone());
+        let learner = util::start_members(&bus, &[4], |id| joining(dir.path(), id))
+            .await?
+            .remove(0);
+        let add = MemberAddRequest {
+            id: 4,
+            is_learner: true,
+            ..Default::default()
+        };
+        client.member_add(add).await?;
+        util::eventually("the learner has the log", || async {
+            matches!(learner.send(GetMetrics).await, Ok(m) if m.applied_index > 0)
+        })
+        .await?;
+        learner.send(Shutdown).await??;
+
+        // Learners never stand for election, so only its own check tells it.
+        client.member_remove(4).await?;
+        let back = util::start_members(&bus, &[4], |id| joining(dir.path(), id))
+            .await?
+            .remove(0);
+        stopped_serving(&back).await?;
+        assert_eq!(
+            ids(&client).await?,
+            vec![(1, false), (2, false), (3, false)]
+        );
+        for addr in addrs.into_iter().chain([back]) {
+            addr.send(Shutdown).await??;
+        }
+        Ok(())
+    })
+}

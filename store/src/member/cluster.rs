@@ -191,7 +191,7 @@ impl Service {
             self.cluster.removed.send_replace(true);
         } else {
             // The removed member never receives the entry that removes it: tell it. If it misses this, the
-            // leader tells it when it stands for election (`network::server::candidate_removed`).
+            // leader tells it when it asks or stands for election (`network::server::member_removed`).
             let (bus, by, timeout) = (self.bus.clone(), self.id, self.cluster.probe_timeout);
             tokio::spawn(async move {
                 let _ = network::call(&bus, id, &RaftMessage::Removed { by }, timeout).await;

@@ -198,6 +198,10 @@ impl StoreMember {
                 config.heartbeat_interval * 2,
                 left_tx,
             )),
+            tokio::spawn(removal::check_membership(
+                service.clone(),
+                config.election_timeout * 5,
+            )),
             tokio::spawn(duties::run(
                 service.clone(),
                 config.auto_compaction_retention,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{call, forward, Network, Peer};
 pub use server::serve;
 
-use crate::types::{Node, NodeId, TypeConfig};
+use crate::types::{LogId, Node, NodeId, TypeConfig};
 
 /// A request on a member's Raft subject.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +49,16 @@ pub enum RaftMessage {
         /// What to record.
         node: Node,
     },
+    /// A member asks the leader whether it is still in the cluster (a learner removed while it was down is never
+    /// told otherwise: it does not stand for election). Answered with [`RaftReply::Removed`] or
+    /// [`RaftReply::Done`] (`NotLeader` when asked of another member).
+    CheckMember {
+        /// The member.
+        id: NodeId,
+        /// Where in the log the newest membership it knows is (at most its last entry, which is what the
+        /// leader's check needs: see `server::member_removed`).
+        membership_log_id: Option<LogId>,
+    },
 }
 
 /// The answer on a member's Raft subject, variant by variant.
@@ -71,8 +81,8 @@ pub enum RaftReply {
     ReadIndex(Result<Option<u64>, StoreError>),
     /// To [`RaftMessage::Ping`]: the member's id.
     Pong(NodeId),
-    /// To a vote request from a member the leader's membership does not hold, whose log ends before the
-    /// membership that removed it: the candidate has been removed and should stop.
+    /// To a vote request or [`RaftMessage::CheckMember`] from a member the leader's membership does not hold,
+    /// whose log ends before that membership: the member has been removed and should stop.
     Removed,
     /// To [`RaftMessage::Removed`] and [`RaftMessage::SetNode`].
     Done(Result<(), StoreError>),

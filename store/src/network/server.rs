@@ -5,14 +5,14 @@
 use std::future::Future;
 use std::time::Duration;
 
+use navarch_bus::store::StoreError;
 use navarch_bus::{codec, Bus, Subscription};
-use openraft::raft::VoteRequest;
 use openraft::{RaftMetrics, ServerState};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::{RaftMessage, RaftReply};
-use crate::types::{Node, NodeId, Raft};
+use crate::types::{LogId, Node, NodeId, Raft};
 
 /// How long pulling a large message body from its sender may take.
 const PULL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,10 +75,33 @@ where
             RaftReply::AppendEntries(raft.append_entries(rpc).await)
         }
         Ok(RaftMessage::Vote(rpc)) => {
-            if candidate_removed(&raft.metrics().borrow(), &rpc) {
+            let candidate = rpc.vote.leader_id().voted_for();
+            let removed = candidate.is_some_and(|candidate| {
+                member_removed(
+                    &raft.metrics().borrow(),
+                    candidate,
+                    rpc.last_log_id.as_ref(),
+                )
+            });
+            if removed {
                 RaftReply::Removed
             } else {
                 RaftReply::Vote(raft.vote(rpc).await)
+            }
+        }
+        Ok(RaftMessage::CheckMember {
+            id,
+            membership_log_id,
+        }) => {
+            let metrics = raft.metrics().borrow().clone();
+            if member_removed(&metrics, id, membership_log_id.as_ref()) {
+                RaftReply::Removed
+            } else if metrics.current_leader == Some(metrics.id) {
+                RaftReply::Done(Ok(()))
+            } else {
+                RaftReply::Done(Err(StoreError::NotLeader {
+                    leader: metrics.current_leader,
+                }))
             }
         }
         Ok(RaftMessage::InstallSnapshot(rpc)) => {
@@ -89,19 +112,22 @@ where
     }
 }
 
-/// Whether a vote request comes from a member this leader's membership no longer holds, and whose log ends
-/// before that membership: the candidate missed its own removal (it never receives the entry that removes it) and
-/// keeps standing for election. Only the leader decides: its membership is the newest, and a member added after
-/// this membership (by a newer leader) has a later log than it.
-pub fn candidate_removed(metrics: &RaftMetrics<NodeId, Node>, rpc: &VoteRequest<NodeId>) -> bool {
-    let Some(candidate) = rpc.vote.leader_id().voted_for() else {
-        return false;
-    };
+/// Whether `member`, whose log ends at `last_log_id`, has been removed as this leader (`metrics`) sees it: this
+/// leader's membership does not hold it, and its log ends before that membership, so it missed its own removal (a
+/// member never receives the entry that removes it). Only the leader decides: its membership is the newest, and a
+/// member added after this membership (by a newer leader) has a later log than it. The position of the newest
+/// membership in the member's log will do for `last_log_id` too: if that membership holds the member, either this
+/// leader's log holds it as well (and a later membership here removed the member) or a newer leader wrote it.
+pub fn member_removed(
+    metrics: &RaftMetrics<NodeId, Node>,
+    member: NodeId,
+    last_log_id: Option<&LogId>,
+) -> bool {
     let membership = &metrics.membership_config;
     metrics.state == ServerState::Leader
         && metrics.current_leader == Some(metrics.id)
-        && membership.membership().get_node(&candidate).is_none()
-        && rpc.last_log_id.as_ref() < membership.log_id().as_ref()
+        && membership.membership().get_node(&member).is_none()
+        && last_log_id < membership.log_id().as_ref()
 }
 
 #[cfg(test)]
@@ -109,7 +135,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
-    use openraft::{CommittedLeaderId, LogId, Membership, StoredMembership, Vote};
+    use openraft::{CommittedLeaderId, Membership, StoredMembership};
 
     use super::*;
 
@@ -127,25 +153,23 @@ mod tests {
         metrics
     }
 
-    fn vote_from(candidate: NodeId, term: u64, last_index: Option<u64>) -> VoteRequest<NodeId> {
-        VoteRequest::new(
-            Vote::new(term, candidate),
-            last_index.map(|i| LogId::new(CommittedLeaderId::new(2, 1), i)),
-        )
+    fn log(index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(2, 1), index)
     }
 
     #[test]
-    fn only_a_leader_tells_a_stale_candidate_it_was_removed() {
+    fn only_a_leader_tells_a_member_it_was_removed() {
         let metrics = leader_of(&[1, 2], 10);
-        // Member 3 was removed at index 10 and never saw it; its term is higher than the leader's by now.
-        assert!(candidate_removed(&metrics, &vote_from(3, 9, Some(9))));
+        // Member 3 was removed at index 10 and never saw it.
+        assert!(member_removed(&metrics, 3, Some(&log(9))));
+        assert!(member_removed(&metrics, 3, None));
         // A member of the membership is never told so.
-        assert!(!candidate_removed(&metrics, &vote_from(2, 9, Some(9))));
-        // A candidate whose log reaches past this membership was added after it, by a newer leader.
-        assert!(!candidate_removed(&metrics, &vote_from(3, 9, Some(11))));
+        assert!(!member_removed(&metrics, 2, Some(&log(9))));
+        // A member whose log reaches past this membership was added after it, by a newer leader.
+        assert!(!member_removed(&metrics, 3, Some(&log(11))));
         let mut follower = metrics.clone();
         follower.state = ServerState::Follower;
         follower.current_leader = Some(2);
-        assert!(!candidate_removed(&follower, &vote_from(3, 9, Some(9))));
+        assert!(!member_removed(&follower, 3, Some(&log(9))));
     }
 }
