@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::service::{Failure, Service};
 use crate::network::{self, RaftMessage, RaftReply};
-use crate::types::Raft;
+use crate::types::{NodeId, Raft};
 
 /// What a read index round gives: the index to wait for (`None`: nothing committed yet), or why there is none.
 pub type ReadIndex = Result<Option<u64>, Failure>;
@@ -92,10 +92,11 @@ impl<T: Clone + Send + 'static> Rounds<T> {
     }
 }
 
-/// The read index rounds of one member: as leader, and as a member asking the leader.
+/// The read index rounds of one member: as leader, and as a member asking each leader it knows (reads for a new
+/// leader never wait behind a round stuck on the old one).
 pub struct ReadRounds {
     local: Arc<Rounds<ReadIndex>>,
-    remote: Arc<Rounds<ReadIndex>>,
+    remote: Mutex<(NodeId, Arc<Rounds<ReadIndex>>)>,
 }
 
 impl ReadRounds {
@@ -103,8 +104,17 @@ impl ReadRounds {
     pub fn new() -> Self {
         Self {
             local: Rounds::new(),
-            remote: Rounds::new(),
+            remote: Mutex::new((0, Rounds::new())),
         }
+    }
+
+    /// The rounds asking `leader`.
+    fn remote(&self, leader: NodeId) -> Arc<Rounds<ReadIndex>> {
+        let mut remote = self.remote.lock().unwrap_or_else(|e| e.into_inner());
+        if remote.0 != leader {
+            *remote = (leader, Rounds::new());
+        }
+        remote.1.clone()
     }
 }
 
@@ -126,20 +136,12 @@ async fn local_round(raft: Raft, timeout: std::time::Duration) -> ReadIndex {
     }
 }
 
-/// The read index from the leader this member knows. Without one, or when the leader cannot give an index (an
-/// older version), the read is redirected to it instead.
+/// The read index from `leader`. When it cannot give one (an older version), the read is redirected to it.
 async fn remote_round(
     bus: navarch_bus::Bus,
-    raft: Raft,
+    leader: NodeId,
     timeout: std::time::Duration,
 ) -> ReadIndex {
-    let metrics = raft.metrics().borrow().clone();
-    let Some(leader) = metrics
-        .current_leader
-        .filter(|leader| *leader != metrics.id)
-    else {
-        return Err(Failure::Redirect(metrics.current_leader));
-    };
     match network::call(&bus, leader, &RaftMessage::ReadIndex, timeout).await {
         Ok(RaftReply::ReadIndex(Ok(index))) => Ok(index),
         Ok(RaftReply::ReadIndex(Err(StoreError::NotLeader { leader }))) => {
@@ -199,11 +201,16 @@ impl Service {
         self.joined(self.reads.local.join(round)).await
     }
 
-    /// A read index from the leader, from the next shared round.
+    /// A read index from the leader this member knows, from the next shared round. Without a leader, the read
+    /// is redirected (and waits for one).
     async fn remote_read_index(&self) -> ReadIndex {
-        let (bus, raft, timeout) = (self.bus.clone(), self.raft.clone(), self.timeout);
-        let round = move || remote_round(bus.clone(), raft.clone(), timeout);
-        self.joined(self.reads.remote.join(round)).await
+        let known = self.raft.metrics().borrow().current_leader;
+        let Some(leader) = known.filter(|leader| *leader != self.id) else {
+            return Err(Failure::Redirect(known));
+        };
+        let (bus, timeout) = (self.bus.clone(), self.timeout);
+        let round = move || remote_round(bus.clone(), leader, timeout);
+        self.joined(self.reads.remote(leader).join(round)).await
     }
 
     async fn joined(&self, round: impl Future<Output = Option<ReadIndex>>) -> ReadIndex {
