@@ -37,7 +37,9 @@ pub struct StoreConfig {
     /// lowest id bootstraps and the others wait" because it needs no designated member: any majority of
     /// `members` forms the cluster even if the others are not up yet, and no member waits on one that is down.
     /// The entry must be identical everywhere, so it holds nothing member-specific: each member records its
-    /// client URLs afterwards through the leader.
+    /// client URLs afterwards through the leader. A member that a peer reaches first (a vote request, the log)
+    /// does not write the entry (openraft refuses it once the member has voted or holds a log): it is part of
+    /// the cluster that peer formed already, and receives the entry from its leader.
     ///
     /// What the scheme cannot protect against is giving members different `members` lists, or starting a member
     /// with an empty data directory and `bootstrap` after the cluster has moved on. A member whose data

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use navarch_bus::store::{StoreReply, StoreRequest};
 use navarch_bus::Bus;
+use openraft::error::{InitializeError, RaftError};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -252,7 +253,7 @@ impl StoreMember {
     }
 
     /// Initializes a fresh cluster, or hurries the election of a lone member after a restart. Returns whether the
-    /// member is part of a cluster now (false: it waits for a leader to add it).
+    /// member is part of a cluster now (false: it waits for a leader to add it or to send it the log).
     async fn join_cluster(service: &Service, config: &StoreConfig) -> Result<bool> {
         let raft = &service.raft;
         let raft_error = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
@@ -267,7 +268,16 @@ impl StoreMember {
                 .iter()
                 .map(|id| (*id, Node::new(subjects.raft(*id), default_name(*id))))
                 .collect();
-            raft.initialize(members).await.map_err(|e| raft_error(&e))?;
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                // Another initial member formed the cluster first and reached this one (a vote request, the log)
+                // before it initialized: it is part of that cluster already, as if it had waited to be contacted.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    tracing::info!(id = config.id, reason = %e, "another initial member formed the cluster first");
+                    return Ok(false);
+                }
+                Err(e) => return Err(raft_error(&e)),
+            }
         } else if alone
             && raft
                 .metrics()
