@@ -418,3 +418,33 @@ fn a_learner_removed_while_down_stops_when_back() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn members_record_their_client_urls_in_the_membership() -> anyhow::Result<()> {
+    util::run(async {
+        let dir = tempfile::tempdir()?;
+        let bus = Bus::embedded("test").await?;
+        let members = [1, 2, 3];
+        let url = |id: u64| format!("http://127.0.0.1:{}", 2379 + id);
+        let addrs = util::start_members(&bus, &members, |id| StoreConfig {
+            client_urls: vec![url(id)],
+            ..util::config(dir.path(), id, &members)
+        })
+        .await?;
+        let client = StoreClient::new(bus.clone());
+        // Followers ask the leader to record theirs; the leader records its own.
+        util::eventually("every member's client URL in the member list", || async {
+            let Ok(list) = client.member_list().await else {
+                return false;
+            };
+            list.members
+                .iter()
+                .all(|m| m.client_urls == vec![url(m.id)] && m.name == format!("member-{}", m.id))
+        })
+        .await?;
+        for addr in addrs {
+            addr.send(Shutdown).await??;
+        }
+        Ok(())
+    })
+}
