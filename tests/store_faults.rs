@@ -15,117 +15,11 @@ mod util;
 use std::time::Duration;
 
 use faults::cluster::{Cluster, PATIENCE};
-use faults::load::{read_all, Load, Mix, Recorder, PREFIX};
+use faults::load::{Load, Mix, PREFIX};
+use faults::scene::{retry, Scene, CLIENTS, KEYS};
 use faults::watchers::Watcher;
-use faults::{eventually, rounds, verify, Rng};
-use navarch_bus::store::{HistoryRequest, StoreClient};
-
-/// Keys of the load: enough that each key's history stays small for the checker, few enough that clients collide.
-const KEYS: u64 = 24;
-/// Concurrent clients of the load.
-const CLIENTS: usize = 6;
-/// Client id of the final reads.
-const FINAL_READER: usize = 1000;
-
-/// A cluster under load, with watchers.
-struct Scene {
-    cluster: Cluster,
-    store: StoreClient,
-    recorder: std::sync::Arc<Recorder>,
-    load: Option<Load>,
-    watchers: Vec<Watcher>,
-}
-
-impl Scene {
-    /// Three members, two watchers (from revision 1 and from now), and `CLIENTS` clients running `mix`.
-    async fn start(rng: &mut Rng, mix: Mix) -> Scene {
-        let cluster = Cluster::start(3).await;
-        // Shorter than the members' 5 s request timeout would make a slow commit look like a lost one; longer
-        // keeps clients waiting through a whole election.
-        let store = StoreClient::new(cluster.bus.clone()).with_timeout(Duration::from_secs(6));
-        let recorder = Recorder::new();
-        let watchers = vec![
-            Watcher::start(&store, "from-1", PREFIX, 1).await,
-            Watcher::start(&store, "from-now", PREFIX, 0).await,
-        ];
-        let load = Load::start(&store, &recorder, rng, (0, CLIENTS), KEYS, mix);
-        Scene {
-            cluster,
-            store,
-            recorder,
-            load: Some(load),
-            watchers,
-        }
-    }
-
-    /// Waits until `n` more writes have been acknowledged.
-    async fn writes(&self, n: u64) {
-        let target = self.recorder.acknowledged_writes() + n;
-        eventually(
-            &format!("{n} more acknowledged writes"),
-            PATIENCE,
-            || async { (self.recorder.acknowledged_writes() >= target).then_some(()) },
-        )
-        .await;
-    }
-
-    /// The highest revision any call has been answered with so far.
-    fn highest_revision(&self) -> i64 {
-        self.recorder
-            .history()
-            .iter()
-            .filter_map(|op| match op.completion {
-                navarch_lincheck::Completion::Ok { revision, .. } => Some(revision),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The store's current revision, read linearizably (a member's own status may lag what is committed).
-    async fn revision(&self) -> i64 {
-        self.store
-            .history(HistoryRequest::default())
-            .await
-            .expect("the current revision")
-            .header
-            .revision
-    }
-
-    /// Stops the load, reads every key, waits for the watchers to reach the final revision, and runs the checks;
-    /// answers the problems found.
-    async fn check(mut self) -> (Vec<String>, Cluster) {
-        if let Some(load) = self.load.take() {
-            load.stop().await;
-        }
-        self.cluster.leader().await;
-        read_all(&self.store, &self.recorder, FINAL_READER, KEYS).await;
-        let last = self.revision().await;
-        for watcher in &self.watchers {
-            eventually(
-                &format!("watch {} to reach revision {last}", watcher.name),
-                PATIENCE,
-                || async { (watcher.reached() >= last || watcher.ended().is_some()).then_some(()) },
-            )
-            .await;
-        }
-        let problems = verify::problems(&self.store, &self.recorder, self.watchers).await;
-        (problems, self.cluster)
-    }
-
-    /// Runs the checks; panics with every problem found, keeping the members' logs.
-    async fn finish(self) {
-        let (problems, cluster) = self.check().await;
-        if !problems.is_empty() {
-            panic!(
-                "{} problems (members' logs kept in {}):\n{}",
-                problems.len(),
-                cluster.keep_logs().display(),
-                problems.join("\n\n")
-            );
-        }
-    }
-}
+use faults::{eventually, rounds, verify};
+use navarch_bus::store::{MemberAddRequest, StoreClient};
 
 /// etcd's promise that the issue names: kill -9 all three members in the middle of a write load, restart them:
 /// every acknowledged write is there and the revision never goes backwards.
@@ -452,4 +346,72 @@ fn the_checks_find_lost_writes_phantoms_and_broken_watches() {
     assert!(compare("w", 1, &wrong, &committed, 4)
         .unwrap_err()
         .contains("delivered"));
+}
+
+/// Membership under load: a fourth member joins (added as a learner, promoted once caught up), then one of the
+/// first three (the leader or a follower, by the seed) is removed and stops by itself.
+#[test]
+fn member_added_and_another_removed_under_load() {
+    faults::run(
+        "member_added_and_another_removed_under_load",
+        |mut rng| async move {
+            let mut scene = Scene::start(&mut rng, Mix::MIXED).await;
+            let admin = scene.store.clone().with_timeout(Duration::from_secs(15));
+            let mut voters = scene.cluster.ids();
+            for round in 0..rounds() {
+                scene.writes(rng.between(200, 400)).await;
+                let new = 4 + u64::from(round);
+                scene.cluster.start_joining(new).await;
+                let add = MemberAddRequest {
+                    id: new,
+                    is_learner: true,
+                    ..Default::default()
+                };
+                retry(&format!("add member {new}"), || {
+                    admin.member_add(add.clone())
+                })
+                .await;
+                scene.cluster.caught_up(new).await;
+                retry(&format!("promote member {new}"), || {
+                    admin.member_promote(new)
+                })
+                .await;
+                voters.push(new);
+                scene.cluster.set_voters(&voters);
+                scene.writes(200).await;
+
+                let leader = scene.cluster.leader().await;
+                let gone = if rng.below(2) == 0 {
+                    leader
+                } else {
+                    let followers: Vec<u64> =
+                        voters.iter().copied().filter(|id| *id != leader).collect();
+                    followers[rng.below(followers.len() as u64) as usize]
+                };
+                retry(&format!("remove member {gone}"), || {
+                    admin.member_remove(gone)
+                })
+                .await;
+                voters.retain(|id| *id != gone);
+                scene.cluster.set_voters(&voters);
+                assert!(
+                    scene.cluster.exited(gone).await,
+                    "removed member {gone} exits cleanly"
+                );
+                scene.writes(200).await;
+                let now = scene.cluster.leader().await;
+                let listed = admin.member_list().await.expect("member list");
+                let mut ids: Vec<u64> = listed.members.iter().map(|m| m.id).collect();
+                ids.sort_unstable();
+                let mut want = voters.clone();
+                want.sort_unstable();
+                assert_eq!(ids, want, "the member list after the changes");
+                println!(
+                "round {round}: added {new} (learner, then voter); removed {gone} ({}); leader now {now}",
+                if gone == leader { "the leader" } else { "a follower" }
+            );
+            }
+            scene.finish().await;
+        },
+    );
 }

@@ -33,6 +33,8 @@ pub struct Member {
     data_dir: PathBuf,
     log: PathBuf,
     starts: u32,
+    /// Added at runtime: it starts with `--join` instead of the initial `--members`.
+    joined: bool,
 }
 
 /// A nats-server and where it listens.
@@ -67,6 +69,10 @@ pub struct Cluster {
     /// A connection of the test to the majority's server.
     pub bus: Bus,
     members: BTreeMap<u64, Member>,
+    /// The voters as the test changed them: initially every member.
+    voters: Vec<u64>,
+    /// The voters the cluster was formed with.
+    initial: String,
     dir: tempfile::TempDir,
 }
 
@@ -86,17 +92,26 @@ impl Cluster {
                     data_dir: dir.path().join(format!("member-{id}")),
                     log: dir.path().join(format!("member-{id}.log")),
                     starts: 0,
+                    joined: false,
                 },
             );
         }
         let bus = Bus::nats(&nats.url, CLUSTER, "fault-test")
             .await
             .expect("test bus");
+        let voters: Vec<u64> = members.keys().copied().collect();
+        let initial = voters
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut cluster = Cluster {
             nats,
             minority: None,
             bus,
             members,
+            voters,
+            initial,
             dir,
         };
         let ids: Vec<u64> = cluster.members.keys().copied().collect();
@@ -107,9 +122,49 @@ impl Cluster {
         cluster
     }
 
-    /// Ids of every member.
+    /// Ids of the voting members.
     pub fn ids(&self) -> Vec<u64> {
-        self.members.keys().copied().collect()
+        self.voters.clone()
+    }
+
+    /// Starts a new member `id` that waits to be added (`navarch store --join`); the test adds it with the
+    /// store's membership calls, then records it with [`Cluster::set_voters`].
+    pub async fn start_joining(&mut self, id: u64) {
+        assert!(!self.members.contains_key(&id), "member {id} exists");
+        self.members.insert(
+            id,
+            Member {
+                id,
+                proxy: Proxy::start(self.nats.addr).await,
+                proc: None,
+                data_dir: self.dir.path().join(format!("member-{id}")),
+                log: self.dir.path().join(format!("member-{id}.log")),
+                starts: 0,
+                joined: true,
+            },
+        );
+        self.start_member(id);
+    }
+
+    /// Records the voters after a membership change.
+    pub fn set_voters(&mut self, voters: &[u64]) {
+        self.voters = voters.to_vec();
+    }
+
+    /// Waits for member `id`'s process to exit by itself (a removed member stops); answers whether it exited
+    /// cleanly.
+    pub async fn exited(&mut self, id: u64) -> bool {
+        let member = self.member(id);
+        let status = super::eventually(&format!("member {id} to exit"), PATIENCE, || {
+            let status = member
+                .proc
+                .as_mut()
+                .and_then(|p| p.child.try_wait().ok().flatten());
+            async move { status }
+        })
+        .await;
+        member.proc = None;
+        status.success()
     }
 
     fn member(&mut self, id: u64) -> &mut Member {
@@ -118,8 +173,7 @@ impl Cluster {
 
     /// Starts (or restarts, on its data directory) member `id`.
     pub fn start_member(&mut self, id: u64) {
-        let voters: Vec<String> = self.members.keys().map(u64::to_string).collect();
-        let voters = voters.join(",");
+        let initial = self.initial.clone();
         let member = self.member(id);
         assert!(member.proc.is_none(), "member {id} is running already");
         let log = std::fs::OpenOptions::new()
@@ -131,8 +185,14 @@ impl Cluster {
         let mut marker = log.try_clone().expect("log handle");
         use std::io::Write;
         let _ = writeln!(marker, "===== fault test: start #{} =====", member.starts);
+        let formation = if member.joined {
+            vec!["--join"]
+        } else {
+            vec!["--members", initial.as_str()]
+        };
         let child = navarch()
-            .args(["store", "--id", &id.to_string(), "--members", &voters])
+            .args(["store", "--id", &id.to_string()])
+            .args(formation)
             .args(["--cluster", CLUSTER, "--nats", &member.proxy.url()])
             .arg("--data-dir")
             .arg(&member.data_dir)
@@ -222,7 +282,7 @@ impl Cluster {
     /// Waits until the running members reachable on the majority's server agree on a leader, that leader is one
     /// of them, and a majority of the cluster agrees; returns it.
     pub async fn leader(&self) -> u64 {
-        let quorum = self.members.len() / 2 + 1;
+        let quorum = self.voters.len() / 2 + 1;
         let ids: Vec<u64> = self.ids();
         super::eventually("a leader known to a majority", PATIENCE, || {
             let ids = ids.clone();

@@ -4,8 +4,10 @@
 //! # Layout
 //! - `proxy`: the TCP proxy that cuts a member off or moves it to another NATS server.
 //! - `cluster`: the member processes: start, `kill -9`, restart, partition, status of one member.
+//! - `cas`: compare-and-swap contention on one counter.
 //! - `load`: clients doing puts, compare-and-swap transactions, linearizable gets and deletes, recorded.
 //! - `watchers`: watches recording every revision they deliver.
+//! - `scene`: a cluster under load with watchers, and the end of every fault test.
 //! - `verify`: the checks: linearizability, revisions, acknowledged writes, watches against the final history.
 //!
 //! Every choice (keys, operations, when a fault strikes, which member) comes from one seed, printed at the start;
@@ -19,6 +21,7 @@ pub mod cas;
 pub mod cluster;
 pub mod load;
 pub mod proxy;
+pub mod scene;
 pub mod verify;
 pub mod watchers;
 
