@@ -337,7 +337,7 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// Keeps the members' logs for a failed test to look at: copies them out of the temp dir and says where.
+    /// Keeps the members' logs for a failed test to look at: copies them out of the temp dir and answers where.
     pub fn keep_logs(&self) -> PathBuf {
         let keep = std::env::temp_dir().join(format!(
             "navarch-faults-{}",
@@ -352,5 +352,14 @@ impl Cluster {
             let _ = std::fs::copy(&member.log, keep.join(format!("member-{}.log", member.id)));
         }
         keep
+    }
+}
+
+impl Drop for Cluster {
+    /// A test that panics (a failed check, a wait that gave up) keeps the members' logs, and says where.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("members' logs kept in {}", self.keep_logs().display());
+        }
     }
 }

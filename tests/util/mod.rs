@@ -89,23 +89,38 @@ impl Drop for Proc {
 
 /// A nats-server on a free port.
 pub fn start_nats() -> (Proc, String) {
-    let port = free_port();
-    let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server must be installed (.ci/run installs it)");
-    wait_for("nats-server to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    (
-        Proc {
-            child,
-            name: "nats-server".into(),
-        },
-        format!("nats://127.0.0.1:{port}"),
-    )
+    // Another process may take the free port before nats-server binds it (other test binaries run meanwhile):
+    // then nats-server exits at once, and a connection would reach the other process. Try another port.
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server must be installed (.ci/run installs it)");
+        let listening = wait_for("nats-server to listen or exit", || {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(false);
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .ok()
+                .map(|_| true)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        if listening && matches!(child.try_wait(), Ok(None)) {
+            return (
+                Proc {
+                    child,
+                    name: "nats-server".into(),
+                },
+                format!("nats://127.0.0.1:{port}"),
+            );
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("nats-server could not bind a free port in 5 tries");
 }
 
 /// The navarch binary built for these tests (logging at its default levels unless `RUST_LOG` says otherwise).
