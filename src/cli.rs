@@ -58,6 +58,9 @@ pub struct UpArgs {
     /// Name of the node the built-in agent registers (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// Also serve the etcd v3 gRPC API of the store on this address (off unless given; port 0 picks a free port).
+    #[arg(long)]
+    pub etcd_listen: Option<SocketAddr>,
 }
 
 /// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
@@ -88,6 +91,9 @@ pub struct StoreArgs {
     /// The space quota in bytes, past which writes are refused with a NOSPACE alarm (default 2 GiB, etcd's).
     #[arg(long)]
     pub quota_backend_bytes: Option<u64>,
+    /// Serve the etcd v3 gRPC API on this address, e.g. 127.0.0.1:2379 (port 0 picks a free port).
+    #[arg(long)]
+    pub etcd_listen: Option<SocketAddr>,
     /// A tool instead of a member.
     #[command(subcommand)]
     pub tool: Option<StoreTool>,

@@ -133,12 +133,15 @@ async fn up(args: UpArgs) -> Result<()> {
 
     let mut roles = Roles::default();
     let started: Result<()> = async {
-        let store_config = navarch_store::StoreConfig {
+        let mut store_config = navarch_store::StoreConfig {
             data_dir: data_dir.join("store"),
             ..Default::default()
         };
-        roles.store =
-            Some(navarch_store::StoreMember::start(bus_for("store").await?, store_config).await?);
+        store_config.etcd.listen = args.etcd_listen;
+        let store =
+            navarch_store::StoreMember::start(bus_for("store").await?, store_config).await?;
+        print_etcd_address(&store).await;
+        roles.store = Some(store);
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
             ..Default::default()
@@ -203,7 +206,7 @@ async fn store(args: StoreArgs) -> Result<()> {
         args.members.clone()
     };
     let defaults = navarch_store::StoreConfig::default();
-    let config = navarch_store::StoreConfig {
+    let mut config = navarch_store::StoreConfig {
         id: args.id,
         data_dir,
         members,
@@ -214,6 +217,7 @@ async fn store(args: StoreArgs) -> Result<()> {
         bootstrap: !args.join,
         ..defaults
     };
+    config.etcd.listen = args.etcd_listen;
     let store = navarch_store::StoreMember::start(bus, config).await?;
     let removed = store.send(navarch_store::UntilRemoved);
     let roles = Roles {
@@ -221,6 +225,7 @@ async fn store(args: StoreArgs) -> Result<()> {
         ..Default::default()
     };
     println!("store member {} is serving", args.id);
+    print_etcd_address(roles.store.as_ref().context("the store member")?).await;
     tokio::select! {
         signal = shutdown_signal() => {
             signal?;
@@ -229,6 +234,13 @@ async fn store(args: StoreArgs) -> Result<()> {
         _ = removed => println!("store member {} was removed from the cluster; stopping", args.id),
     }
     roles.stop().await
+}
+
+/// Tells where the member serves the etcd API, if it does.
+async fn print_etcd_address(store: &actix::Addr<navarch_store::StoreMember>) {
+    if let Ok(Some(address)) = store.send(navarch_store::EtcdAddress).await {
+        println!("etcd API: http://{address} (ETCDCTL_API=3 etcdctl --endpoints={address} ...)");
+    }
 }
 
 async fn gateway(args: GatewayArgs) -> Result<()> {

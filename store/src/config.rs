@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use navarch_bus::store::MAX_REQUEST_BYTES;
 
+use crate::etcd::EtcdConfig;
 use crate::mvcc::Limits;
 use crate::types::NodeId;
 
@@ -77,6 +78,8 @@ pub struct StoreConfig {
     /// overhead) and lease rather than measuring the disk, so all members agree and compaction frees space at
     /// once: see [`Ledger::bytes`](crate::mvcc::Ledger::bytes).
     pub quota_bytes: u64,
+    /// Whether and how the member serves the etcd v3 gRPC API.
+    pub etcd: EtcdConfig,
 }
 
 impl Default for StoreConfig {
@@ -87,7 +90,8 @@ impl Default for StoreConfig {
     /// (etcd's request timeout scale); answers capped by [`Limits::default`]; automatic compaction keeping
     /// 5 minutes of history (what issue 3 asks for: etcd itself compacts automatically only when told to, while
     /// the Kubernetes API server compacts etcd every 5 minutes by default, `--etcd-compaction-interval`); a 2 GiB
-    /// space quota (etcd's default `--quota-backend-bytes`). Leases get at least [`StoreConfig::min_lease_ttl`].
+    /// space quota (etcd's default `--quota-backend-bytes`). Leases get at least [`StoreConfig::min_lease_ttl`]. No etcd
+    /// API ([`EtcdConfig::default`]).
     fn default() -> Self {
         Self {
             id: 1,
@@ -106,6 +110,7 @@ impl Default for StoreConfig {
             limits: Limits::default(),
             auto_compaction_retention: Duration::from_secs(5 * 60),
             quota_bytes: 2 << 30,
+            etcd: EtcdConfig::default(),
         }
     }
 }
@@ -161,6 +166,9 @@ impl StoreConfig {
                 "heartbeat_interval",
                 "must be positive and below election_timeout",
             );
+        }
+        if self.etcd.progress_notify_interval.is_zero() {
+            return invalid("etcd.progress_notify_interval", "must be positive");
         }
         if self.snapshot_logs == 0 {
             return invalid("snapshot_logs", "must be positive");

@@ -27,9 +27,11 @@
 //!   `member/lease.rs`), publishing change streams, the leader's duties (revoking expired leases, automatic
 //!   compaction), start and shutdown; membership changes, ReadIndex reads on followers, and how a removed member
 //!   stops.
+//! - [`etcd`]: the etcd v3 gRPC API a member serves so `etcdctl` and etcd clients work against it.
 
 pub mod compactor;
 pub mod config;
+pub mod etcd;
 pub mod lessor;
 pub mod member;
 pub mod mvcc;
@@ -38,7 +40,9 @@ pub mod storage;
 pub mod types;
 
 pub use config::{ConfigError, StoreConfig};
+pub use etcd::EtcdConfig;
 pub use member::{
-    Error, Execute, GetMetrics, MemberMetrics, Result, Shutdown, StoreMember, UntilRemoved,
+    Error, EtcdAddress, Execute, GetMetrics, MemberMetrics, Result, Shutdown, StoreMember,
+    UntilRemoved,
 };
 pub use mvcc::Limits;

@@ -1,15 +1,16 @@
 //! [`StoreMember`]: the actor that runs one store member: it owns the Raft handle and the tasks that serve the bus.
 //!
 //! # Messages
-//! Accepts [`Shutdown`], [`Execute`] (a [`StoreRequest`] answered by this member), [`GetMetrics`] and
-//! [`UntilRemoved`].
+//! Accepts [`Shutdown`], [`Execute`] (a [`StoreRequest`] answered by this member), [`GetMetrics`],
+//! [`UntilRemoved`] and [`EtcdAddress`].
 //!
 //! # Subjects
 //! - answers `store.rpc` in queue group `store` (one [`StoreReply`] per [`StoreRequest`]) once it is in the
 //!   cluster's membership (a member joining an existing cluster waits until the leader has added it);
 //! - answers and sends Raft messages on `store.raft.<id>` (see [`crate::network`]);
 //! - publishes [`StreamMessage`](navarch_bus::store::StreamMessage)s on `store.events.<stream>` while leader;
-//! - while leader, proposes the revoke of every expired lease and automatic compactions (see `duties`).
+//! - while leader, proposes the revoke of every expired lease and automatic compactions (see `duties`);
+//! - serves the etcd v3 gRPC API (see [`crate::etcd`]) when configured to.
 //!
 //! # Layout
 //! - `service`: answers one request (reads, writes, forwarding); `reads`: ReadIndex on followers; `lease`:
@@ -29,13 +30,15 @@ mod service;
 mod serving;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use navarch_bus::store::{StoreReply, StoreRequest};
 use navarch_bus::Bus;
 use openraft::error::{InitializeError, RaftError};
-use tokio::sync::{mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use publish::Published;
@@ -50,6 +53,10 @@ use cluster::Cluster;
 
 /// Queue group of the store members on `store.rpc`: each request reaches one member.
 pub const QUEUE_GROUP: &str = "store";
+
+/// Applied changes kept for local watchers that fall behind; past this they reread history. Small, because each
+/// entry may hold values up to the request limit.
+const CHANGES_BACKLOG: usize = 128;
 
 /// Why a member could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,15 @@ pub enum Error {
     /// openraft failed to start, initialize or stop the member (storage failure underneath). Not retryable.
     #[error("raft: {0}")]
     Raft(String),
+    /// The etcd API's address could not be bound. Retryable once the address is free.
+    #[error("cannot serve the etcd API on {address}: {source}")]
+    EtcdListen {
+        /// The address.
+        address: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Result of starting or stopping a member.
@@ -77,6 +93,8 @@ pub struct StoreMember {
     tasks: Vec<JoinHandle<()>>,
     /// Turns true once the member, removed from the cluster, has stopped serving.
     left: watch::Receiver<bool>,
+    /// Where the etcd API is served, if it is.
+    etcd_address: Option<SocketAddr>,
 }
 
 impl Actor for StoreMember {
@@ -154,6 +172,15 @@ impl StoreMember {
         removed: Arc<watch::Sender<bool>>,
     ) -> Result<Addr<StoreMember>> {
         let max_request = config.request_limit(bus.max_payload());
+        let etcd_listener = match config.etcd.listen {
+            Some(address) => {
+                let failed = |source| Error::EtcdListen { address, source };
+                let listener = TcpListener::bind(address).await.map_err(failed)?;
+                let bound = listener.local_addr().map_err(failed)?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         // Subscribe before anything can need an answer: peers' votes first.
         let raft_subscription = bus.subscribe(&bus.subjects().raft(config.id)).await?;
         bus.flush().await?;
@@ -171,6 +198,7 @@ impl StoreMember {
             leading: std::sync::Mutex::new(None),
             cluster: Cluster::new(removed.clone(), config.election_timeout),
             reads: reads::ReadRounds::new(),
+            changes: broadcast::channel(CHANGES_BACKLOG).0,
         });
         let peers = service.clone();
         let (left_tx, left) = watch::channel(false);
@@ -181,6 +209,7 @@ impl StoreMember {
                 raft.metrics(),
                 published,
                 notices,
+                service.changes.clone(),
                 config.progress_interval,
             )),
             tokio::spawn(network::serve(
@@ -238,16 +267,31 @@ impl StoreMember {
                 return Err(e);
             }
         }
+        let etcd_address = etcd_listener.map(|(listener, address)| {
+            tasks.push(crate::etcd::spawn(
+                listener,
+                address,
+                service.clone(),
+                &config.etcd,
+            ));
+            address
+        });
+        let client_urls = match (config.client_urls.is_empty(), etcd_address) {
+            // Where it serves the etcd API, unless told what to advertise.
+            (true, Some(address)) => vec![format!("http://{address}")],
+            _ => config.client_urls.clone(),
+        };
         let own = Node {
             addr: bus.subjects().raft(config.id),
             name: String::new(),
-            client_urls: config.client_urls.clone(),
+            client_urls,
         };
         tasks.push(tokio::spawn(service.clone().publish_self(own)));
         Ok(StoreMember {
             service,
             tasks,
             left,
+            etcd_address,
         }
         .start())
     }
@@ -350,6 +394,19 @@ impl Handler<Execute> for StoreMember {
     fn handle(&mut self, Execute(request): Execute, _: &mut Self::Context) -> Self::Result {
         let service = self.service.clone();
         Box::pin(async move { service.execute(request, false).await })
+    }
+}
+
+/// Asks where the member serves the etcd API (`None`: it does not).
+#[derive(Debug, Message)]
+#[rtype(result = "Option<SocketAddr>")]
+pub struct EtcdAddress;
+
+impl Handler<EtcdAddress> for StoreMember {
+    type Result = Option<SocketAddr>;
+
+    fn handle(&mut self, _: EtcdAddress, _: &mut Self::Context) -> Self::Result {
+        self.etcd_address
     }
 }
 

@@ -2,11 +2,12 @@
 //! task so every stream's messages leave in revision order, and sends periodic progress. Only the leader publishes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use navarch_bus::store::{StreamMessage, StreamProgress};
 use navarch_bus::Bus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::storage::Notice;
@@ -58,13 +59,15 @@ impl Published {
     }
 }
 
-/// Publishes until `notices` closes (the state machine is gone).
+/// Publishes until `notices` closes (the state machine is gone). Every notice also goes to `local` (on every
+/// member, leader or not) while something listens there.
 pub async fn run(
     bus: Bus,
     id: NodeId,
     metrics: watch::Receiver<openraft::RaftMetrics<NodeId, Node>>,
     mut state: Published,
     mut notices: mpsc::UnboundedReceiver<Notice>,
+    local: broadcast::Sender<Arc<Notice>>,
     interval: Duration,
 ) {
     let mut ticks = tokio::time::interval(interval);
@@ -74,7 +77,13 @@ pub async fn run(
         let messages = tokio::select! {
             biased;
             notice = notices.recv() => match notice {
-                Some(notice) => state.on_notice(notice),
+                Some(notice) => {
+                    if local.receiver_count() > 0 {
+                        // A listener that subscribes after this reads the change from history instead.
+                        let _ = local.send(Arc::new(notice.clone()));
+                    }
+                    state.on_notice(notice)
+                }
                 None => return,
             },
             _ = ticks.tick() => state.progress(),

@@ -1,7 +1,7 @@
 //! [`Service`]: answers one [`StoreRequest`]: size and decoding checks, linearizable or serializable reads from the
 //! state machine's fjall keyspaces, writes through Raft, and forwarding to the leader.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use navarch_bus::store::{
@@ -10,13 +10,14 @@ use navarch_bus::store::{
 };
 use navarch_bus::{codec, Bus};
 use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::broadcast;
 
 use super::cluster::Cluster;
 use super::lease::Leading;
 use super::reads::ReadRounds;
 use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
-use crate::storage::Storage;
+use crate::storage::{Notice, Storage};
 use crate::types::{NodeId, Raft};
 
 /// Why this member did not answer a request itself.
@@ -61,6 +62,8 @@ pub struct Service {
     pub(crate) cluster: Cluster,
     /// Read index rounds shared by concurrent linearizable reads.
     pub(crate) reads: ReadRounds,
+    /// What this member applies, in order, for local watchers (the etcd API's watches).
+    pub(crate) changes: broadcast::Sender<Arc<Notice>>,
 }
 
 impl Service {
