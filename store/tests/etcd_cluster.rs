@@ -76,6 +76,55 @@ fn three_members_serve_etcdctl() -> anyhow::Result<()> {
         assert!(health.success, "{health:?}");
         assert_eq!(health.stderr.matches("is healthy").count(), 3, "{health:?}");
 
+        // member list: every member with its etcd URL (recorded through the leader once it runs).
+        let urls: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+        util::eventually("every member's client URL is listed", || async {
+            let Ok(out) = all.ok(&["member", "list"]).await else {
+                return false;
+            };
+            urls.iter().all(|url| out.contains(url.as_str()))
+        })
+        .await?;
+        let list = all.ok(&["member", "list", "-w", "table"]).await?;
+        println!("{list}");
+        for id in ids {
+            assert!(list.contains(&format!("member-{id}")), "{list}");
+        }
+        let cluster = all
+            .run(&["endpoint", "status", "--cluster", "-w", "table"])
+            .await?;
+        assert_eq!(
+            cluster.stdout.matches("3.4.0-navarch").count(),
+            3,
+            "{cluster:?}"
+        );
+
+        // Membership changes through etcd's API: a learner (its id in the peer URL), then removed.
+        let peer = "--peer-urls=http://member-4:2380";
+        let added = all
+            .run(&["member", "add", "member-4", peer, "--learner"])
+            .await?;
+        assert!(added.success, "{added:?}");
+        assert!(
+            added.stdout.contains("Member                4 added"),
+            "{added:?}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&all.ok(&["member", "list", "-w", "json"]).await?)?;
+        let learner = json["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["ID"] == 4))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(learner["isLearner"], true, "{json}");
+        let removed = all.ok(&["member", "remove", "4"]).await?;
+        assert!(
+            removed.contains("Member                4 removed"),
+            "{removed}"
+        );
+        let refused = all.fails(&["member", "remove", "99"]).await?;
+        assert!(refused.contains("member not found"), "{refused}");
+
         for member in members {
             member.send(Shutdown).await??;
         }

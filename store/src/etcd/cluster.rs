@@ -49,15 +49,21 @@ impl ClusterService {
     }
 }
 
-/// The member id a peer URL names: Navarch members are reached at their Raft subject,
-/// `navarch.<cluster>.store.raft.<id>`, so `member add --peer-urls` may name the new member's id that way. Any
-/// other URL lets the store pick the id.
+/// The member id a peer URL names. Navarch members reach each other at their Raft subject,
+/// `navarch.<cluster>.store.raft.<id>`, by id; etcdctl insists on an `http(s)://host:port` URL, so `member add` names
+/// the new member as `--peer-urls=http://member-<id>:2380` (or with the Raft subject as the host; the port is
+/// ignored). Any other URL lets the store pick the id.
 fn id_in(peer_urls: &[String]) -> u64 {
     peer_urls
         .iter()
         .find_map(|url| {
-            let (_, id) = url.rsplit_once(".store.raft.")?;
-            id.trim_end_matches('/').parse().ok()
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            let host = rest.split(['/', ':']).next().unwrap_or_default();
+            let id = match host.rsplit_once(".store.raft.") {
+                Some((_, id)) => id,
+                None => host.strip_prefix("member-")?,
+            };
+            id.parse().ok()
         })
         .unwrap_or(0)
 }

@@ -10,8 +10,10 @@
 //! - [`proto`]: etcd's messages and services, generated from `store/proto/`.
 //! - [`convert`]: pure mapping between etcd's messages and the store protocol.
 //! - [`errors`]: store errors as etcd's gRPC statuses.
+//! - [`authority`]: makes etcd 3.4 clients' HTTP/2 `:authority` acceptable to the HTTP/2 server.
 //! - `kv`, `watch`, `lease`, `cluster`, `maintenance`: one module per etcd service.
 
+pub mod authority;
 pub mod convert;
 pub mod errors;
 pub mod proto;
@@ -25,6 +27,8 @@ mod watch;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use navarch_bus::store::{StoreRequest, StoreResponse, MAX_REQUEST_BYTES};
 use tokio::net::TcpListener;
@@ -63,6 +67,14 @@ impl Default for EtcdConfig {
             progress_notify_interval: Duration::from_secs(600),
         }
     }
+}
+
+/// The client URL a member serving the etcd API on `address` advertises in member lists: `host:port`, which etcd
+/// clients accept as an endpoint, rather than `http://host:port`. etcd 3.4's client dials a member URL it got from
+/// a member list (`etcdctl endpoint status --cluster`) with the whole URL as the HTTP/2 `:authority`, which etcd's
+/// gRPC server tolerates but the HTTP/2 server here refuses as malformed.
+pub fn client_url(address: SocketAddr) -> String {
+    address.to_string()
 }
 
 /// What every etcd service of a member shares.
@@ -119,7 +131,7 @@ pub(crate) fn spawn(
             cluster_id: convert::cluster_id(service.bus.subjects().prefix()),
             member_id: service.id,
         },
-        client_url: format!("http://{address}"),
+        client_url: client_url(address),
         progress_notify_interval: config.progress_notify_interval,
         service,
     });
@@ -150,7 +162,9 @@ pub(crate) fn spawn(
             MaintenanceServer::new(maintenance::MaintenanceService(api))
                 .max_decoding_message_size(max_message),
         );
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(authority::Normalized::new));
     let task = tokio::spawn(async move {
         // Bad connections and malformed requests end that connection or that call only; this returns only if
         // the listener itself fails.

@@ -277,8 +277,8 @@ impl StoreMember {
             address
         });
         let client_urls = match (config.client_urls.is_empty(), etcd_address) {
-            // Where it serves the etcd API, unless told what to advertise.
-            (true, Some(address)) => vec![format!("http://{address}")],
+            // Where it serves the etcd API, unless told what to advertise (see `etcd::client_url`).
+            (true, Some(address)) => vec![crate::etcd::client_url(address)],
             _ => config.client_urls.clone(),
         };
         let own = Node {

@@ -55,7 +55,7 @@ impl Etcdctl {
     pub fn new(addresses: &[SocketAddr]) -> Self {
         let endpoints = addresses
             .iter()
-            .map(|a| a.to_string())
+            .map(|a| format!("http://{a}"))
             .collect::<Vec<_>>()
             .join(",");
         Self { endpoints }
