@@ -7,6 +7,7 @@ mod util;
 
 use etcdctl::Etcdctl;
 use navarch_bus::Bus;
+use navarch_store::etcd::proto::etcdserverpb::{self as pb, compare, kv_client::KvClient};
 use navarch_store::Shutdown;
 
 /// The lease id in etcdctl's "lease <hex id> granted with TTL(..)".
@@ -56,6 +57,34 @@ fn leases_like_etcd() -> anyhow::Result<()> {
             i64::from_str_radix(&id, 16).ok(),
             "{json}"
         );
+
+        // A transaction can compare a key's lease (etcdctl 3.4's own txn parser cannot express it: a client does).
+        let mut kv = KvClient::new(
+            tonic::transport::Channel::from_shared(format!("http://{address}"))?
+                .connect()
+                .await?,
+        );
+        let lease = i64::from_str_radix(&id, 16)?;
+        let on = |key: &str, lease: i64| pb::Compare {
+            result: compare::CompareResult::Equal as i32,
+            target: compare::CompareTarget::Lease as i32,
+            key: key.into(),
+            target_union: Some(compare::TargetUnion::Lease(lease)),
+            range_end: Vec::new(),
+        };
+        for (compares, holds) in [
+            (
+                vec![on("held", lease), on("free", 0), on("absent", 0)],
+                true,
+            ),
+            (vec![on("held", 0)], false),
+        ] {
+            let txn = pb::TxnRequest {
+                compare: compares,
+                ..Default::default()
+            };
+            assert_eq!(kv.txn(txn).await?.into_inner().succeeded, holds);
+        }
 
         // Revoking deletes the attached keys only.
         let out = etcdctl.ok(&["lease", "revoke", &id]).await?;

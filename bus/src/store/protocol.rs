@@ -121,6 +121,9 @@ pub enum CompareTarget {
     ModRevision(i64),
     /// The key's value (an absent key never compares equal).
     Value(Vec<u8>),
+    /// The lease the key is attached to (0 when absent or attached to none). Last, so entries encoded before it
+    /// existed still decode.
+    Lease(i64),
 }
 
 /// How a [`Compare`] compares.

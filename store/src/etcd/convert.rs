@@ -2,8 +2,7 @@
 //! [`StoreRequest`](navarch_bus::store::StoreRequest)s and store answers become etcd responses.
 //!
 //! What the store protocol cannot express is refused here with `InvalidArgument` and a message saying so, never
-//! approximated: puts with `ignore_value` / `ignore_lease`, compares on a key range or on a lease, nested
-//! transactions. Range options the store does not know (sorting, min/max revision filters) are applied here on the
+//! approximated: puts with `ignore_value` / `ignore_lease`, compares over a key range, nested transactions. Range options the store does not know (sorting, min/max revision filters) are applied here on the
 //! store's answer, the way etcd applies them after its MVCC read.
 
 use std::cmp::Ordering;
@@ -338,7 +337,10 @@ fn compare(compare: pb::Compare) -> Result<store::Compare, Status> {
             Some(compare::TargetUnion::Value(v)) => v,
             _ => Vec::new(),
         }),
-        compare::CompareTarget::Lease => return Err(unsupported("a compare on a key's lease")),
+        compare::CompareTarget::Lease => CompareTarget::Lease(number(|u| match u {
+            compare::TargetUnion::Lease(v) => Some(*v),
+            _ => None,
+        })),
     };
     Ok(store::Compare {
         key: compare.key,

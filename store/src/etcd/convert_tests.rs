@@ -206,6 +206,10 @@ fn transactions_map_compares_and_refuse_what_the_store_cannot_express() {
                 compare::CompareTarget::Value,
                 Some(compare::TargetUnion::Value(b"v".to_vec())),
             ),
+            compare(
+                compare::CompareTarget::Lease,
+                Some(compare::TargetUnion::Lease(7)),
+            ),
         ],
         success: vec![pb::RequestOp {
             request: Some(request_op::Request::RequestPut(pb::PutRequest {
@@ -231,7 +235,8 @@ fn transactions_map_compares_and_refuse_what_the_store_cannot_express() {
         [
             CompareTarget::ModRevision(4),
             CompareTarget::Version(0),
-            CompareTarget::Value(b"v".to_vec())
+            CompareTarget::Value(b"v".to_vec()),
+            CompareTarget::Lease(7)
         ]
     );
     assert!(store_txn
@@ -251,15 +256,13 @@ fn transactions_map_compares_and_refuse_what_the_store_cannot_express() {
         Some(response_op::Response::ResponseRange(ref r)) if r.kvs.len() == 1
     ));
 
-    let mut lease = request.clone();
-    lease.compare = vec![compare(compare::CompareTarget::Lease, None)];
     let mut ranged = request.clone();
     ranged.compare[0].range_end = b"z".to_vec();
     let mut nested = request;
     nested.success = vec![pb::RequestOp {
         request: Some(request_op::Request::RequestTxn(pb::TxnRequest::default())),
     }];
-    for refused in [lease, ranged, nested] {
+    for refused in [ranged, nested] {
         let status = txn(refused).expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("not supported"), "{status:?}");

@@ -156,6 +156,10 @@ fn transactions_compare_like_etcd_including_absent_keys() {
             false,
         ),
         (
+            cmp("/k", CompareResult::Equal, CompareTarget::Lease(0)),
+            true,
+        ),
+        (
             cmp(
                 "/k",
                 CompareResult::NotEqual,
@@ -205,6 +209,14 @@ fn transactions_compare_like_etcd_including_absent_keys() {
         ),
         (
             cmp("/k", CompareResult::NotEqual, CompareTarget::Version(1)),
+            false,
+        ),
+        (
+            cmp("/k", CompareResult::Equal, CompareTarget::Lease(0)),
+            true,
+        ),
+        (
+            cmp("/k", CompareResult::Greater, CompareTarget::Lease(0)),
             false,
         ),
         (

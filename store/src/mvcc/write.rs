@@ -258,6 +258,7 @@ impl<'a, R: Reader> Txn<'a, R> {
             (CompareTarget::ModRevision(want), kv) => {
                 kv.as_ref().map_or(0, |kv| kv.mod_revision).cmp(want)
             }
+            (CompareTarget::Lease(want), kv) => kv.as_ref().map_or(0, |kv| kv.lease).cmp(want),
         };
         Ok(match compare.result {
             CompareResult::Equal => ordering.is_eq(),
