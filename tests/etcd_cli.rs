@@ -20,7 +20,7 @@ fn etcdctl(endpoint: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn navarch_store_serves_etcdctl() {
+fn navarch_store_serves_etcdctl_and_reports_a_busy_port() {
     let (_nats, url) = start_nats();
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().to_str().expect("utf-8");
@@ -47,15 +47,13 @@ fn navarch_store_serves_etcdctl() {
     let get = etcdctl(&endpoint, &["get", "/hello", "--print-value-only"]);
     assert_eq!(String::from_utf8_lossy(&get.stdout), "world\n", "{get:?}");
     assert!(store.terminate().success());
-}
 
-#[test]
-fn a_busy_etcd_port_is_reported_once() {
-    let (_nats, url) = start_nats();
+    // A busy address is one clear line (one test with one nats-server: tests that start their own at once race
+    // for free ports).
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().to_str().expect("utf-8");
+    let other = tempfile::tempdir().expect("temp dir");
+    let data = other.path().to_str().expect("utf-8");
     let out = navarch()
         .args([
             "store",

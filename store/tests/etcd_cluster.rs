@@ -76,28 +76,34 @@ fn three_members_serve_etcdctl() -> anyhow::Result<()> {
         assert!(health.success, "{health:?}");
         assert_eq!(health.stderr.matches("is healthy").count(), 3, "{health:?}");
 
-        // member list: every member with its etcd URL (recorded through the leader once it runs).
+        // member list: every member with its etcd URL (each records it through the leader once it runs), and
+        // `endpoint status --cluster`, which dials every listed URL.
         let urls: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
-        util::eventually("every member's client URL is listed", || async {
-            let Ok(out) = all.ok(&["member", "list"]).await else {
-                return false;
-            };
-            urls.iter().all(|url| out.contains(url.as_str()))
-        })
-        .await?;
-        let list = all.ok(&["member", "list", "-w", "table"]).await?;
-        println!("{list}");
+        let listed = std::cell::RefCell::new(String::new());
+        util::eventually(
+            "every member's client URL is listed and reachable",
+            || async {
+                let Ok(list) = all.ok(&["member", "list", "-w", "table"]).await else {
+                    return false;
+                };
+                let Ok(cluster) = all
+                    .run(&["endpoint", "status", "--cluster", "-w", "table"])
+                    .await
+                else {
+                    return false;
+                };
+                *listed.borrow_mut() = format!("{list}{}{}", cluster.stdout, cluster.stderr);
+                urls.iter().all(|url| list.contains(url.as_str()))
+                    && cluster.stdout.matches("3.4.0-navarch").count() == 3
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: {}", listed.borrow()))?;
+        let listed = listed.into_inner();
+        println!("{listed}");
         for id in ids {
-            assert!(list.contains(&format!("member-{id}")), "{list}");
+            assert!(listed.contains(&format!("member-{id}")), "{listed}");
         }
-        let cluster = all
-            .run(&["endpoint", "status", "--cluster", "-w", "table"])
-            .await?;
-        assert_eq!(
-            cluster.stdout.matches("3.4.0-navarch").count(),
-            3,
-            "{cluster:?}"
-        );
 
         // Membership changes through etcd's API: a learner (its id in the peer URL), then removed.
         let peer = "--peer-urls=http://member-4:2380";
