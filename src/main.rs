@@ -15,6 +15,11 @@ mod telemetry;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: the store allocates and frees many small buffers per write, where glibc
+/// spent a fifth of a member's CPU and kept freed memory in fragmented arenas (see `docs/benchmarks.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let system = actix::System::with_tokio_rt(|| {
