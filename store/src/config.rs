@@ -106,7 +106,8 @@ impl Default for StoreConfig {
             snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 512 * 1024,
             max_request_bytes: MAX_REQUEST_BYTES,
-            request_timeout: Duration::from_secs(5),
+            // etcd's request timeout: 5 s plus two election timeouts.
+            request_timeout: Duration::from_secs(7),
             limits: Limits::default(),
             auto_compaction_retention: Duration::from_secs(5 * 60),
             quota_bytes: 2 << 30,

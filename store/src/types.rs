@@ -103,13 +103,24 @@ impl std::fmt::Display for Node {
     }
 }
 
-/// What one log entry carries: one write.
-pub type Request = Write;
-
-/// What applying an entry answers: the store's reply to a client write; `None` for Raft's own entries (blank,
-/// membership).
+/// What one log entry carries: writes proposed together (group commit), applied in order, each at its own
+/// revision as if proposed alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Response(pub Option<StoreReply>);
+pub struct Batch(pub Vec<Write>);
+
+impl std::fmt::Display for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} write(s)", self.0.len())
+    }
+}
+
+/// What one log entry carries.
+pub type Request = Batch;
+
+/// What applying an entry answers: the store's reply to each write of the batch, in order; empty for Raft's own
+/// entries (blank, membership).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response(pub Vec<StoreReply>);
 
 openraft::declare_raft_types!(
     /// Navarch's store: u64 ids, [`Request`] entries, [`Response`] answers, snapshots in memory.

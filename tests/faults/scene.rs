@@ -34,9 +34,9 @@ impl Scene {
     /// Three members, two watchers (from revision 1 and from now), and `CLIENTS` clients running `mix`.
     pub async fn start(rng: &mut Rng, mix: Mix) -> Scene {
         let cluster = Cluster::start(3).await;
-        // Shorter than the members' 5 s request timeout would make a slow commit look like a lost one; longer
+        // Shorter than the members' 7 s request timeout would make a slow commit look like a lost one; longer
         // keeps clients waiting through a whole election.
-        let store = StoreClient::new(cluster.bus.clone()).with_timeout(Duration::from_secs(6));
+        let store = StoreClient::new(cluster.bus.clone()).with_timeout(Duration::from_secs(8));
         let recorder = Recorder::new();
         let watchers = vec![
             Watcher::start(&store, "from-1", PREFIX, 1).await,

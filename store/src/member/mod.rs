@@ -23,6 +23,7 @@ mod cluster;
 mod duties;
 mod lease;
 mod membership;
+mod proposer;
 mod publish;
 mod reads;
 mod removal;
@@ -199,6 +200,7 @@ impl StoreMember {
             cluster: Cluster::new(removed.clone(), config.election_timeout),
             reads: reads::ReadRounds::new(),
             changes: broadcast::channel(CHANGES_BACKLOG).0,
+            proposer: proposer::Proposer::spawn(raft.clone()),
         });
         let peers = service.clone();
         let (left_tx, left) = watch::channel(false);

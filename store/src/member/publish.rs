@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use navarch_bus::store::{StreamMessage, StreamProgress};
+use navarch_bus::store::{ChangeBatch, KeyValue, StreamMessage, StreamProgress};
 use navarch_bus::Bus;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::MissedTickBehavior;
@@ -96,6 +96,18 @@ pub async fn run(
                 StreamMessage::Changes(batch) => &batch.stream,
                 StreamMessage::Progress(progress) => &progress.stream,
             };
+            if let StreamMessage::Changes(batch) = &message {
+                if batch_bytes(batch) > bus.max_payload() {
+                    // Too large for one message (a delete of a huge range): not even encoded. Watchers see the
+                    // gap at the stream's next message or progress and read the revision from history.
+                    tracing::debug!(
+                        stream,
+                        revision = batch.revision,
+                        "change too large to publish"
+                    );
+                    continue;
+                }
+            }
             let subject = bus.subjects().store_events(stream);
             // At most once, like every bus message: a lost batch shows up to watchers as a gap and they reread
             // history.
@@ -106,10 +118,18 @@ pub async fn run(
     }
 }
 
+/// A lower bound of the bytes a batch takes encoded.
+fn batch_bytes(batch: &ChangeBatch) -> usize {
+    let kv = |kv: &KeyValue| kv.key.len() + kv.value.len();
+    batch
+        .events
+        .iter()
+        .map(|e| kv(&e.kv) + e.prev_kv.as_ref().map_or(0, kv))
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
-    use navarch_bus::store::ChangeBatch;
-
     use super::*;
 
     fn batch(stream: &str, revision: i64, prev: i64) -> ChangeBatch {

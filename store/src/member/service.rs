@@ -9,11 +9,11 @@ use navarch_bus::store::{
     TxnOpResponse,
 };
 use navarch_bus::{codec, Bus};
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::broadcast;
 
 use super::cluster::Cluster;
 use super::lease::Leading;
+use super::proposer::{Proposer, Refusal};
 use super::reads::ReadRounds;
 use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
@@ -64,6 +64,8 @@ pub struct Service {
     pub(crate) reads: ReadRounds,
     /// What this member applies, in order, for local watchers (the etcd API's watches).
     pub(crate) changes: broadcast::Sender<Arc<Notice>>,
+    /// Groups concurrent writes into log entries.
+    pub(crate) proposer: Proposer,
 }
 
 impl Service {
@@ -182,24 +184,17 @@ impl Service {
         self.propose(write).await
     }
 
-    /// Proposes a write and waits until it is committed and applied.
+    /// Proposes a write and waits until it is committed and applied. Writes proposed concurrently share log
+    /// entries ([`Proposer`]).
     pub(super) async fn propose(&self, write: Write) -> Result<StoreResponse, Failure> {
-        match tokio::time::timeout(self.timeout, self.raft.client_write(write)).await {
+        match tokio::time::timeout(self.timeout, self.proposer.propose(write)).await {
             Err(_) => Err(unavailable(format!(
                 "write not committed within {:?}; it may still be applied",
                 self.timeout
             ))),
-            Ok(Ok(response)) => match response.data.0 {
-                Some(reply) => reply.map_err(Failure::Store),
-                None => Err(StoreError::Internal("write applied without an answer".into()).into()),
-            },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(Failure::Redirect(f.leader_id))
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(StoreError::Internal(e.to_string()).into())
-            }
-            Ok(Err(RaftError::Fatal(e))) => Err(unavailable(e.to_string())),
+            Ok(Ok(reply)) => reply.map_err(Failure::Store),
+            Ok(Err(Refusal::NotLeader(leader))) => Err(Failure::Redirect(leader)),
+            Ok(Err(Refusal::Unavailable(message))) => Err(unavailable(message)),
         }
     }
 

@@ -541,7 +541,11 @@ fn changes_split_per_stream_with_their_previous_revision() {
     )
     .unwrap();
     let events = &h.batches[0].events;
-    let batches = split_by_stream(2, events, |stream| if stream == "pods" { 1 } else { 0 });
+    let batches = split_by_stream(
+        2,
+        events.to_vec(),
+        |stream| if stream == "pods" { 1 } else { 0 },
+    );
     let shape: Vec<_> = batches
         .iter()
         .map(|b| (b.stream.as_str(), b.prev, b.events.len()))

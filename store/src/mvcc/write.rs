@@ -310,7 +310,14 @@ impl<'a, R: Reader> Txn<'a, R> {
             true
         })?;
         let revision = self.revision();
-        for prev in &doomed {
+        let deleted = doomed.len() as i64;
+        let prev_kvs = if delete.prev_kv {
+            doomed.clone()
+        } else {
+            Vec::new()
+        };
+        self.events.reserve(doomed.len());
+        for prev in doomed {
             let tombstone = KeyValue {
                 key: prev.key.clone(),
                 mod_revision: revision,
@@ -325,13 +332,13 @@ impl<'a, R: Reader> Txn<'a, R> {
             self.events.push(Event {
                 kind: EventKind::Delete,
                 kv: tombstone,
-                prev_kv: Some(prev.clone()),
+                prev_kv: Some(prev),
             });
         }
         Ok(DeleteResponse {
             header: header(0),
-            deleted: doomed.len() as i64,
-            prev_kvs: if delete.prev_kv { doomed } else { Vec::new() },
+            deleted,
+            prev_kvs,
         })
     }
 }
@@ -430,19 +437,19 @@ impl<R: Reader> Reader for Txn<'_, R> {
 /// names each stream's previous revision.
 pub fn split_by_stream(
     revision: i64,
-    events: &[Event],
+    events: Vec<Event>,
     mut prev_of: impl FnMut(&str) -> i64,
 ) -> Vec<ChangeBatch> {
     let mut batches: Vec<ChangeBatch> = Vec::new();
     for event in events {
         let stream = stream_of(&event.kv.key);
         match batches.iter_mut().find(|b| b.stream == stream) {
-            Some(batch) => batch.events.push(event.clone()),
+            Some(batch) => batch.events.push(event),
             None => batches.push(ChangeBatch {
                 revision,
                 prev: prev_of(&stream),
                 stream,
-                events: vec![event.clone()],
+                events: vec![event],
             }),
         }
     }

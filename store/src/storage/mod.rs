@@ -5,7 +5,7 @@
 //! | keyspace | key | value |
 //! |---|---|---|
 //! | `raft_log` | log index, big-endian | entry |
-//! | `raft_state` | `vote`, `committed`, `purged` | vote / log id |
+//! | `raft_state` | `vote`, `committed`, `purged`, `snapshot` | vote / log id / meta of the last snapshot point |
 //! | `kv` | user key | live [`KeyValue`](navarch_bus::store::KeyValue) |
 //! | `versions` | [`encode_version`](crate::mvcc::encode_version)`(key, revision)` | the key at that revision (deleted: version 0) |
 //! | `changes` | revision, big-endian | keys changed at that revision, in order |
@@ -50,7 +50,7 @@ pub enum Error {
     /// Another process (or a member not yet shut down) holds the data directory. Retryable once it is gone.
     #[error("data directory {0} is locked by another store member")]
     Locked(PathBuf),
-    /// A file or directory outside fjall (the snapshot file) could not be read or written. Not retryable.
+    /// The data directory could not be created. Not retryable.
     #[error("{path}: {source}")]
     Io {
         /// The file or directory.
@@ -99,14 +99,14 @@ impl std::fmt::Debug for Storage {
 }
 
 impl Storage {
-    /// Opens (or creates) the storage in `dir`: the database in `dir/db`, the current snapshot in
-    /// `dir/snapshot`. Waits up to 10 s for the directory's lock.
+    /// Opens (or creates) the storage in `dir`: the database in `dir/db`. Waits up to 10 s for the directory's
+    /// lock.
     pub async fn open(dir: &Path) -> Result<Self> {
         let io = |source| Error::Io {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir.join("snapshot")).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(io)?;
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         let db = loop {
             match Database::builder(dir.join("db")).open() {

@@ -1,18 +1,17 @@
-//! Snapshots of the state machine: every state keyspace copied from one fjall snapshot, kept as the member's
-//! current snapshot in `snapshot/current`, and installed in one atomic batch. openraft sends them in chunks of
-//! `snapshot_max_chunk_size` so each fits a bus message.
+//! Snapshots of the state machine. A snapshot point ([`build`]) only fsyncs and records its meta; the bytes sent
+//! to a member that needs a snapshot are every state keyspace read from one consistent fjall view when asked
+//! ([`current`]), and installed in one atomic batch. openraft sends them in chunks of `snapshot_max_chunk_size`
+//! so each fits a bus message.
 
 use std::collections::HashSet;
-use std::io::{Cursor, Write as _};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Cursor;
 
 use fjall::{PersistMode, Readable};
 use openraft::{AnyError, ErrorSubject, ErrorVerb, Snapshot, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, encode, Error, SmState, Storage};
-use crate::types::{SnapshotMeta, StorageError, TypeConfig};
+use super::{decode, encode, SmState, Storage};
+use crate::types::{LogId, SnapshotMeta, StorageError, TypeConfig};
 
 /// Every `(key, value)` of one keyspace, in key order.
 type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -35,44 +34,49 @@ fn write<E: std::error::Error + 'static>(e: E) -> StorageError {
     snapshot_error(ErrorVerb::Write, e)
 }
 
-fn current_path(storage: &Storage) -> PathBuf {
-    storage.dir().join("snapshot").join("current")
+/// The key, in the `raft_state` keyspace, of the meta of the last snapshot built or installed.
+const SNAPSHOT_KEY: &str = "snapshot";
+
+/// The snapshot id of the state at `last_applied`: the same on every member, since equal logs make equal states.
+fn snapshot_id(last_applied: Option<&LogId>) -> String {
+    match last_applied {
+        Some(log_id) => format!(
+            "{}-{}-{}",
+            log_id.leader_id.term, log_id.leader_id.node_id, log_id.index
+        ),
+        None => "0-0-0".to_string(),
+    }
 }
 
-/// Builds a snapshot of the applied state and keeps it as the current one.
-pub(super) fn build(storage: &Storage) -> Result<Snapshot<TypeConfig>, StorageError> {
-    let view = storage.db.snapshot();
+/// The meta of the state in `view`.
+fn meta_of(storage: &Storage, view: &fjall::Snapshot) -> Result<SnapshotMeta, StorageError> {
     let state: SmState = match view.get(&storage.meta, SmState::KEY).map_err(read)? {
         Some(bytes) => decode("state machine state", &bytes).map_err(read)?,
         None => SmState::default(),
     };
-    let mut keyspaces = Vec::new();
-    for (name, keyspace) in storage.state_keyspaces() {
-        let mut pairs = Vec::new();
-        for guard in view.iter(keyspace) {
-            let (key, value) = guard.into_inner().map_err(read)?;
-            pairs.push((key.to_vec(), value.to_vec()));
-        }
-        keyspaces.push((name.to_string(), pairs));
-    }
-    let data = encode(&Body { keyspaces }).map_err(read)?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let meta = SnapshotMeta {
-        snapshot_id: match &state.last_applied {
-            Some(log_id) => format!("{}-{}-{nanos}", log_id.leader_id.term, log_id.index),
-            None => format!("0-0-{nanos}"),
-        },
+    Ok(SnapshotMeta {
+        snapshot_id: snapshot_id(state.last_applied.as_ref()),
         last_log_id: state.last_applied,
         last_membership: state.membership,
-    };
-    // openraft purges the log behind a snapshot: the state it covers must be durable first.
+    })
+}
+
+/// Takes a snapshot point: makes the applied state durable and records its meta, so that openraft may purge the
+/// log behind it. No bytes are copied here, like etcd, whose snapshot is its database file: the data is read
+/// from the live state when a member needs it ([`current`]), so the cost of a snapshot point does not grow with
+/// the key space and its history. The returned data is empty; openraft only keeps the meta of a built snapshot.
+pub(super) fn build(storage: &Storage) -> Result<Snapshot<TypeConfig>, StorageError> {
+    let meta = meta_of(storage, &storage.db.snapshot())?;
+    // openraft purges the log behind a snapshot: the state it covers must be durable first. The fsync covers
+    // every write made before the view above, and the meta's record with it.
+    storage
+        .raft
+        .insert(SNAPSHOT_KEY, encode(&meta).map_err(write)?)
+        .map_err(write)?;
     storage.sync().map_err(write)?;
-    save_current(storage, &meta, &data)?;
     Ok(Snapshot {
         meta,
-        snapshot: Box::new(Cursor::new(data)),
+        snapshot: Box::new(Cursor::new(Vec::new())),
     })
 }
 
@@ -118,48 +122,31 @@ pub(super) fn install(
     state.last_applied = meta.last_log_id;
     state.membership = meta.last_membership.clone();
     batch.insert(&storage.meta, SmState::KEY, encode(&state).map_err(write)?);
-    batch.commit().map_err(write)?;
-    save_current(storage, meta, data)
+    batch.insert(&storage.raft, SNAPSHOT_KEY, encode(meta).map_err(write)?);
+    batch.commit().map_err(write)
 }
 
-/// The current snapshot, if one was built or installed.
-pub(super) fn load_current(
-    storage: &Storage,
-) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-    let path = current_path(storage);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(read(e)),
-    };
-    let (meta, data): (SnapshotMeta, Vec<u8>) = decode("snapshot file", &bytes).map_err(read)?;
+/// The current snapshot: `None` until one was built or installed, then every state keyspace read from one
+/// consistent view of the live state, under that view's meta (at or past the last snapshot point, so never
+/// behind the log's purged prefix).
+pub(super) fn current(storage: &Storage) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    if storage.raft.get(SNAPSHOT_KEY).map_err(read)?.is_none() {
+        return Ok(None);
+    }
+    let view = storage.db.snapshot();
+    let meta = meta_of(storage, &view)?;
+    let mut keyspaces = Vec::new();
+    for (name, keyspace) in storage.state_keyspaces() {
+        let mut pairs = Vec::new();
+        for guard in view.iter(keyspace) {
+            let (key, value) = guard.into_inner().map_err(read)?;
+            pairs.push((key.to_vec(), value.to_vec()));
+        }
+        keyspaces.push((name.to_string(), pairs));
+    }
+    let data = encode(&Body { keyspaces }).map_err(read)?;
     Ok(Some(Snapshot {
         meta,
         snapshot: Box::new(Cursor::new(data)),
     }))
-}
-
-/// Writes the current snapshot file atomically: a temporary file, fsynced, renamed over the old one.
-fn save_current(storage: &Storage, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-    let path = current_path(storage);
-    let bytes = encode(&(meta, data)).map_err(write)?;
-    write_atomically(&path, &bytes).map_err(write)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-    }
-    Ok(())
 }

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use fjall::OwnedWriteBatch;
-use navarch_bus::store::ChangeBatch;
+use navarch_bus::store::{ChangeBatch, StoreError};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError,
@@ -25,6 +25,9 @@ use crate::types::{
     Entry, LogId, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 
+/// Applying one entry longer than this is logged, as etcd's `--warning-apply-duration` (default 100 ms).
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The state machine's bookkeeping, stored under [`SmState::KEY`] in the `meta` keyspace.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SmState {
@@ -34,6 +37,8 @@ pub struct SmState {
     pub last_applied: Option<LogId>,
     /// The last membership applied.
     pub membership: StoredMembership,
+    /// Writes of the entry after `last_applied` that are applied already (0 between entries).
+    pub applied_writes: u32,
 }
 
 impl SmState {
@@ -79,39 +84,85 @@ impl StateMachine {
         }
     }
 
+    /// Applies one entry: each write of its batch in order, each committed in its own fjall batch with its
+    /// revision, so the next write reads what the previous one wrote. The bookkeeping in each batch counts the
+    /// entry's writes applied so far ([`SmState::applied_writes`]); after a crash inside an entry, applying it again
+    /// resumes after them instead of applying a write twice.
     fn apply_entry(&self, entry: Entry) -> Result<Response, StorageError> {
         let log_id = entry.log_id;
         let failed = |e: mvcc::Error| apply_error(log_id, e);
-        let reader = self.storage.reader();
-        let mut state = reader.state().map_err(failed)?;
-        state.last_applied = Some(log_id);
-        let mut batch = self.storage.db.batch();
-        let mut changes = Vec::new();
-        let response = match entry.payload {
-            EntryPayload::Blank => Response(None),
+        let mut state = self.storage.reader().state().map_err(failed)?;
+        let writes = match entry.payload {
+            EntryPayload::Blank => Vec::new(),
             EntryPayload::Membership(membership) => {
                 state.membership = StoredMembership::new(Some(log_id), membership);
-                Response(None)
+                Vec::new()
             }
-            EntryPayload::Normal(write) => match mvcc::apply(&reader, &write, &self.limits) {
+            EntryPayload::Normal(batch) => batch.0,
+        };
+        let done = usize::try_from(state.applied_writes).unwrap_or(usize::MAX);
+        let mut replies = Vec::with_capacity(writes.len());
+        if writes.is_empty() {
+            self.finish(&mut state, log_id, self.storage.db.batch())?;
+        }
+        let last = writes.len().saturating_sub(1);
+        for (i, write) in writes.into_iter().enumerate() {
+            if i < done {
+                // Applied before this member restarted; its client was answered then or has given up.
+                replies.push(Err(StoreError::Unavailable(
+                    "applied before the store member restarted".into(),
+                )));
+                continue;
+            }
+            let reader = self.storage.reader();
+            let mut batch = self.storage.db.batch();
+            let mut changes = Vec::new();
+            let reply = match mvcc::apply(&reader, &write, &self.limits) {
                 Ok((response, commit)) => {
-                    changes = self.stage(&mut batch, &reader, &commit).map_err(failed)?;
                     state.revisions = commit.revisions;
-                    Response(Some(Ok(response)))
+                    changes = self.stage(&mut batch, &reader, commit).map_err(failed)?;
+                    Ok(response)
                 }
                 // Refusals are deterministic: every member answers the same and changes nothing.
-                Err(mvcc::Error::Refused(e)) => Response(Some(Err(e))),
+                Err(mvcc::Error::Refused(e)) => Err(e),
                 Err(e) => return Err(failed(e)),
-            },
-        };
-        let state_bytes = encode(&state).map_err(|e| apply_error(log_id, e))?;
-        batch.insert(&self.storage.meta, SmState::KEY, state_bytes);
-        batch.commit().map_err(|e| apply_error(log_id, e))?;
-        if !changes.is_empty() {
-            // The publisher may be gone (shutting down, or a test without one); applying goes on regardless.
-            let _ = self.notices.send(Notice::Changes(changes));
+            };
+            if i == last {
+                self.finish(&mut state, log_id, batch)?;
+            } else {
+                state.applied_writes = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                self.commit(&state, log_id, batch)?;
+            }
+            if !changes.is_empty() {
+                // The publisher may be gone (shutting down, or a test without one); applying goes on regardless.
+                let _ = self.notices.send(Notice::Changes(changes));
+            }
+            replies.push(reply);
         }
-        Ok(response)
+        Ok(Response(replies))
+    }
+
+    /// Commits `batch` with the bookkeeping of a fully applied entry `log_id`.
+    fn finish(
+        &self,
+        state: &mut SmState,
+        log_id: LogId,
+        batch: OwnedWriteBatch,
+    ) -> Result<(), StorageError> {
+        state.last_applied = Some(log_id);
+        state.applied_writes = 0;
+        self.commit(state, log_id, batch)
+    }
+
+    fn commit(
+        &self,
+        state: &SmState,
+        log_id: LogId,
+        mut batch: OwnedWriteBatch,
+    ) -> Result<(), StorageError> {
+        let state_bytes = encode(state).map_err(|e| apply_error(log_id, e))?;
+        batch.insert(&self.storage.meta, SmState::KEY, state_bytes);
+        batch.commit().map_err(|e| apply_error(log_id, e))
     }
 
     /// Adds a commit's writes to `batch`; returns its changes split per stream.
@@ -119,25 +170,32 @@ impl StateMachine {
         &self,
         batch: &mut OwnedWriteBatch,
         reader: &FjallReader,
-        commit: &Commit,
+        commit: Commit,
     ) -> Result<Vec<ChangeBatch>, mvcc::Error> {
         let s = &self.storage;
         let failed = |e: super::Error| mvcc::Error::Storage(e.to_string());
-        let revision = commit.revisions.current;
+        let Commit {
+            revisions,
+            events,
+            compaction,
+            ledger,
+            leases,
+        } = commit;
+        let revision = revisions.current;
         let mut changes = Vec::new();
         batch.insert(
             &s.meta,
             SmState::LEDGER_KEY,
-            encode(&commit.ledger).map_err(failed)?,
+            encode(&ledger).map_err(failed)?,
         );
-        let (detach, attach) = attachments(&commit.events);
+        let (detach, attach) = attachments(&events);
         for (lease, key) in detach {
             batch.remove(&s.lease_keys, lease_key(lease, &key));
         }
         for (lease, key) in attach {
             batch.insert(&s.lease_keys, lease_key(lease, &key), []);
         }
-        for change in &commit.leases {
+        for change in &leases {
             match change {
                 LeaseChange::Granted(lease) => {
                     batch.insert(
@@ -149,9 +207,21 @@ impl StateMachine {
                 LeaseChange::Revoked(id) => batch.remove(&s.leases, id.to_be_bytes()),
             }
         }
-        if !commit.events.is_empty() {
-            let mut keys = Vec::with_capacity(commit.events.len());
-            for event in &commit.events {
+        if let Some(compaction) = &compaction {
+            for (key, revision) in &compaction.versions {
+                batch.remove(&s.versions, encode_version(key, *revision));
+            }
+            reader.scan_changes(compaction.from, &mut |changed, _| {
+                if changed >= compaction.to {
+                    return false;
+                }
+                batch.remove(&s.changes, revision_bytes(changed));
+                true
+            })?;
+        }
+        if !events.is_empty() {
+            let mut keys = Vec::with_capacity(events.len());
+            for event in &events {
                 let key = event.kv.key.as_slice();
                 let bytes = encode(&event.kv).map_err(failed)?;
                 if event.kv.version == 0 {
@@ -168,7 +238,7 @@ impl StateMachine {
                 encode(&keys).map_err(failed)?,
             );
             let mut lookup_error = None;
-            changes = split_by_stream(revision, &commit.events, |stream| {
+            changes = split_by_stream(revision, events, |stream| {
                 reader.stream_last(stream).unwrap_or_else(|e| {
                     lookup_error = Some(e);
                     0
@@ -180,18 +250,6 @@ impl StateMachine {
             for change in &changes {
                 batch.insert(&s.streams, change.stream.as_str(), revision_bytes(revision));
             }
-        }
-        if let Some(compaction) = &commit.compaction {
-            for (key, revision) in &compaction.versions {
-                batch.remove(&s.versions, encode_version(key, *revision));
-            }
-            reader.scan_changes(compaction.from, &mut |changed, _| {
-                if changed >= compaction.to {
-                    return false;
-                }
-                batch.remove(&s.changes, revision_bytes(changed));
-                true
-            })?;
         }
         Ok(changes)
     }
@@ -214,7 +272,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        entries.into_iter().map(|e| self.apply_entry(e)).collect()
+        entries
+            .into_iter()
+            .map(|entry| {
+                let (index, started) = (entry.log_id.index, std::time::Instant::now());
+                let writes = match &entry.payload {
+                    EntryPayload::Normal(batch) => batch.0.len(),
+                    _ => 0,
+                };
+                let response = self.apply_entry(entry);
+                let took = started.elapsed();
+                if took > SLOW_APPLY {
+                    // etcd's "apply request took too long".
+                    tracing::warn!(index, writes, ?took, "applying a log entry took too long");
+                }
+                response
+            })
+            .collect()
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -244,7 +318,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        snapshot::load_current(&self.storage)
+        snapshot::current(&self.storage)
     }
 }
 

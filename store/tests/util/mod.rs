@@ -12,7 +12,14 @@ use navarch_bus::Bus;
 use navarch_store::{GetMetrics, StoreConfig, StoreMember};
 
 /// Runs `test` inside an actix system on a multi-thread tokio runtime, as the navarch binary does.
+/// With `NAVARCH_TEST_LOG` set (a tracing filter such as `openraft=info`), members log to the test's output.
 pub fn run<F: Future<Output = anyhow::Result<()>>>(test: F) -> anyhow::Result<()> {
+    if let Ok(filter) = std::env::var("NAVARCH_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -1,0 +1,167 @@
+//! [`Proposer`]: group commit. Writes proposed while earlier ones are in flight travel together in one log entry
+//! ([`Batch`]), so one fsync on each member and one replication message carry them all; the state machine still
+//! gives each write its own revision, in order.
+//!
+//! openraft 0.9 appends (and fsyncs) each `client_write` as its own log entry before it looks at the next one, so
+//! without grouping a member's throughput is bounded by its fsync rate. A proposer keeps at most
+//! [`MAX_IN_FLIGHT`] entries in flight: writes arriving while all of them are busy wait and go out together in the
+//! next one. An idle store proposes a lone write at once, so grouping costs no latency.
+
+use std::sync::Arc;
+
+use navarch_bus::store::{StoreError, StoreReply};
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::mvcc::Write;
+use crate::types::{Batch, NodeId, Raft};
+
+/// Entries proposed and not yet applied, at most.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Writes one entry carries, at most.
+pub const MAX_BATCH_WRITES: usize = 1024;
+/// Bytes (keys and values) one entry carries, at most; a larger write goes alone.
+pub const MAX_BATCH_BYTES: usize = 512 << 10;
+
+/// Why a proposal got no answer from the state machine.
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// This member does not lead; the leader, when known.
+    NotLeader(Option<NodeId>),
+    /// Raft failed or is shutting down: whether the write was applied is unknown.
+    Unavailable(String),
+}
+
+struct Pending {
+    write: Write,
+    bytes: usize,
+    reply: oneshot::Sender<Result<StoreReply, Refusal>>,
+}
+
+/// Proposes writes in groups. Cheap to share: one task does the grouping.
+pub struct Proposer {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Proposer {
+    /// Starts grouping writes for `raft`; the task ends when the proposer is dropped.
+    pub fn spawn(raft: Raft) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        tokio::spawn(group(raft, pending));
+        Self { queue }
+    }
+
+    /// Proposes `write` and waits until its entry is applied: the state machine's answer to this write.
+    pub async fn propose(&self, write: Write) -> Result<StoreReply, Refusal> {
+        let (reply, answer) = oneshot::channel();
+        let bytes = payload_bytes(&write);
+        self.queue
+            .send(Pending {
+                write,
+                bytes,
+                reply,
+            })
+            .map_err(|_| Refusal::Unavailable("the store member is shutting down".into()))?;
+        answer.await.map_err(|_| {
+            Refusal::Unavailable(
+                "the store member stopped before answering; the write may have been applied".into(),
+            )
+        })?
+    }
+}
+
+/// Bytes of keys and values a write carries (what makes a log entry large).
+fn payload_bytes(write: &Write) -> usize {
+    use navarch_bus::store::TxnOp;
+    let op_bytes = |op: &TxnOp| match op {
+        TxnOp::Put(p) => p.key.len() + p.value.len(),
+        TxnOp::Delete(d) => d.key.len() + d.range_end.len(),
+        TxnOp::Range(r) => r.key.len() + r.range_end.len(),
+    };
+    match write {
+        Write::Put(put) => put.key.len() + put.value.len(),
+        Write::Delete(delete) => delete.key.len() + delete.range_end.len(),
+        Write::Txn(txn) => {
+            txn.compare
+                .iter()
+                .map(|c| {
+                    c.key.len()
+                        + match &c.target {
+                            navarch_bus::store::CompareTarget::Value(v) => v.len(),
+                            _ => 0,
+                        }
+                })
+                .sum::<usize>()
+                + txn.success.iter().map(op_bytes).sum::<usize>()
+                + txn.failure.iter().map(op_bytes).sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Collects what is queued into entries, one at a time as in-flight slots free up.
+async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match pending.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let mut bytes = first.bytes;
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_WRITES {
+            match pending.try_recv() {
+                Ok(next) if bytes + next.bytes > MAX_BATCH_BYTES => {
+                    carried = Some(next);
+                    break;
+                }
+                Ok(next) => {
+                    bytes += next.bytes;
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (writes, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.write, p.reply)).unzip();
+            let outcome = raft.client_write(Batch(writes)).await;
+            drop(slot);
+            match outcome {
+                Ok(response) => {
+                    let mut answers = response.data.0.into_iter();
+                    for reply in replies {
+                        let answer = answers.next().unwrap_or_else(|| {
+                            Err(StoreError::Internal(
+                                "write applied without an answer".into(),
+                            ))
+                        });
+                        let _ = reply.send(Ok(answer));
+                    }
+                }
+                Err(e) => {
+                    let refusal = match e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            Refusal::NotLeader(f.leader_id)
+                        }
+                        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                            Refusal::Unavailable(e.to_string())
+                        }
+                        RaftError::Fatal(e) => Refusal::Unavailable(e.to_string()),
+                    };
+                    for reply in replies {
+                        let _ = reply.send(Err(refusal.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
