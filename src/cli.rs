@@ -94,6 +94,14 @@ pub struct StoreArgs {
     /// Serve the etcd v3 gRPC API on this address, e.g. 127.0.0.1:2379 (port 0 picks a free port).
     #[arg(long)]
     pub etcd_listen: Option<SocketAddr>,
+    /// Log entries applied between snapshot points, after which the log behind the point is purged (default
+    /// 10,000), like etcd's `--snapshot-count`; one entry may carry many writes proposed together.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_count: Option<u64>,
+    /// Log entries kept behind a snapshot point, so a briefly lagging member catches up from the log (default
+    /// 5,000), like etcd's `--experimental-snapshot-catchup-entries`.
+    #[arg(long)]
+    pub snapshot_catchup_entries: Option<u64>,
     /// A tool instead of a member.
     #[command(subcommand)]
     pub tool: Option<StoreTool>,

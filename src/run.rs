@@ -214,6 +214,10 @@ async fn store(args: StoreArgs) -> Result<()> {
             .auto_compaction_retention
             .unwrap_or(defaults.auto_compaction_retention),
         quota_bytes: args.quota_backend_bytes.unwrap_or(defaults.quota_bytes),
+        snapshot_logs: args.snapshot_count.unwrap_or(defaults.snapshot_logs),
+        snapshot_catchup_entries: args
+            .snapshot_catchup_entries
+            .unwrap_or(defaults.snapshot_catchup_entries),
         bootstrap: !args.join,
         ..defaults
     };

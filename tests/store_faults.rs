@@ -161,8 +161,8 @@ fn leader_partitioned_from_the_others() {
 }
 
 /// Snapshot catch-up: a follower is down (SIGKILL) while many writes land, more than the leader keeps in its log
-/// (`snapshot_logs` 10,000, 5,000 entries kept behind a snapshot: the defaults), then comes back and catches up by
-/// installing the leader's snapshot. `NAVARCH_FAULT_CATCHUP_WRITES` sets the number of writes (default 12,000;
+/// (the members run with `--snapshot-count 1000 --snapshot-catchup-entries 500`; concurrent writes share log
+/// entries), then comes back and catches up by installing the leader's snapshot. `NAVARCH_FAULT_CATCHUP_WRITES` sets the number of writes (default 12,000;
 /// the 100,000 is a soak).
 #[test]
 fn member_down_for_many_writes_catches_up_by_snapshot() {

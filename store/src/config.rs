@@ -216,6 +216,9 @@ impl StoreConfig {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs),
             snapshot_max_chunk_size: self.snapshot_chunk_bytes as u64,
             max_in_snapshot_log_to_keep: self.snapshot_catchup_entries,
+            // An entry can carry a whole batch of writes (up to 512 KiB): 32 entries keep one AppendEntries to a
+            // lagging member within its timeout (openraft's default is 300).
+            max_payload_entries: 32,
             ..Default::default()
         }
         .validate()

@@ -194,6 +194,14 @@ impl Cluster {
             .args(["store", "--id", &id.to_string()])
             .args(formation)
             .args(["--cluster", CLUSTER, "--nats", &member.proxy.url()])
+            // Writes proposed together share a log entry: smaller than the defaults (10,000 and 5,000) so the
+            // leader purges past a member that is down for the catch-up test's writes.
+            .args([
+                "--snapshot-count",
+                "1000",
+                "--snapshot-catchup-entries",
+                "500",
+            ])
             .arg("--data-dir")
             .arg(&member.data_dir)
             .env("RUST_LOG", MEMBER_LOG)

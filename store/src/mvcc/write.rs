@@ -125,8 +125,14 @@ pub fn apply(
         Write::LeaseGrant(lease) => return ledger::grant(reader, *lease, txn.ledger),
         Write::AlarmRaise(alarm) => return ledger::alarm(reader, Some(alarm), None, txn.ledger),
         Write::AlarmDisarm(kind) => return ledger::alarm(reader, None, Some(*kind), txn.ledger),
-        Write::Put(put) => StoreResponse::Put(txn.put(put)?),
-        Write::Delete(delete) => StoreResponse::Delete(txn.delete(delete)?),
+        Write::Put(put) => {
+            txn.reads_follow = false;
+            StoreResponse::Put(txn.put(put)?)
+        }
+        Write::Delete(delete) => {
+            txn.reads_follow = false;
+            StoreResponse::Delete(txn.delete(delete)?)
+        }
         Write::Txn(request) => StoreResponse::Txn(txn.run(request, limits)?),
         Write::LeaseRevoke(id) => StoreResponse::LeaseRevoke(ledger::revoke(&mut txn, *id)?),
     };
@@ -181,6 +187,9 @@ pub(super) struct Txn<'a, R> {
     start: Revisions,
     /// Keys changed so far (`None`: deleted), so later operations of the transaction see them.
     pending: BTreeMap<Vec<u8>, Option<KeyValue>>,
+    /// Whether reads may follow the writes (a transaction): only then are writes recorded in `pending`, which for
+    /// a delete of a large range costs more than the delete.
+    reads_follow: bool,
     events: Vec<Event>,
     keys: u64,
     /// Bookkeeping as of now: bytes grow with every version written.
@@ -196,6 +205,7 @@ impl<'a, R: Reader> Txn<'a, R> {
             base,
             start,
             pending: BTreeMap::new(),
+            reads_follow: true,
             events: Vec::new(),
             keys: start.keys,
             ledger: base.ledger()?,
@@ -290,7 +300,9 @@ impl<'a, R: Reader> Txn<'a, R> {
             .ledger
             .bytes
             .saturating_add(version_bytes(&kv.key, &kv.value));
-        self.pending.insert(put.key.clone(), Some(kv.clone()));
+        if self.reads_follow {
+            self.pending.insert(put.key.clone(), Some(kv.clone()));
+        }
         self.events.push(Event {
             kind: EventKind::Put,
             kv,
@@ -323,7 +335,9 @@ impl<'a, R: Reader> Txn<'a, R> {
                 mod_revision: revision,
                 ..Default::default()
             };
-            self.pending.insert(prev.key.clone(), None);
+            if self.reads_follow {
+                self.pending.insert(prev.key.clone(), None);
+            }
             self.keys = self.keys.saturating_sub(1);
             self.ledger.bytes = self
                 .ledger
