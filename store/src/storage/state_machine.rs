@@ -275,7 +275,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         entries
             .into_iter()
             .map(|entry| {
-                let (index, started) = (entry.log_id.index, std::time::Instant::now());
+                let (index, started) = (entry.log_id.index, tokio::time::Instant::now());
                 let writes = match &entry.payload {
                     EntryPayload::Normal(batch) => batch.0.len(),
                     _ => 0,

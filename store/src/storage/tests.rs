@@ -341,7 +341,7 @@ async fn time_a_large_delete() {
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let mut sm = StateMachine::new(storage.clone(), Limits::default(), tx);
     let value = "v".repeat(1024);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     for chunk in 0..150u64 {
         let writes = (0..1000)
             .map(|i| put(&format!("/check-perf/{:0>250}", chunk * 1000 + i), &value))
@@ -353,7 +353,7 @@ async fn time_a_large_delete() {
         sm.apply([entry]).await.unwrap();
     }
     println!("150k puts applied in {:?}", started.elapsed());
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let delete = Write::Delete(navarch_bus::store::DeleteRequest {
         key: b"/check-perf/".to_vec(),
         range_end: b"/check-perf0".to_vec(),
