@@ -9,12 +9,13 @@
 
 use std::sync::Arc;
 
-use navarch_bus::store::{StoreError, StoreReply};
+use navarch_bus::store::{StoreError, StoreResponse};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::service::{unavailable, Failure};
 use crate::mvcc::Write;
-use crate::types::{Batch, NodeId, Raft};
+use crate::types::{Batch, Raft};
 
 /// Entries proposed and not yet applied, at most.
 pub const MAX_IN_FLIGHT: usize = 4;
@@ -23,19 +24,10 @@ pub const MAX_BATCH_WRITES: usize = 1024;
 /// Bytes (keys and values) one entry carries, at most; a larger write goes alone.
 pub const MAX_BATCH_BYTES: usize = 512 << 10;
 
-/// Why a proposal got no answer from the state machine.
-#[derive(Debug, Clone)]
-pub enum Refusal {
-    /// This member does not lead; the leader, when known.
-    NotLeader(Option<NodeId>),
-    /// Raft failed or is shutting down: whether the write was applied is unknown.
-    Unavailable(String),
-}
-
 struct Pending {
     write: Write,
     bytes: usize,
-    reply: oneshot::Sender<Result<StoreReply, Refusal>>,
+    reply: oneshot::Sender<Result<StoreResponse, Failure>>,
 }
 
 /// Proposes writes in groups. Cheap to share: one task does the grouping.
@@ -51,8 +43,9 @@ impl Proposer {
         Self { queue }
     }
 
-    /// Proposes `write` and waits until its entry is applied: the state machine's answer to this write.
-    pub async fn propose(&self, write: Write) -> Result<StoreReply, Refusal> {
+    /// Proposes `write` and waits until its entry is applied: the state machine's answer to this write, or
+    /// [`Failure::Redirect`] when this member does not lead.
+    pub(super) async fn propose(&self, write: Write) -> Result<StoreResponse, Failure> {
         let (reply, answer) = oneshot::channel();
         let bytes = payload_bytes(&write);
         self.queue
@@ -61,9 +54,9 @@ impl Proposer {
                 bytes,
                 reply,
             })
-            .map_err(|_| Refusal::Unavailable("the store member is shutting down".into()))?;
+            .map_err(|_| unavailable("the store member is shutting down".into()))?;
         answer.await.map_err(|_| {
-            Refusal::Unavailable(
+            unavailable(
                 "the store member stopped before answering; the write may have been applied".into(),
             )
         })?
@@ -144,18 +137,18 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
                                 "write applied without an answer".into(),
                             ))
                         });
-                        let _ = reply.send(Ok(answer));
+                        let _ = reply.send(answer.map_err(Failure::Store));
                     }
                 }
                 Err(e) => {
                     let refusal = match e {
                         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-                            Refusal::NotLeader(f.leader_id)
+                            Failure::Redirect(f.leader_id)
                         }
                         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                            Refusal::Unavailable(e.to_string())
+                            unavailable(e.to_string())
                         }
-                        RaftError::Fatal(e) => Refusal::Unavailable(e.to_string()),
+                        RaftError::Fatal(e) => unavailable(e.to_string()),
                     };
                     for reply in replies {
                         let _ = reply.send(Err(refusal.clone()));

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use super::cluster::Cluster;
 use super::lease::Leading;
-use super::proposer::{Proposer, Refusal};
+use super::proposer::Proposer;
 use super::reads::ReadRounds;
 use crate::mvcc::{self, Limits, Reader, Write};
 use crate::network;
@@ -192,9 +192,7 @@ impl Service {
                 "write not committed within {:?}; it may still be applied",
                 self.timeout
             ))),
-            Ok(Ok(reply)) => reply.map_err(Failure::Store),
-            Ok(Err(Refusal::NotLeader(leader))) => Err(Failure::Redirect(leader)),
-            Ok(Err(Refusal::Unavailable(message))) => Err(unavailable(message)),
+            Ok(answer) => answer,
         }
     }
 
