@@ -11,7 +11,7 @@
 //!
 //! Needs `etcd`, `etcdctl` and `nats-server` on the PATH (`apt-get install -y etcd-server etcd-client nats-server`).
 //! `NAVARCH_BENCH_SECS=N` measures each step for N seconds (default 5); `NAVARCH_BENCH_SKIP_CHECK_PERF=1` skips
-//! `etcdctl check perf`.
+//! `etcdctl check perf`; `NAVARCH_BENCH_STEPS=put:1,get:256` measures only the steps named.
 
 #![allow(clippy::disallowed_methods)] // a benchmark reads the wall clock
 
@@ -203,6 +203,16 @@ fn load_average() -> String {
         .to_string()
 }
 
+/// Whether `NAVARCH_BENCH_STEPS` (a comma-separated list such as `put:1,get:256`; unset means every step) names
+/// this step.
+fn step_selected(op: Op, clients: usize) -> bool {
+    std::env::var("NAVARCH_BENCH_STEPS").map_or(true, |steps| {
+        steps
+            .split(',')
+            .any(|step| step.trim() == format!("{}:{clients}", op.name()))
+    })
+}
+
 fn measure(
     rt: &tokio::runtime::Runtime,
     start: fn() -> Cluster,
@@ -218,6 +228,9 @@ fn measure(
     let mut steps = Vec::new();
     for op in [Op::Put, Op::Txn, Op::Get] {
         for clients in CLIENTS {
+            if !step_selected(op, clients) {
+                continue;
+            }
             eprintln!("{label}: {} x {clients}", op.name());
             let figures = rt.block_on(drive(&channels, op, clients, window));
             steps.push((op, clients, figures));

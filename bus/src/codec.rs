@@ -81,4 +81,31 @@ mod tests {
         ok.push(0);
         assert!(matches!(decode::<Shape>(&ok), Err(Error::Codec(_))));
     }
+
+    /// Byte fields are encoded as bytes (`serde_bytes`) for speed; the encoding must stay the one a plain
+    /// `Vec<u8>` had, since raft logs and state written before carry it.
+    #[test]
+    fn byte_fields_keep_the_encoding_of_a_plain_vec() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Plain {
+            key: Vec<u8>,
+            n: i64,
+        }
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Bytes {
+            #[serde(with = "serde_bytes")]
+            key: Vec<u8>,
+            n: i64,
+        }
+        for key in [Vec::new(), b"k".to_vec(), vec![0xff; 300]] {
+            let plain = encode(&Plain {
+                key: key.clone(),
+                n: -5,
+            })
+            .unwrap();
+            let bytes = Bytes { key, n: -5 };
+            assert_eq!(encode(&bytes).unwrap(), plain);
+            assert_eq!(decode::<Bytes>(&plain).unwrap(), bytes);
+        }
+    }
 }

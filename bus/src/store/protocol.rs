@@ -9,6 +9,7 @@ pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct KeyValue {
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Revision of the put that created the key (since its last deletion).
     pub create_revision: i64,
@@ -17,6 +18,7 @@ pub struct KeyValue {
     /// Number of puts since creation; 1 after the first. A deleted key has version 0.
     pub version: i64,
     /// The value (empty in a delete event and with `keys_only`).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease the key is attached to (0: none).
     pub lease: i64,
@@ -38,8 +40,10 @@ pub struct ResponseHeader {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct RangeRequest {
     /// First key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// End of the range (exclusive); see the type's docs.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Most keys to return (0: no limit). `more` tells whether some were left out.
     pub limit: i64,
@@ -70,8 +74,10 @@ pub struct RangeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PutRequest {
     /// The key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// Its new value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Lease to attach (0: none).
     pub lease: i64,
@@ -92,8 +98,10 @@ pub struct PutResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DeleteRequest {
     /// First key.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// End of the range (empty: just `key`).
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// Return the deleted key-values.
     pub prev_kv: bool,
@@ -120,7 +128,7 @@ pub enum CompareTarget {
     /// The key's mod revision (0 when absent).
     ModRevision(i64),
     /// The key's value (an absent key never compares equal).
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The lease the key is attached to (0 when absent or attached to none). Last, so entries encoded before it
     /// existed still decode.
     Lease(i64),
@@ -143,6 +151,7 @@ pub enum CompareResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compare {
     /// The key compared.
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The comparison.
     pub result: CompareResult,
@@ -276,8 +285,10 @@ pub enum StreamMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct HistoryRequest {
     /// First key (range rules as [`RangeRequest`]).
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// End of the range.
+    #[serde(with = "serde_bytes")]
     pub range_end: Vec<u8>,
     /// First revision wanted (0: none, just report the current revision).
     pub start_revision: i64,
