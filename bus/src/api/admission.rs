@@ -1,14 +1,22 @@
 //! The one admission path every writer goes through: decoding (with unknown-field detection), defaulting,
 //! metadata rules and validation, for creates and updates. Pure: the caller passes the time and the uid.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, RollingUpdateDeployment};
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodSpec};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Endpoints, Event, Namespace, Node, Pod, PodSpec, Secret, Service, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 use super::error::{ApiError, Cause};
+use super::kinds;
 use super::meta;
 use super::resource::ResourceInfo;
 use super::validate::{self, Errors};
@@ -305,7 +313,7 @@ fn normalize(
                 }
             }
         }),
-        "Namespace" => typed::<Namespace>(info, object, validation, |ns, errors| {
+        "Namespace" => typed::<Namespace>(info, object, validation, |ns, _errors| {
             let spec = ns.spec.get_or_insert_with(Default::default);
             spec.finalizers
                 .get_or_insert_with(|| vec!["kubernetes".into()]);
@@ -318,18 +326,71 @@ fn normalize(
                     .get_or_insert_with(Default::default)
                     .insert("kubernetes.io/metadata.name".into(), name);
             }
-            validate::name(
-                errors,
-                "metadata.name",
-                ns.metadata.name.as_deref().unwrap_or(""),
-                true,
-            );
         }),
         "Node" => typed::<Node>(info, object, validation, |node, errors| {
             validate::node(errors, node)
         }),
+        "ReplicaSet" => typed::<ReplicaSet>(info, object, validation, |rs, errors| {
+            kinds::workload::replica_set(rs, old_as(old).as_ref(), errors)
+        }),
+        "Service" => typed::<Service>(info, object, validation, |svc, errors| {
+            kinds::service::service(svc, old_as(old).as_ref(), errors)
+        }),
+        "Endpoints" => typed::<Endpoints>(info, object, validation, kinds::service::endpoints),
+        "ConfigMap" => typed::<ConfigMap>(info, object, validation, |cm, errors| {
+            kinds::config::config_map(cm, old_as(old).as_ref(), errors)
+        }),
+        "Secret" => typed::<Secret>(info, object, validation, |secret, errors| {
+            kinds::config::secret(secret, old_as(old).as_ref(), errors)
+        }),
+        "Event" => typed::<Event>(info, object, validation, kinds::cluster::event),
+        "ServiceAccount" => {
+            typed::<ServiceAccount>(info, object, validation, kinds::cluster::service_account)
+        }
+        "Lease" => typed::<Lease>(info, object, validation, kinds::cluster::lease),
+        "HorizontalPodAutoscaler" => typed::<HorizontalPodAutoscaler>(
+            info,
+            object,
+            validation,
+            kinds::workload::horizontal_pod_autoscaler,
+        ),
+        "Role" => typed::<Role>(info, object, validation, |role, errors| {
+            kinds::rbac::rules(errors, role.rules.as_deref().unwrap_or_default(), true)
+        }),
+        "ClusterRole" => typed::<ClusterRole>(info, object, validation, |role, errors| {
+            kinds::rbac::rules(errors, role.rules.as_deref().unwrap_or_default(), false)
+        }),
+        "RoleBinding" => typed::<RoleBinding>(info, object, validation, |b, errors| {
+            let old = old_as::<RoleBinding>(old);
+            let subjects = b.subjects.get_or_insert_with(Vec::new);
+            kinds::rbac::binding(
+                errors,
+                &b.role_ref,
+                subjects,
+                old.as_ref().map(|o| &o.role_ref),
+                false,
+            );
+        }),
+        "ClusterRoleBinding" => {
+            typed::<ClusterRoleBinding>(info, object, validation, |b, errors| {
+                let old = old_as::<ClusterRoleBinding>(old);
+                let subjects = b.subjects.get_or_insert_with(Vec::new);
+                kinds::rbac::binding(
+                    errors,
+                    &b.role_ref,
+                    subjects,
+                    old.as_ref().map(|o| &o.role_ref),
+                    true,
+                );
+            })
+        }
         other => Err(ApiError::internal(format!("no admission for kind {other}"))),
     }
+}
+
+/// The stored object `old` as the kind's type (None when there is none or it no longer decodes).
+fn old_as<K: DeserializeOwned>(old: Option<&Value>) -> Option<K> {
+    old.and_then(|o| serde_json::from_value(o.clone()).ok())
 }
 
 fn typed<K>(
@@ -364,9 +425,12 @@ where
         )));
     }
     let mut errors = Errors::default();
-    if info.kind != "Namespace" {
-        validate::name(&mut errors, "metadata.name", &name, false);
-    }
+    kinds::check_name(
+        &mut errors,
+        "metadata.name",
+        &name,
+        kinds::name_rule(info.kind),
+    );
     validate::object_meta(&mut errors, typed.metadata(), "metadata.");
     fix(&mut typed, &mut errors);
     if !errors.0.is_empty() {
@@ -404,7 +468,7 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 /// Kubernetes' pod spec defaults.
-fn default_pod_spec(spec: &mut PodSpec) {
+pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
     spec.restart_policy.get_or_insert_with(|| "Always".into());
     spec.termination_grace_period_seconds.get_or_insert(30);
     spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod error;
+mod kinds;
 pub mod meta;
 pub mod objects;
 pub mod quantity;

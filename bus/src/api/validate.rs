@@ -67,6 +67,13 @@ impl Errors {
 const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 
+pub(crate) const DNS1035_LABEL: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+/// RFC 1035 label: an RFC 1123 label that starts with a letter.
+pub(crate) fn is_dns1035_label(s: &str) -> bool {
+    is_dns_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
 /// RFC 1123 label: at most 63 of `[a-z0-9-]`, alphanumeric at both ends.
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
@@ -82,7 +89,7 @@ pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-fn is_label_name(s: &str) -> bool {
+pub(crate) fn is_label_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -91,7 +98,7 @@ fn is_label_name(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-fn is_qualified_name(s: &str) -> bool {
+pub(crate) fn is_qualified_name(s: &str) -> bool {
     match s.split_once('/') {
         Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
         None => is_label_name(s),
@@ -141,7 +148,7 @@ pub(crate) fn object_meta(errors: &mut Errors, meta: &ObjectMeta, prefix: &str) 
     }
 }
 
-fn quantity(errors: &mut Errors, field: &str, q: &str) {
+pub(crate) fn quantity(errors: &mut Errors, field: &str, q: &str) {
     match Quantity::parse(q) {
         Ok(v) if v.milli() < 0 => errors.invalid(
             field,
@@ -275,7 +282,7 @@ fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>)
     by_labels && by_expressions
 }
 
-fn template(
+pub(crate) fn template(
     errors: &mut Errors,
     field: &str,
     template: &PodTemplateSpec,

@@ -1,5 +1,6 @@
 //! Patch metadata of the served kinds: how strategic merge patch merges each list (Kubernetes' `patchStrategy` and
-//! `patchMergeKey` struct tags, for the fields of Namespace, Pod, Node and Deployment, plus Service ports).
+//! `patchMergeKey` struct tags, for the fields of Namespace, Pod, Node, Deployment and ReplicaSet, plus Service ports and ServiceAccount
+//! secrets; the lists of the other served kinds are atomic).
 //!
 //! Fields are named by their path of field names from the object root, list indices left out; a rule matches the
 //! end of the path. Lists without a rule are atomic: the patch's list replaces the object's.
@@ -59,6 +60,11 @@ const RULES: &[(&str, &[&str], ListStrategy)] = &[
     ),
     ("", &["spec", "volumes"], ListStrategy::MergeByKey("name")),
     ("", &["imagePullSecrets"], ListStrategy::MergeByKey("name")),
+    (
+        "ServiceAccount",
+        &["secrets"],
+        ListStrategy::MergeByKey("name"),
+    ),
     ("", &["hostAliases"], ListStrategy::MergeByKey("ip")),
     (
         "",
