@@ -3,12 +3,13 @@
 
 mod age;
 mod deployments;
+mod labels;
 mod namespaces;
 mod nodes;
 mod pods;
 
 pub use age::{age, human_duration};
-pub use deployments::selector_string;
+pub use labels::{format_labels, selector_string};
 
 use k8s_openapi::chrono::{DateTime, Utc};
 use navarch_bus::api::ResourceInfo;
@@ -102,6 +103,16 @@ pub(crate) fn name(object: &Value) -> &str {
 /// The AGE cell of `object`.
 pub(crate) fn age_of(object: &Value, now: DateTime<Utc>) -> String {
     age(object["metadata"]["creationTimestamp"].as_str(), now)
+}
+
+/// A string field, or empty (missing and non-string fields read as Go's zero value).
+pub(crate) fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// An array field, or empty.
+pub(crate) fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
 }
 
 /// How rows are built: which Table and what each row's `object` holds.
