@@ -2,13 +2,25 @@
 //! and each row's object as a `PartialObjectMetadata` so that `-A` and `--show-labels` work.
 
 mod age;
+mod config_maps;
 mod deployments;
+mod endpoints;
+mod events;
+mod horizontal_pod_autoscalers;
+mod labels;
+mod leases;
 mod namespaces;
 mod nodes;
 mod pods;
+mod replica_sets;
+mod role_bindings;
+mod roles;
+mod secrets;
+mod service_accounts;
+mod services;
 
 pub use age::{age, human_duration};
-pub use deployments::selector_string;
+pub use labels::{format_labels, selector_string};
 
 use k8s_openapi::chrono::{DateTime, Utc};
 use navarch_bus::api::ResourceInfo;
@@ -51,6 +63,14 @@ impl Column {
         }
     }
 
+    /// The same column typed `integer`, as Kubernetes types some count columns.
+    pub const fn integer(self) -> Self {
+        Self {
+            kind: "integer",
+            ..self
+        }
+    }
+
     fn to_json(self) -> Value {
         json!({"name": self.name, "type": self.kind, "format": self.format,
                "description": self.description, "priority": self.priority})
@@ -79,6 +99,18 @@ pub fn columns(info: &ResourceInfo) -> &'static [Column] {
         "Deployment" => deployments::COLUMNS,
         "Node" => nodes::COLUMNS,
         "Namespace" => namespaces::COLUMNS,
+        "ReplicaSet" => replica_sets::COLUMNS,
+        "Service" => services::COLUMNS,
+        "Endpoints" => endpoints::COLUMNS,
+        "ConfigMap" => config_maps::COLUMNS,
+        "Secret" => secrets::COLUMNS,
+        "Event" => events::COLUMNS,
+        "Lease" => leases::COLUMNS,
+        "HorizontalPodAutoscaler" => horizontal_pod_autoscalers::COLUMNS,
+        "ServiceAccount" => service_accounts::COLUMNS,
+        "Role" | "ClusterRole" => roles::COLUMNS,
+        "RoleBinding" => role_bindings::COLUMNS,
+        "ClusterRoleBinding" => role_bindings::CLUSTER_COLUMNS,
         _ => &[NAME, AGE],
     }
 }
@@ -90,6 +122,17 @@ pub fn cells(info: &ResourceInfo, object: &Value, now: DateTime<Utc>) -> Vec<Val
         "Deployment" => deployments::cells(object, now),
         "Node" => nodes::cells(object, now),
         "Namespace" => namespaces::cells(object, now),
+        "ReplicaSet" => replica_sets::cells(object, now),
+        "Service" => services::cells(object, now),
+        "Endpoints" => endpoints::cells(object, now),
+        "ConfigMap" => config_maps::cells(object, now),
+        "Secret" => secrets::cells(object, now),
+        "Event" => events::cells(object, now),
+        "Lease" => leases::cells(object, now),
+        "HorizontalPodAutoscaler" => horizontal_pod_autoscalers::cells(object, now),
+        "ServiceAccount" => service_accounts::cells(object, now),
+        "Role" | "ClusterRole" => roles::cells(object, now),
+        "RoleBinding" | "ClusterRoleBinding" => role_bindings::cells(object, now),
         _ => vec![json!(name(object)), json!(age_of(object, now))],
     }
 }
@@ -102,6 +145,43 @@ pub(crate) fn name(object: &Value) -> &str {
 /// The AGE cell of `object`.
 pub(crate) fn age_of(object: &Value, now: DateTime<Utc>) -> String {
     age(object["metadata"]["creationTimestamp"].as_str(), now)
+}
+
+/// A string field, or empty (missing and non-string fields read as Go's zero value).
+pub(crate) fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+/// An array field, or empty.
+pub(crate) fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
+
+/// The number of entries of an object field (`data`, `binaryData`...), 0 when missing.
+pub(crate) fn entries(v: &Value) -> usize {
+    v.as_object().map_or(0, |m| m.len())
+}
+
+/// `s`, or `<none>` when empty: kubectl's placeholder for an empty cell.
+pub(crate) fn or_none(s: String) -> String {
+    if s.is_empty() {
+        "<none>".into()
+    } else {
+        s
+    }
+}
+
+/// CONTAINERS and IMAGES of a pod spec: names and images joined with "," (`layoutContainerCells`).
+pub(crate) fn container_cells(pod_spec: &Value) -> (String, String) {
+    let containers = items(&pod_spec["containers"]);
+    let join = |field: &str| {
+        containers
+            .iter()
+            .map(|c| text(&c[field]))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    (join("name"), join("image"))
 }
 
 /// How rows are built: which Table and what each row's `object` holds.
@@ -223,5 +303,74 @@ mod tests {
         let now = parse_time("2026-01-01T03:00:00Z").unwrap();
         let o = json!({"metadata": {"name": "w", "creationTimestamp": "2026-01-01T00:00:00Z"}});
         assert_eq!(cells(&info, &o, now), vec![json!("w"), json!("3h")]);
+    }
+
+    #[test]
+    fn every_kind_fills_its_columns_without_panicking() {
+        let kinds = [
+            "Pod",
+            "Deployment",
+            "Node",
+            "Namespace",
+            "ReplicaSet",
+            "Service",
+            "Endpoints",
+            "ConfigMap",
+            "Secret",
+            "Event",
+            "Lease",
+            "HorizontalPodAutoscaler",
+            "ServiceAccount",
+            "Role",
+            "ClusterRole",
+            "RoleBinding",
+            "ClusterRoleBinding",
+        ];
+        let now = parse_time("2026-01-01T00:00:00Z").unwrap();
+        let garbage = [
+            json!(null),
+            json!(7),
+            json!("x"),
+            json!([]),
+            json!({}),
+            json!({"metadata": 1, "spec": [], "status": "up", "subsets": {}, "data": [1],
+                   "series": 3, "subjects": "all", "roleRef": 5, "involvedObject": []}),
+            json!({"spec": {"ports": [7, {"port": "80"}], "metrics": [null, {"type": "Pods"}],
+                            "selector": {"matchLabels": 1, "matchExpressions": [4]}},
+                   "subsets": [{"addresses": 1, "ports": [{}]}]}),
+        ];
+        for kind in kinds {
+            let info = ResourceInfo {
+                kind,
+                ..*by_kind("v1", "Pod").unwrap()
+            };
+            let columns = columns(&info);
+            assert_ne!(columns, [NAME, AGE], "{kind} has its own columns");
+            for object in &garbage {
+                assert_eq!(
+                    cells(&info, object, now).len(),
+                    columns.len(),
+                    "{kind}: {object}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn integer_columns_are_typed() {
+        let rs = ResourceInfo {
+            kind: "ReplicaSet",
+            ..*by_kind("v1", "Pod").unwrap()
+        };
+        let kinds: Vec<_> = columns(&rs).iter().map(|c| c.kind).collect();
+        assert_eq!(
+            kinds,
+            ["string", "integer", "integer", "integer", "string", "string", "string", "string"]
+        );
+        let role = ResourceInfo {
+            kind: "ClusterRole",
+            ..rs
+        };
+        assert_eq!(columns(&role)[1].to_json()["type"], "date");
     }
 }
