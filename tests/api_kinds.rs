@@ -237,6 +237,63 @@ fn every_core_kind_applies_with_defaults_and_reapplies_unchanged() {
     assert_eq!(cm["data"]["greeting"], "bonjour");
     assert_eq!(cm["data"]["app.properties"], "a=b");
 
+    // Tables carry Kubernetes' columns for each kind.
+    let row = |args: &[&str], name: &str| -> Vec<String> {
+        let out = k.ok(args);
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row {name} in:\n{out}"));
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let header = |args: &[&str]| -> String {
+        let out = k.ok(args);
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(header(&["get", "cm", "-n", "kinds"]), "NAME DATA AGE");
+    assert_eq!(row(&["get", "cm", "-n", "kinds"], "cfg")[..2], ["cfg", "2"]);
+    assert_eq!(
+        header(&["get", "secret", "-n", "kinds"]),
+        "NAME TYPE DATA AGE"
+    );
+    assert_eq!(
+        row(&["get", "secret", "-n", "kinds"], "creds")[..3],
+        ["creds", "Opaque", "1"]
+    );
+    assert_eq!(
+        header(&["get", "svc", "-n", "kinds"]),
+        "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE"
+    );
+    assert!(row(&["get", "svc", "-n", "kinds"], "web").contains(&"80/TCP,9090/TCP".to_string()));
+    assert_eq!(
+        header(&["get", "hpa", "-n", "kinds"]),
+        "NAME REFERENCE TARGETS MINPODS MAXPODS REPLICAS AGE"
+    );
+    assert_eq!(
+        row(&["get", "hpa", "-n", "kinds"], "web")[..2],
+        ["web", "Deployment/web"]
+    );
+    assert_eq!(
+        row(
+            &["get", "rolebinding", "-n", "kinds", "-o", "wide"],
+            "robot-reads"
+        )[..2],
+        ["robot-reads", "Role/reader"]
+    );
+    assert_eq!(
+        row(&["get", "ep", "-n", "kinds"], "web")[..2],
+        ["web", "10.1.0.5:8080"]
+    );
+    assert_eq!(
+        header(&["get", "rs", "-n", "kinds"]),
+        "NAME DESIRED CURRENT READY AGE"
+    );
+
     // kubectl get all shows the service and the autoscaler among the namespace's objects.
     let all = k.ok(&["get", "all", "-n", "kinds", "-o", "name"]);
     for name in [
