@@ -750,9 +750,10 @@ fn bad_input_is_refused_and_writes_nothing() -> Result<()> {
                 b"k8s\0".to_vec(),
             )
             .await?;
+        // An envelope naming no kind.
         assert_eq!(
             (code, s["reason"].as_str()),
-            (415, Some("UnsupportedMediaType")),
+            (400, Some("BadRequest")),
             "{s}"
         );
         let (code, _) = c

@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`config`]: [`GatewayConfig`], its defaults and validation.
 //! - [`server`]: the router, the per-request tracing span, start and graceful shutdown.
-//! - [`request`]: what a request names and carries: resource paths, query parameters, bodies, `Accept`.
+//! - [`request`]: what a request names and carries: resource paths, query parameters, bodies (JSON, YAML,
+//!   Kubernetes' protobuf), `Accept`.
 //! - [`handlers`]: one module per verb (get, list, create, update, delete, patch, scale) and the dispatcher.
 //! - [`watch`]: streaming watches and the selector filter that turns leaving objects into DELETED.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, the resource lists, and the minimal OpenAPI v3.

@@ -2,7 +2,7 @@
 //! at once and leave its dependents to the garbage collector; Orphan first strips this owner's reference from
 //! every dependent.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use navarch_bus::api::admission::Part;
 use navarch_bus::api::{meta, ApiError, DeleteOptions, Reason, RESOURCES};
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::create::refuse_dry_run;
 use super::Call;
+use crate::request::{decode_object, is_protobuf};
 use crate::status::Answer;
 
 /// Kubernetes' `DeleteOptions` body, the fields the gateway acts on.
@@ -38,12 +39,18 @@ enum Propagation {
     Foreground,
 }
 
-fn parse_options(body: &[u8]) -> Result<Options, ApiError> {
+/// The DeleteOptions in the body: JSON, or protobuf (client-go's typed clients send theirs so); none when empty.
+fn parse_options(headers: &HeaderMap, body: &[u8]) -> Result<Options, ApiError> {
+    let malformed = |e: serde_json::Error| {
+        ApiError::bad_request(format!("the DeleteOptions body is malformed: {e}"))
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Options::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the DeleteOptions body is malformed: {e}")))
+    if is_protobuf(headers) {
+        return serde_json::from_value(decode_object(headers, body)?).map_err(malformed);
+    }
+    serde_json::from_slice(body).map_err(malformed)
 }
 
 fn propagation(options: &Options, query: Option<&str>) -> Result<Propagation, ApiError> {
@@ -72,7 +79,7 @@ fn propagation(options: &Options, query: Option<&str>) -> Result<Propagation, Ap
 /// Deletes the object named `name`; 200 with the object as deleted (or as it is while deletion is pending).
 pub(crate) async fn delete(call: Call, name: &str) -> Answer {
     refuse_dry_run(&call)?;
-    let options = parse_options(&call.body)?;
+    let options = parse_options(&call.headers, &call.body)?;
     if options.dry_run.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(
             ApiError::bad_request("dryRun is not supported by the Navarch gateway yet").into(),
@@ -156,6 +163,7 @@ mod tests {
     #[test]
     fn delete_options_parse_and_pick_a_propagation() {
         let o = parse_options(
+            &HeaderMap::new(),
             br#"{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0,
             "preconditions":{"uid":"u1","resourceVersion":"7"},"propagationPolicy":"Orphan"}"#,
         )
@@ -163,7 +171,10 @@ mod tests {
         assert_eq!(o.grace_period_seconds, Some(0));
         assert_eq!(o.preconditions.as_ref().unwrap().uid.as_deref(), Some("u1"));
         assert_eq!(propagation(&o, None).unwrap(), Propagation::Orphan);
-        assert_eq!(parse_options(b"").unwrap(), Options::default());
+        assert_eq!(
+            parse_options(&HeaderMap::new(), b"").unwrap(),
+            Options::default()
+        );
         assert_eq!(
             propagation(&Options::default(), None).unwrap(),
             Propagation::Background
@@ -189,11 +200,34 @@ mod tests {
                 .code(),
             422
         );
-        assert_eq!(parse_options(b"{").unwrap_err().code(), 400);
         assert_eq!(
-            parse_options(br#"{"gracePeriodSeconds":"x"}"#)
+            parse_options(&HeaderMap::new(), b"{").unwrap_err().code(),
+            400
+        );
+        assert_eq!(
+            parse_options(&HeaderMap::new(), br#"{"gracePeriodSeconds":"x"}"#)
                 .unwrap_err()
                 .code(),
+            400
+        );
+    }
+
+    #[test]
+    fn delete_options_also_come_as_protobuf() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/vnd.kubernetes.protobuf"),
+        );
+        // Envelope {typeMeta {v1, DeleteOptions}, raw {gracePeriodSeconds: 0, propagationPolicy: Foreground}}.
+        let mut body =
+            b"k8s\0\x0a\x13\x0a\x02v1\x12\x0dDeleteOptions\x12\x0e\x08\x00\x22\x0a".to_vec();
+        body.extend(b"Foreground");
+        let o = parse_options(&headers, &body).unwrap();
+        assert_eq!(o.grace_period_seconds, Some(0));
+        assert_eq!(o.propagation_policy.as_deref(), Some("Foreground"));
+        assert_eq!(
+            parse_options(&headers, b"k8s\0\xff").unwrap_err().code(),
             400
         );
     }

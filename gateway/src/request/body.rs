@@ -1,4 +1,6 @@
-//! Request bodies (JSON or YAML, size-limited) and content negotiation (`Accept` asking for a Table).
+//! Request bodies (JSON, YAML or Kubernetes' protobuf; size-limited) and content negotiation (`Accept` asking for a
+//! Table). Answers are always JSON, whatever the `Accept`: kubectl and client-go take JSON answers to requests that
+//! prefer protobuf.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -6,7 +8,7 @@ use bytes::Bytes;
 use navarch_bus::api::{ApiError, Reason};
 use serde_json::Value;
 
-const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+use super::protobuf::{self, MEDIA_TYPE as PROTOBUF};
 
 /// The media type of a `Content-Type` or `Accept` entry, lowercased, without parameters.
 fn media_type(raw: &str) -> String {
@@ -47,7 +49,13 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Decodes an object sent as JSON (the default) or YAML. Protobuf and anything else are 415.
+/// Whether the body is in Kubernetes' protobuf envelope.
+pub fn is_protobuf(headers: &HeaderMap) -> bool {
+    content_type(headers).as_deref() == Some(PROTOBUF)
+}
+
+/// Decodes an object sent as JSON (the default), YAML or Kubernetes' protobuf (into the JSON client-go would have
+/// sent). Anything else is 415.
 pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     let kind = content_type(headers);
     let value: Value = match kind.as_deref() {
@@ -64,27 +72,21 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
                 ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
             })?
         }
+        Some(PROTOBUF) => protobuf::decode(body)?,
         Some(other) => return Err(unsupported(other)),
     };
     if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON or YAML object",
-        ));
+        return Err(ApiError::bad_request("the request body must be an object"));
     }
     Ok(value)
 }
 
 fn unsupported(media: &str) -> ApiError {
-    let why = if media == PROTOBUF {
-        " (protobuf is not served yet: send JSON)"
-    } else {
-        ""
-    };
     ApiError::new(
         Reason::UnsupportedMediaType,
         format!(
-            "the body of the request was in an unknown format{why} - accepted media types include: \
-             application/json, application/yaml"
+            "the body of the request was in an unknown format ({media}) - accepted media types include: \
+             application/json, application/yaml, {PROTOBUF}"
         ),
     )
 }
@@ -235,9 +237,18 @@ mod tests {
         );
 
         let pb = headers(header::CONTENT_TYPE, PROTOBUF);
+        assert!(is_protobuf(&pb));
+        assert!(!is_protobuf(&json));
         let e = decode_object(&pb, b"k8s\0").unwrap_err();
+        assert_eq!(e.reason, Reason::BadRequest, "{}", e.message);
+        assert_eq!(
+            decode_object(&pb, br#"{"a":1}"#).unwrap_err().reason,
+            Reason::BadRequest
+        );
+        let cbor = headers(header::CONTENT_TYPE, "application/cbor");
+        let e = decode_object(&cbor, b"\xa0").unwrap_err();
         assert_eq!(e.reason, Reason::UnsupportedMediaType);
-        assert!(e.message.contains("protobuf"), "{}", e.message);
+        assert!(e.message.contains(PROTOBUF), "{}", e.message);
         assert_eq!(
             decode_object(&HeaderMap::new(), br#"{"a":1}"#).unwrap()["a"],
             1
