@@ -42,7 +42,15 @@ fn defaults(spec: &mut ServiceSpec) {
     }
     for port in spec.ports.iter_mut().flatten() {
         port.protocol.get_or_insert_with(|| "TCP".into());
-        port.target_port.get_or_insert(IntOrString::Int(port.port));
+        // Zero and "" mean unset too: a protobuf body always carries the field.
+        let unset = match &port.target_port {
+            None | Some(IntOrString::Int(0)) => true,
+            Some(IntOrString::String(s)) => s.is_empty(),
+            Some(IntOrString::Int(_)) => false,
+        };
+        if unset {
+            port.target_port = Some(IntOrString::Int(port.port));
+        }
     }
 }
 
@@ -257,16 +265,21 @@ mod tests {
     #[test]
     fn defaults_fill_type_protocol_and_target_port() {
         let (svc, errors) = admit(
-            json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+            json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81, "targetPort": 0}]}}),
             None,
         );
         assert!(errors.is_empty(), "{errors:?}");
         let spec = svc.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
         assert_eq!(spec.session_affinity.as_deref(), Some("None"));
-        let port = &spec.ports.unwrap()[0];
-        assert_eq!(port.protocol.as_deref(), Some("TCP"));
-        assert_eq!(port.target_port, Some(IntOrString::Int(80)));
+        let ports = spec.ports.unwrap();
+        assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+        assert_eq!(ports[0].target_port, Some(IntOrString::Int(80)));
+        assert_eq!(
+            ports[1].target_port,
+            Some(IntOrString::Int(81)),
+            "0 is unset"
+        );
     }
 
     #[test]
