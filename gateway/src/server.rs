@@ -120,8 +120,14 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
 /// Every route. Resource paths and per-group discovery go to [`handlers::dispatch`].
 pub(crate) fn router(gateway: Gateway) -> Router {
     Router::new()
+        // kube-apiserver answers these with and without a trailing slash; client libraries use both (the Python
+        // client asks `/version/`).
         .route(
             "/version",
+            get(|| async { status::json(StatusCode::OK, &discovery::version()) }),
+        )
+        .route(
+            "/version/",
             get(|| async { status::json(StatusCode::OK, &discovery::version()) }),
         )
         .route(
@@ -129,7 +135,15 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             get(|| async { status::json(StatusCode::OK, &discovery::core_versions()) }),
         )
         .route(
+            "/api/",
+            get(|| async { status::json(StatusCode::OK, &discovery::core_versions()) }),
+        )
+        .route(
             "/apis",
+            get(|| async { status::json(StatusCode::OK, &discovery::groups()) }),
+        )
+        .route(
+            "/apis/",
             get(|| async { status::json(StatusCode::OK, &discovery::groups()) }),
         )
         .route(
