@@ -43,6 +43,27 @@ pub struct CommonArgs {
     pub cluster: String,
 }
 
+/// How many API requests each client (by address) may make; over it the API answers 429 with `Retry-After`.
+#[derive(Debug, Args)]
+pub struct ApiLimitArgs {
+    /// Requests per second each client is allowed on average (0: no limit).
+    #[arg(long, default_value_t = 500)]
+    pub api_rate_limit_qps: u32,
+    /// Requests each client may make at once, above the average.
+    #[arg(long, default_value_t = 1000)]
+    pub api_rate_limit_burst: u32,
+}
+
+impl ApiLimitArgs {
+    /// The limit the gateway enforces (None: unlimited).
+    pub fn rate_limit(&self) -> Option<navarch_gateway::RateLimit> {
+        (self.api_rate_limit_qps > 0).then_some(navarch_gateway::RateLimit {
+            qps: self.api_rate_limit_qps,
+            burst: self.api_rate_limit_burst.max(1),
+        })
+    }
+}
+
 /// `navarch up`.
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -55,6 +76,9 @@ pub struct UpArgs {
     /// Address of the Kubernetes API (port 0 picks a free port; the kubeconfig holds the real one).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api_listen: SocketAddr,
+    /// The API's per-client rate limit.
+    #[command(flatten)]
+    pub api_limit: ApiLimitArgs,
     /// Name of the node the built-in agent registers (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -221,6 +245,9 @@ pub struct GatewayArgs {
     /// Address of the Kubernetes API (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api_listen: SocketAddr,
+    /// The API's per-client rate limit.
+    #[command(flatten)]
+    pub api_limit: ApiLimitArgs,
     /// Write a kubeconfig for this gateway to this file.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,

@@ -144,6 +144,7 @@ async fn up(args: UpArgs) -> Result<()> {
         roles.store = Some(store);
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
+            rate_limit: args.api_limit.rate_limit(),
             ..Default::default()
         };
         let gateway = navarch_gateway::start(bus_for("gateway").await?, gateway_config)
@@ -251,6 +252,7 @@ async fn gateway(args: GatewayArgs) -> Result<()> {
     let bus = connect(&args.common, "gateway").await?;
     let config = navarch_gateway::GatewayConfig {
         listen: args.api_listen,
+        rate_limit: args.api_limit.rate_limit(),
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config)

@@ -18,6 +18,10 @@ pub struct GatewayConfig {
     pub max_watch_timeout: Duration,
     /// Pause between attempts to create the built-in namespaces while the store does not answer. Default 1 s.
     pub bootstrap_retry: Duration,
+    /// Requests each client may make (by address); over it, 429 with `Retry-After`. None: unlimited. Default 500/s
+    /// with bursts of 1,000: far above what kubectl or a controller sends, low enough that one runaway loop cannot
+    /// take the gateway from everyone else.
+    pub rate_limit: Option<crate::RateLimit>,
 }
 
 impl Default for GatewayConfig {
@@ -28,6 +32,10 @@ impl Default for GatewayConfig {
             default_watch_timeout: Duration::from_secs(1800),
             max_watch_timeout: Duration::from_secs(3600),
             bootstrap_retry: Duration::from_secs(1),
+            rate_limit: Some(crate::RateLimit {
+                qps: 500,
+                burst: 1000,
+            }),
         }
     }
 }
@@ -49,6 +57,9 @@ pub enum ConfigError {
     /// `bootstrap_retry` is zero: the gateway would spin while the store is down. Not retryable.
     #[error("bootstrap_retry must be positive")]
     BootstrapRetry,
+    /// The rate limit's rate is not a positive number or its burst is 0. Not retryable.
+    #[error("the rate limit needs a positive rate and burst")]
+    RateLimit,
 }
 
 impl GatewayConfig {
@@ -68,6 +79,11 @@ impl GatewayConfig {
         }
         if self.bootstrap_retry.is_zero() {
             return Err(ConfigError::BootstrapRetry);
+        }
+        if let Some(limit) = self.rate_limit {
+            if limit.qps == 0 || limit.burst == 0 {
+                return Err(ConfigError::RateLimit);
+            }
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.
 //! - [`status`]: failures as Kubernetes `Status` objects, JSON answers, `Warning` headers.
 //! - [`health`]: `/livez`, `/healthz`, `/readyz`.
+//! - [`limit`]: per-client rate limiting (429 TooManyRequests).
 //! - [`bootstrap`]: the built-in namespaces.
 //! - [`error`]: the gateway's own error type.
 
@@ -31,6 +32,7 @@ pub mod discovery;
 pub mod error;
 pub(crate) mod handlers;
 pub(crate) mod health;
+pub mod limit;
 pub mod patch;
 pub mod request;
 pub mod selector;
@@ -41,4 +43,5 @@ pub mod watch;
 
 pub use config::{ConfigError, GatewayConfig};
 pub use error::{Error, Result};
+pub use limit::RateLimit;
 pub use server::{start, RunningGateway};

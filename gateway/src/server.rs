@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::config::GatewayConfig;
 use crate::discovery::{self, openapi};
 use crate::error::{Error, Result};
+use crate::limit::{retry_after_seconds, RateLimiter};
 use crate::status::{self, method_not_allowed, path_not_found, Failure};
 use crate::{bootstrap, handlers, health, request};
 
@@ -35,6 +36,8 @@ pub(crate) struct Gateway {
     pub config: Arc<GatewayConfig>,
     /// Turns true when the gateway stops; long requests (watches) end then.
     pub shutdown: watch::Receiver<bool>,
+    /// Per-client request budget, when limited.
+    pub limiter: Option<Arc<RateLimiter>>,
 }
 
 /// A running gateway. Dropping it leaves the server running until the runtime stops; call
@@ -91,6 +94,9 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     let (stop, shutdown) = watch::channel(false);
     let gateway = Gateway {
         objects: Objects::new(StoreClient::new(bus)),
+        limiter: config
+            .rate_limit
+            .map(|limit| Arc::new(RateLimiter::new(limit))),
         config: Arc::new(config),
         shutdown: shutdown.clone(),
     };
@@ -102,11 +108,14 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     let app = router(gateway);
     let mut signal = shutdown;
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = signal.wait_for(|stop| *stop).await;
-            })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = signal.wait_for(|stop| *stop).await;
+        })
+        .await
     });
     tracing::info!(%addr, "gateway listening");
     Ok(RunningGateway {
@@ -159,6 +168,7 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             Failure(method_not_allowed(method.as_str(), uri.path()))
         })
+        .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
         .layer(middleware::from_fn(trace))
         // Defense in depth: a bug that panics in a handler answers 500 with a Status instead of dropping the
         // connection (and is logged), rather than taking the request's task down silently.
@@ -166,6 +176,34 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             panic_status,
         ))
         .with_state(gateway)
+}
+
+/// Refuses a request with 429 when its client has used up its budget. Health probes are never limited, and a
+/// request without a peer address (served in-process, as in unit tests) is not either.
+async fn rate_limit(
+    axum::extract::State(gateway): axum::extract::State<Gateway>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let probe = matches!(path, "/livez" | "/healthz" | "/readyz");
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    if let (Some(limiter), Some(peer), false) = (&gateway.limiter, peer, probe) {
+        if let Err(wait) = limiter.admit(&peer, tokio::time::Instant::now()) {
+            let seconds = retry_after_seconds(wait);
+            let mut response =
+                Failure(navarch_bus::api::ApiError::too_many_requests(seconds)).into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
 }
 
 fn panic_status(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -110,6 +110,8 @@ pub struct Details {
     pub kind: Option<String>,
     /// Field problems (for `Invalid`).
     pub causes: Vec<Cause>,
+    /// Seconds the client should wait before retrying (TooManyRequests, Timeout).
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// A failed API call, as a Kubernetes `Status`. Small (details are boxed) so `Result<_, ApiError>` stays cheap.
@@ -223,6 +225,19 @@ impl ApiError {
         e
     }
 
+    /// 429 TooManyRequests: the client's budget is spent; retry after `seconds`.
+    pub fn too_many_requests(seconds: u64) -> Self {
+        let mut e = Self::new(
+            Reason::TooManyRequests,
+            "Too many requests, please try again later.",
+        );
+        e.details = Some(Box::new(Details {
+            retry_after_seconds: Some(seconds),
+            ..Default::default()
+        }));
+        e
+    }
+
     /// 410 Expired: the resourceVersion is compacted.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(Reason::Expired, message)
@@ -245,6 +260,9 @@ impl ApiError {
         }
         if let Some(kind) = &d.kind {
             details.insert("kind".into(), json!(kind));
+        }
+        if let Some(seconds) = d.retry_after_seconds {
+            details.insert("retryAfterSeconds".into(), json!(seconds));
         }
         if !d.causes.is_empty() {
             details.insert(
