@@ -11,7 +11,8 @@
 //!   Kubernetes' protobuf), `Accept`.
 //! - [`handlers`]: one module per verb (get, list, create, update, delete, patch, scale) and the dispatcher.
 //! - [`watch`]: streaming watches and the selector filter that turns leaving objects into DELETED.
-//! - [`discovery`]: `/version`, `/api`, `/apis`, the resource lists, and the minimal OpenAPI v3.
+//! - [`discovery`]: `/version`, `/api`, `/apis`, the resource lists, and OpenAPI (v3 with Kubernetes' schemas, a
+//!   minimal v2).
 //! - [`table`]: `kubectl get` Tables with Kubernetes' columns per kind.
 //! - [`selector`]: label and field selectors.
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Request};
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{Path, RawQuery, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -155,10 +155,7 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             "/apis/",
             get(|| async { status::json(StatusCode::OK, &discovery::groups()) }),
         )
-        .route(
-            "/openapi/v3",
-            get(|| async { status::json(StatusCode::OK, &openapi::root()) }),
-        )
+        .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*gv}", get(openapi_group_version))
         .route("/openapi/v2", get(openapi_v2))
         .route("/livez", get(health::livez))
@@ -235,11 +232,50 @@ async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {
     }
 }
 
-async fn openapi_group_version(Path(gv): Path<String>) -> Response {
-    match openapi::group_version(&gv) {
-        Some(doc) => status::json(StatusCode::OK, &doc),
-        None => Failure(path_not_found()).into_response(),
+async fn openapi_root() -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(status::JSON))],
+        openapi::root(),
+    )
+        .into_response()
+}
+
+/// A group version's document. As kube-apiserver does, a request naming the current `?hash=` may be cached for
+/// good (the URL changes with the content), and `If-None-Match` with the current `ETag` gets 304.
+async fn openapi_group_version(
+    Path(gv): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(doc) = openapi::group_version(&gv) else {
+        return Failure(path_not_found()).into_response();
+    };
+    let etag = format!("\"{}\"", doc.hash);
+    let mut response = if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static(status::JSON))],
+            doc.body.clone(),
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
     }
+    let current = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "hash" && v == doc.hash.as_str());
+    let cache = if current {
+        "public, immutable"
+    } else {
+        "no-cache, private"
+    };
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
 }
 
 /// The low-cardinality route of a path, for span names: `/api/v1/namespaces/{namespace}/pods/{name}`.
