@@ -18,6 +18,9 @@ pub struct GatewayConfig {
     pub max_watch_timeout: Duration,
     /// Pause between attempts to create the built-in namespaces while the store does not answer. Default 1 s.
     pub bootstrap_retry: Duration,
+    /// How long a list at a resourceVersion the store has not reached waits for it before the answer is 504
+    /// "Too large resource version". Default 3 s: how long kube-apiserver's watch cache waits to be fresh enough.
+    pub list_revision_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -28,6 +31,7 @@ impl Default for GatewayConfig {
             default_watch_timeout: Duration::from_secs(1800),
             max_watch_timeout: Duration::from_secs(3600),
             bootstrap_retry: Duration::from_secs(1),
+            list_revision_wait: Duration::from_secs(3),
         }
     }
 }
