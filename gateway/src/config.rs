@@ -22,6 +22,9 @@ pub struct GatewayConfig {
     /// with bursts of 1,000: far above what kubectl or a controller sends, low enough that one runaway loop cannot
     /// take the gateway from everyone else.
     pub rate_limit: Option<crate::RateLimit>,
+    /// How long a list at a resourceVersion the store has not reached waits for it before the answer is 504
+    /// "Too large resource version". Default 3 s: how long kube-apiserver's watch cache waits to be fresh enough.
+    pub list_revision_wait: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -36,6 +39,7 @@ impl Default for GatewayConfig {
                 qps: 500,
                 burst: 1000,
             }),
+            list_revision_wait: Duration::from_secs(3),
         }
     }
 }

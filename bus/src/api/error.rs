@@ -108,10 +108,10 @@ pub struct Details {
     pub group: Option<String>,
     /// Its resource (plural) or kind.
     pub kind: Option<String>,
-    /// Field problems (for `Invalid`).
+    /// Field problems (for `Invalid`), or why a request failed (e.g. `ResourceVersionTooLarge`).
     pub causes: Vec<Cause>,
-    /// Seconds the client should wait before retrying (TooManyRequests, Timeout).
-    pub retry_after_seconds: Option<u64>,
+    /// Seconds a client should wait before retrying (`retryAfterSeconds`), when the failure is temporary.
+    pub retry_after_seconds: Option<i32>,
 }
 
 /// A failed API call, as a Kubernetes `Status`. Small (details are boxed) so `Result<_, ApiError>` stays cheap.
@@ -199,30 +199,40 @@ impl ApiError {
 
     /// 422 with field causes: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: ...`.
     pub fn invalid(info: &ResourceInfo, name: &str, causes: Vec<Cause>) -> Self {
-        let group = if info.group.is_empty() {
+        Self::invalid_kind(info.group, info.kind, name, causes)
+    }
+
+    /// 422 with field causes about something of kind `kind` in `group` that is not a stored resource, such as the
+    /// `ListOptions.meta.k8s.io` of a request (kube-apiserver's `NewInvalid` with any group and kind).
+    pub fn invalid_kind(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let dotted_group = if group.is_empty() {
             String::new()
         } else {
-            format!(".{}", info.group)
+            format!(".{group}")
         };
         let list: Vec<String> = causes
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect();
         let message = format!(
-            "{}{group} \"{name}\" is invalid: {}",
-            info.kind,
+            "{kind}{dotted_group} \"{name}\" is invalid: {}",
             if list.len() == 1 {
                 list[0].clone()
             } else {
                 format!("[{}]", list.join(", "))
             }
         );
-        let mut e = Self::new(Reason::Invalid, message).about(info, name);
-        if let Some(details) = e.details.as_mut() {
-            details.kind = Some(info.kind.to_string());
-            details.causes = causes;
+        Self {
+            reason: Reason::Invalid,
+            message,
+            details: Some(Box::new(Details {
+                name: (!name.is_empty()).then(|| name.to_string()),
+                group: (!group.is_empty()).then(|| group.to_string()),
+                kind: Some(kind.to_string()),
+                causes,
+                retry_after_seconds: None,
+            })),
         }
-        e
     }
 
     /// 429 TooManyRequests: the client's budget is spent; retry after `seconds`.
@@ -232,7 +242,7 @@ impl ApiError {
             "Too many requests, please try again later.",
         );
         e.details = Some(Box::new(Details {
-            retry_after_seconds: Some(seconds),
+            retry_after_seconds: Some(i32::try_from(seconds).unwrap_or(i32::MAX)),
             ..Default::default()
         }));
         e
@@ -241,6 +251,26 @@ impl ApiError {
     /// 410 Expired: the resourceVersion is compacted.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(Reason::Expired, message)
+    }
+
+    /// 504 Timeout for a read at a resourceVersion the store has not reached, worded as kube-apiserver's
+    /// `NewTooLargeResourceVersionError`, with its cause and `retryAfterSeconds: 1` (its watch cache's advice).
+    pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
+        Self {
+            reason: Reason::Timeout,
+            message: format!(
+                "Timeout: Too large resource version: {requested}, current: {current}"
+            ),
+            details: Some(Box::new(Details {
+                causes: vec![Cause {
+                    reason: "ResourceVersionTooLarge".into(),
+                    field: String::new(),
+                    message: "Too large resource version".into(),
+                }],
+                retry_after_seconds: Some(1),
+                ..Default::default()
+            })),
+        }
     }
 
     /// The HTTP status code.
@@ -261,21 +291,26 @@ impl ApiError {
         if let Some(kind) = &d.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if let Some(seconds) = d.retry_after_seconds {
-            details.insert("retryAfterSeconds".into(), json!(seconds));
-        }
         if !d.causes.is_empty() {
             details.insert(
                 "causes".into(),
                 Value::Array(
                     d.causes
                         .iter()
-                        .map(
-                            |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),
-                        )
+                        .map(|c| {
+                            let mut cause = json!({"reason": c.reason, "message": c.message});
+                            // Kubernetes omits an empty field, as in a cause about the whole request.
+                            if !c.field.is_empty() {
+                                cause["field"] = json!(c.field);
+                            }
+                            cause
+                        })
                         .collect(),
                 ),
             );
+        }
+        if let Some(seconds) = d.retry_after_seconds {
+            details.insert("retryAfterSeconds".into(), json!(seconds));
         }
         let mut status = json!({
             "kind": "Status",
@@ -299,10 +334,9 @@ impl From<store::Error> for ApiError {
             store::Error::Store(StoreError::Compacted { requested, .. }) => ApiError::expired(format!(
                 "The resourceVersion for the provided watch is too old (revision {requested} is compacted)."
             )),
-            store::Error::Store(StoreError::FutureRevision { requested, current }) => ApiError::new(
-                Reason::Timeout,
-                format!("Too large resource version: {requested}, current resource version: {current}"),
-            ),
+            store::Error::Store(StoreError::FutureRevision { requested, current }) => {
+                ApiError::too_large_resource_version(requested, current)
+            }
             store::Error::Store(StoreError::RequestTooLarge { .. }) => {
                 ApiError::new(Reason::RequestEntityTooLarge, e.to_string())
             }
@@ -372,5 +406,55 @@ mod tests {
         })
         .into();
         assert_eq!(down.code(), 503);
+        let ahead: ApiError = store::Error::Store(StoreError::FutureRevision {
+            requested: 90,
+            current: 40,
+        })
+        .into();
+        assert_eq!(ahead.code(), 504);
+    }
+
+    #[test]
+    fn too_large_resource_versions_read_like_kube_apiserver() {
+        let s = ApiError::too_large_resource_version(90, 40).to_status();
+        assert_eq!(s["code"], 504);
+        assert_eq!(s["reason"], "Timeout");
+        assert_eq!(
+            s["message"],
+            "Timeout: Too large resource version: 90, current: 40"
+        );
+        assert_eq!(s["details"]["retryAfterSeconds"], 1);
+        assert_eq!(
+            s["details"]["causes"],
+            json!([{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}])
+        );
+    }
+
+    #[test]
+    fn invalid_options_name_their_kind_and_group() {
+        let e = ApiError::invalid_kind(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![Cause {
+                reason: "FieldValueForbidden".into(),
+                field: "resourceVersionMatch".into(),
+                message: "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                    .into(),
+            }],
+        );
+        assert_eq!(
+            e.message,
+            "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is \
+             forbidden unless resourceVersion is provided"
+        );
+        let s = e.to_status();
+        assert_eq!(s["code"], 422);
+        assert_eq!(
+            s["details"],
+            json!({"group": "meta.k8s.io", "kind": "ListOptions", "causes": [{"reason": "FieldValueForbidden",
+                   "message": "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+                   "field": "resourceVersionMatch"}]})
+        );
     }
 }

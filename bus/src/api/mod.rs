@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod error;
 mod kinds;
+pub mod list;
 pub mod meta;
 pub mod objects;
 pub mod quantity;
@@ -16,6 +17,7 @@ mod validate;
 pub use validate::matches as selector_matches;
 
 pub use error::{ApiError, Cause, Details, Reason};
+pub use list::{Page, PageRequest};
 pub use objects::{DeleteOptions, ObjectEvent, ObjectWatch, Objects, WatchType};
 pub use resource::{ResourceInfo, RESOURCES};
 

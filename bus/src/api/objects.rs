@@ -150,7 +150,7 @@ fn event_to_object(
 }
 
 /// An object as stored, with its resourceVersion set.
-fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+pub(super) fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
         ApiError::internal(format!(
             "object at {} is not JSON: {e}",

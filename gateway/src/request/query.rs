@@ -22,6 +22,12 @@ pub struct Query {
     pub watch: bool,
     /// `resourceVersion`, raw (empty: none).
     pub resource_version: String,
+    /// `resourceVersionMatch` of a list, raw (empty: none); checked with the list's other options.
+    pub resource_version_match: String,
+    /// `limit` of a list: at most this many items per page (0 or less: everything in one page).
+    pub limit: i64,
+    /// `continue`: the token of the page to read next (empty: the first page).
+    pub continue_token: String,
     /// `timeoutSeconds` of a watch.
     pub timeout_seconds: Option<u64>,
     /// `allowWatchBookmarks`.
@@ -54,6 +60,13 @@ impl Query {
             match key.as_ref() {
                 "watch" => q.watch = parse_bool("watch", value)?,
                 "resourceVersion" => q.resource_version = value.to_string(),
+                "resourceVersionMatch" => q.resource_version_match = value.to_string(),
+                "limit" => {
+                    q.limit = value.parse().map_err(|_| {
+                        ApiError::bad_request(format!("limit must be an integer, not {value:?}"))
+                    })?
+                }
+                "continue" => q.continue_token = value.to_string(),
                 "timeoutSeconds" => {
                     q.timeout_seconds = Some(value.parse().map_err(|_| {
                         ApiError::bad_request(format!(
@@ -131,6 +144,7 @@ mod tests {
         assert_eq!(q.label_selector, "app=web,tier in (a,b)");
         assert_eq!(q.field_selector, "metadata.name=web");
         assert_eq!(q.resource_version, "42");
+        assert_eq!(q.limit, 500);
         assert_eq!(q.timeout_seconds, Some(519));
         assert_eq!(q.field_validation, FieldValidation::Warn);
 
@@ -145,6 +159,19 @@ mod tests {
         );
         assert_eq!(Query::parse(None).unwrap(), Query::default());
         assert!(!Query::parse(Some("watch=false")).unwrap().watch);
+
+        let q = Query::parse(Some(
+            "limit=4&continue=eyJ2Ijo&resourceVersion=7&resourceVersionMatch=Exact",
+        ))
+        .unwrap();
+        assert_eq!(
+            (
+                q.limit,
+                q.continue_token.as_str(),
+                q.resource_version_match.as_str()
+            ),
+            (4, "eyJ2Ijo", "Exact")
+        );
     }
 
     #[test]
@@ -156,6 +183,8 @@ mod tests {
             "dryRun=Some",
             "includeObject=All",
             "gracePeriodSeconds=soon",
+            "limit=ten",
+            "limit=1.5",
         ] {
             let e = Query::parse(Some(raw)).unwrap_err();
             assert_eq!(e.reason, Reason::BadRequest, "{raw}");
