@@ -369,3 +369,29 @@ fn invalid_objects_of_the_new_kinds_are_refused_with_field_causes() {
     ]);
     assert_eq!(names.trim(), "configmap/frozen", "nothing else was stored");
 }
+
+#[test]
+fn kubectl_discovers_the_whole_api_in_two_aggregated_requests() {
+    let up = start_up(&[]);
+    let k = Kubectl::new(&up.kubeconfig);
+    let out = k.run(&["api-resources", "-v=6"]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let gets: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("GET http") && l.contains("200 OK"))
+        .collect();
+    assert!(
+        gets.iter().any(|l| l.contains("/api?")) && gets.iter().any(|l| l.contains("/apis?")),
+        "{log}"
+    );
+    assert!(
+        !gets
+            .iter()
+            .any(|l| l.contains("/apis/apps/v1") || l.contains("/api/v1?")),
+        "aggregated discovery needs no per-group request:\n{log}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("deployments"), "{stdout}");
+    assert!(stdout.contains("horizontalpodautoscalers"), "{stdout}");
+}

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::config::GatewayConfig;
-use crate::discovery::{self, openapi};
+use crate::discovery::{self, aggregated, openapi};
 use crate::error::{Error, Result};
 use crate::limit::{retry_after_seconds, RateLimiter};
 use crate::status::{self, method_not_allowed, path_not_found, Failure};
@@ -139,22 +139,10 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             "/version/",
             get(|| async { status::json(StatusCode::OK, &discovery::version()) }),
         )
-        .route(
-            "/api",
-            get(|| async { status::json(StatusCode::OK, &discovery::core_versions()) }),
-        )
-        .route(
-            "/api/",
-            get(|| async { status::json(StatusCode::OK, &discovery::core_versions()) }),
-        )
-        .route(
-            "/apis",
-            get(|| async { status::json(StatusCode::OK, &discovery::groups()) }),
-        )
-        .route(
-            "/apis/",
-            get(|| async { status::json(StatusCode::OK, &discovery::groups()) }),
-        )
+        .route("/api", get(api_root))
+        .route("/api/", get(api_root))
+        .route("/apis", get(apis_root))
+        .route("/apis/", get(apis_root))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*gv}", get(openapi_group_version))
         .route("/openapi/v2", get(openapi_v2))
@@ -214,6 +202,42 @@ fn panic_status(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "the gateway failed on this request: {what}"
     )))
     .into_response()
+}
+
+/// `/api`: aggregated discovery when asked for, else the legacy version list.
+async fn api_root(headers: axum::http::HeaderMap) -> Response {
+    discovery_root(&headers, aggregated::core, discovery::core_versions)
+}
+
+/// `/apis`: aggregated discovery when asked for, else the legacy group list.
+async fn apis_root(headers: axum::http::HeaderMap) -> Response {
+    discovery_root(&headers, aggregated::groups, discovery::groups)
+}
+
+fn discovery_root(
+    headers: &axum::http::HeaderMap,
+    aggregated: fn() -> serde_json::Value,
+    legacy: fn() -> serde_json::Value,
+) -> Response {
+    let vary = (axum::http::header::VARY, "Accept");
+    if aggregated::wanted(headers) {
+        let body = serde_json::to_vec(&aggregated()).unwrap_or_default();
+        (
+            StatusCode::OK,
+            [
+                (axum::http::header::CONTENT_TYPE, aggregated::CONTENT_TYPE),
+                vary,
+            ],
+            body,
+        )
+            .into_response()
+    } else {
+        let mut response = status::json(StatusCode::OK, &legacy());
+        response
+            .headers_mut()
+            .insert(vary.0, axum::http::HeaderValue::from_static(vary.1));
+        response
+    }
 }
 
 async fn openapi_v2(headers: axum::http::HeaderMap) -> Response {

@@ -1,6 +1,7 @@
 //! Discovery: `/version`, `/api`, `/apis` and the resource lists of each group version, built from the bus's
 //! resource registry so a new kind needs only a registry entry.
 
+pub mod aggregated;
 pub mod openapi;
 
 use navarch_bus::api::{resource, ResourceInfo, RESOURCES};
@@ -12,7 +13,7 @@ pub const KUBERNETES_MAJOR: &str = "1";
 pub const KUBERNETES_MINOR: &str = "32";
 
 /// Verbs of every top-level resource.
-const RESOURCE_VERBS: &[&str] = &[
+pub(crate) const RESOURCE_VERBS: &[&str] = &[
     "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
