@@ -5,6 +5,7 @@
 //! events and on the HTTP API. `metadata.resourceVersion` is never stored; it is the key's mod revision, set on read.
 
 pub mod admission;
+pub mod encryption;
 pub mod error;
 mod kinds;
 pub mod meta;
@@ -15,6 +16,7 @@ mod validate;
 
 pub use validate::matches as selector_matches;
 
+pub use encryption::EncryptionKeys;
 pub use error::{ApiError, Cause, Details, Reason};
 pub use objects::{DeleteOptions, ObjectEvent, ObjectWatch, Objects, WatchType};
 pub use resource::{ResourceInfo, RESOURCES};
