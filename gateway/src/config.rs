@@ -3,6 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use navarch_bus::api::EncryptionKeys;
+
 /// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -18,6 +20,9 @@ pub struct GatewayConfig {
     pub max_watch_timeout: Duration,
     /// Pause between attempts to create the built-in namespaces while the store does not answer. Default 1 s.
     pub bootstrap_retry: Duration,
+    /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
+    /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
+    pub encryption: Option<EncryptionKeys>,
 }
 
 impl Default for GatewayConfig {
@@ -28,6 +33,7 @@ impl Default for GatewayConfig {
             default_watch_timeout: Duration::from_secs(1800),
             max_watch_timeout: Duration::from_secs(3600),
             bootstrap_retry: Duration::from_secs(1),
+            encryption: None,
         }
     }
 }

@@ -90,7 +90,7 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     })?;
     let (stop, shutdown) = watch::channel(false);
     let gateway = Gateway {
-        objects: Objects::new(StoreClient::new(bus)),
+        objects: Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone()),
         config: Arc::new(config),
         shutdown: shutdown.clone(),
     };

@@ -96,6 +96,16 @@ pub fn read(path: &Path) -> Result<EncryptionKeys, KeyFileError> {
     parse(&text, &origin)
 }
 
+/// A name for a generated key, `key-` and 8 random hex digits, so keys generated for different clusters differ by
+/// name and an error naming one tells which file it came from.
+pub fn random_name() -> Result<String, KeyFileError> {
+    let mut bytes = [0u8; 4];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| KeyFileError::Random(e.to_string()))?;
+    Ok(format!("key-{:08x}", u32::from_be_bytes(bytes)))
+}
+
 /// The text of a new key file holding one fresh random key named `name`.
 pub fn generate(name: &str) -> Result<String, KeyFileError> {
     let mut secret = [0u8; KEY_BYTES];

@@ -136,9 +136,11 @@ fn key_lists_need_valid_unique_names() {
 
 #[test]
 fn key_files_parse_and_generated_ones_read_back() {
-    let text = key_file::generate("key-1").unwrap();
+    let name = key_file::random_name().unwrap();
+    assert!(valid_name(&name) && name.starts_with("key-"), "{name}");
+    let text = key_file::generate(&name).unwrap();
     let generated = key_file::parse(&text, "f").unwrap();
-    assert_eq!(generated.write_key(), "key-1");
+    assert_eq!(generated.write_key(), name);
     let two = "keys:\n- name: b\n  secret: AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\n- name: a\n  secret: AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n";
     assert_eq!(
         key_file::parse(two, "f").unwrap(),
