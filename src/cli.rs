@@ -26,10 +26,22 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// The scheduler: binds pending pods to nodes.
     Scheduler(CommonArgs),
-    /// The controllers: deployments and garbage collection.
-    Controllers(CommonArgs),
+    /// The controllers: deployments, namespaces and garbage collection.
+    Controllers(ControllersArgs),
     /// A node agent: registers a node and runs the pods bound to it.
     Agent(AgentArgs),
+    /// Tools for Secrets, which are encrypted at rest.
+    Secrets(SecretsArgs),
+}
+
+/// The encryption keys of the roles that read or write Secrets (the gateway and the controllers).
+#[derive(Debug, Args, Clone)]
+pub struct EncryptionArgs {
+    /// YAML file of the keys that encrypt Secrets at rest: `keys:` then a list of `- name: ID` / `secret: BASE64`
+    /// of 32 random bytes. The first key encrypts every write; every key listed decrypts (keep the old key after a
+    /// new one until `navarch secrets reencrypt` has run).
+    #[arg(long, env = "NAVARCH_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Flags every role shares.
@@ -85,6 +97,10 @@ pub struct UpArgs {
     /// Also serve the etcd v3 gRPC API of the store on this address (off unless given; port 0 picks a free port).
     #[arg(long)]
     pub etcd_listen: Option<SocketAddr>,
+    /// Encryption keys for Secrets. Without a key file, `up` uses `<data-dir>/encryption-keys.yaml`, generating it
+    /// (mode 0600, one random key) on the first start.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }
 
 /// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
@@ -251,6 +267,42 @@ pub struct GatewayArgs {
     /// Write a kubeconfig for this gateway to this file.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Encryption keys for Secrets (without a key file, Secrets are stored in plain JSON).
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+/// `navarch controllers`.
+#[derive(Debug, Args)]
+pub struct ControllersArgs {
+    /// Bus and cluster name.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Encryption keys for Secrets: the namespace controller lists and deletes a namespace's Secrets, so it needs
+    /// the gateway's keys.
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
+}
+
+/// `navarch secrets <tool>`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub tool: SecretsTool,
+}
+
+/// Tools for Secrets, run against a running API.
+#[derive(Debug, Subcommand)]
+pub enum SecretsTool {
+    /// Rewrite every Secret through the API, so each is stored encrypted with the API's current write key (the
+    /// first in its key file). Run it after putting a new key first; then the old key can be removed. Each write
+    /// is a compare-and-swap on the Secret's resourceVersion: a Secret changed meanwhile is read again and retried.
+    Reencrypt {
+        /// The kubeconfig of the API (e.g. `.navarch/kubeconfig`); its current context's server is used.
+        #[arg(long, env = "KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 /// `navarch agent`.

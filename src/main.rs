@@ -4,12 +4,14 @@
 //! - `cli`: the command line.
 //! - `run`: wiring roles to a bus, and their orderly shutdown on Ctrl-C or SIGTERM.
 //! - `store_tools`: `navarch store member|get|status`, tools for a running store cluster.
+//! - `secrets_tools`: `navarch secrets reencrypt`, rewriting every Secret under the current encryption key.
 //! - `kubeconfig`: the kubeconfig written for kubectl.
 //! - `telemetry`: logs and the OpenTelemetry tracer.
 
 mod cli;
 mod kubeconfig;
 mod run;
+mod secrets_tools;
 mod store_tools;
 mod telemetry;
 

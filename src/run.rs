@@ -1,15 +1,22 @@
 //! Wiring: connect to the bus, start the roles a command asks for, wait for Ctrl-C or SIGTERM, stop them in order
 //! (agents first, so pod processes are gone before anything else stops; the store last).
 
-use std::path::Path;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
+use navarch_bus::api::encryption::key_file;
+use navarch_bus::api::EncryptionKeys;
 use navarch_bus::transport::embedded::Embedded;
 use navarch_bus::Bus;
 
-use crate::cli::{AgentArgs, Command, CommonArgs, GatewayArgs, StoreArgs, UpArgs};
+use crate::cli::{AgentArgs, Command, CommonArgs, EncryptionArgs, GatewayArgs, StoreArgs, UpArgs};
 use crate::kubeconfig;
+
+/// Where `navarch up` keeps the key file it generates when it is given none.
+const GENERATED_KEY_FILE: &str = "encryption-keys.yaml";
 
 /// Runs `command` until it is told to stop.
 pub async fn run(command: Command) -> Result<()> {
@@ -26,15 +33,77 @@ pub async fn run(command: Command) -> Result<()> {
             roles.serve().await
         }
         Command::Controllers(args) => {
-            let bus = connect(&args, "controllers").await?;
+            let encryption = keys_from_flag(&args.encryption)?;
+            let bus = connect(&args.common, "controllers").await?;
+            let config = navarch_actors::ControllersConfig {
+                encryption,
+                ..Default::default()
+            };
             let roles = Roles {
-                controllers: Some(navarch_actors::start_controllers(bus, Default::default())?),
+                controllers: Some(navarch_actors::start_controllers(bus, config)?),
                 ..Default::default()
             };
             roles.serve().await
         }
         Command::Agent(args) => agent(args).await,
+        Command::Secrets(args) => crate::secrets_tools::run(args.tool).await,
     }
+}
+
+/// The keys of `--encryption-key-file`, if given; says on stdout how Secrets are stored.
+fn keys_from_flag(args: &EncryptionArgs) -> Result<Option<EncryptionKeys>> {
+    match &args.encryption_key_file {
+        Some(path) => read_keys(path).map(Some),
+        None => {
+            println!("Secrets: stored unencrypted (no --encryption-key-file)");
+            Ok(None)
+        }
+    }
+}
+
+/// The keys in the key file at `path`.
+fn read_keys(path: &Path) -> Result<EncryptionKeys> {
+    let keys = key_file::read(path)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the encryption key file can be read by others than its owner; chmod 600 it");
+        }
+    }
+    println!(
+        "Secrets: encrypted at rest with key {} from {}",
+        keys.write_key(),
+        path.display()
+    );
+    Ok(keys)
+}
+
+/// For `navarch up`: the key file given, or else `<data-dir>/encryption-keys.yaml`, generated with one random key
+/// (readable by its owner only) when it does not exist yet, so Secrets are encrypted with no set-up.
+fn up_keys(args: &EncryptionArgs, data_dir: &Path) -> Result<EncryptionKeys> {
+    if let Some(path) = &args.encryption_key_file {
+        return read_keys(path);
+    }
+    let path: PathBuf = data_dir.join(GENERATED_KEY_FILE);
+    let text = key_file::generate(&key_file::random_name()?)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!(
+                "generated an encryption key for Secrets in {}",
+                path.display()
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+    read_keys(&path)
 }
 
 /// The roles running in this process.
@@ -115,6 +184,7 @@ fn absolute(path: &Path) -> Result<std::path::PathBuf> {
 
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = absolute(&args.data_dir)?;
+    let encryption = up_keys(&args.encryption, &data_dir)?;
     // With the embedded bus every role gets its own connection to one in-process router, as separate processes
     // would have to one NATS server.
     let router = Arc::new(Embedded::new());
@@ -145,6 +215,7 @@ async fn up(args: UpArgs) -> Result<()> {
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
             rate_limit: args.api_limit.rate_limit(),
+            encryption: Some(encryption.clone()),
             ..Default::default()
         };
         let gateway = navarch_gateway::start(bus_for("gateway").await?, gateway_config)
@@ -158,7 +229,10 @@ async fn up(args: UpArgs) -> Result<()> {
         )?);
         roles.controllers = Some(navarch_actors::start_controllers(
             bus_for("controllers").await?,
-            Default::default(),
+            navarch_actors::ControllersConfig {
+                encryption: Some(encryption.clone()),
+                ..Default::default()
+            },
         )?);
         let agent_config = navarch_actors::AgentConfig {
             node_name: args.node_name.clone().unwrap_or_else(host_name),
@@ -249,10 +323,12 @@ async fn print_etcd_address(store: &actix::Addr<navarch_store::StoreMember>) {
 }
 
 async fn gateway(args: GatewayArgs) -> Result<()> {
+    let encryption = keys_from_flag(&args.encryption)?;
     let bus = connect(&args.common, "gateway").await?;
     let config = navarch_gateway::GatewayConfig {
         listen: args.api_listen,
         rate_limit: args.api_limit.rate_limit(),
+        encryption,
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config)

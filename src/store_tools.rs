@@ -202,8 +202,15 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A stored value as YAML: JSON (every Navarch object) converted, anything else as text.
+/// A stored value as YAML: JSON (every Navarch object) converted, an encrypted Secret as a line naming its key (the
+/// tool holds no keys), anything else as text.
 fn as_yaml(value: &[u8]) -> String {
+    if let Some(key) = navarch_bus::api::encryption::sealed_with(value) {
+        return format!(
+            "# encrypted with key {key:?} ({} bytes; read it through the API)\n",
+            value.len()
+        );
+    }
     match serde_json::from_slice::<serde_json::Value>(value) {
         Ok(json) => serde_norway::to_string(&json)
             .unwrap_or_else(|_| format!("{}\n", String::from_utf8_lossy(value))),
@@ -240,6 +247,14 @@ mod tests {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: default\n"
         );
         assert_eq!(as_yaml(b"plain text"), "plain text\n");
+    }
+
+    #[test]
+    fn encrypted_values_print_as_the_key_they_need() {
+        let keys = navarch_bus::api::EncryptionKeys::new(vec![("k1".into(), [7; 32])]).unwrap();
+        let sealed = keys.seal(b"/registry/secrets/default/s", b"{}").unwrap();
+        let shown = as_yaml(&sealed);
+        assert!(shown.starts_with("# encrypted with key \"k1\""), "{shown}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use navarch_bus::api::EncryptionKeys;
+
 /// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -25,6 +27,9 @@ pub struct GatewayConfig {
     /// How long a list at a resourceVersion the store has not reached waits for it before the answer is 504
     /// "Too large resource version". Default 3 s: how long kube-apiserver's watch cache waits to be fresh enough.
     pub list_revision_wait: Duration,
+    /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
+    /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
+    pub encryption: Option<EncryptionKeys>,
 }
 
 impl Default for GatewayConfig {
@@ -40,6 +45,7 @@ impl Default for GatewayConfig {
                 burst: 1000,
             }),
             list_revision_wait: Duration::from_secs(3),
+            encryption: None,
         }
     }
 }

@@ -93,7 +93,7 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     })?;
     let (stop, shutdown) = watch::channel(false);
     let gateway = Gateway {
-        objects: Objects::new(StoreClient::new(bus)),
+        objects: Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone()),
         limiter: config
             .rate_limit
             .map(|limit| Arc::new(RateLimiter::new(limit))),

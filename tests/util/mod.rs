@@ -182,7 +182,18 @@ pub struct Up {
 
 pub fn start_up(extra: &[&str]) -> Up {
     let dir = tempfile::tempdir().expect("temp dir");
-    let data = dir.path().join("data");
+    let (proc, kubeconfig, api) = start_up_at(&dir.path().join("data"), extra);
+    Up {
+        proc,
+        kubeconfig,
+        api,
+        dir,
+    }
+}
+
+/// `navarch up` on a free API port with data directory `data`, which the caller keeps (e.g. across restarts);
+/// returns the process, the kubeconfig and the API's URL once the API is ready.
+pub fn start_up_at(data: &Path, extra: &[&str]) -> (Proc, PathBuf, String) {
     let mut args = vec![
         "up",
         "--api-listen",
@@ -197,12 +208,7 @@ pub fn start_up(extra: &[&str]) -> Up {
     wait_for("the API to be ready", || {
         http_get(&api, "/readyz").filter(|(code, _)| *code == 200)
     });
-    Up {
-        proc,
-        kubeconfig,
-        api,
-        dir,
-    }
+    (proc, kubeconfig, api)
 }
 
 /// Runs the real kubectl against `kubeconfig` with a private discovery cache.

@@ -10,7 +10,7 @@ pub mod queue;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use navarch_bus::api::Objects;
+use navarch_bus::api::{EncryptionKeys, Objects};
 use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
@@ -33,6 +33,9 @@ pub struct ControllersConfig {
     pub retry_base: Duration,
     /// Longest retry delay. Default 60 s (client-go's 1000 s cap is cut: the resync requeues every key anyway).
     pub retry_max: Duration,
+    /// Keys to read (and write) Secrets encrypted at rest: the namespace controller lists and deletes a namespace's
+    /// Secrets, and cannot while they are encrypted with keys it lacks. Default none (plain Secrets only).
+    pub encryption: Option<EncryptionKeys>,
 }
 
 impl Default for ControllersConfig {
@@ -42,6 +45,7 @@ impl Default for ControllersConfig {
             workers: 5,
             retry_base: Duration::from_millis(5),
             retry_max: Duration::from_secs(60),
+            encryption: None,
         }
     }
 }
@@ -94,7 +98,7 @@ impl ControllersHandle {
 /// Starts the controllers on `bus`. Call inside a running actix `System` (on a tokio runtime).
 pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
     config.validate()?;
-    let objects = Objects::new(StoreClient::new(bus));
+    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let deployment = DeploymentController::new(objects.clone(), config).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {

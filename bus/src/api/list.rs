@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::objects::{decode, Objects};
+use super::objects::{decode, DecodeError, Objects};
 use super::resource::ResourceInfo;
 use crate::store::{prefix_end, RangeRequest};
 
@@ -80,10 +80,12 @@ impl Objects {
                     break;
                 }
                 examined += 1;
-                match decode(&kv) {
+                match decode(self.keys.as_ref(), &kv) {
                     Ok(object) if keep(&object) => items.push(object),
                     Ok(_) => {}
-                    Err(e) => {
+                    // As in `list`: a page that silently left out a Secret it cannot decrypt would be worse.
+                    Err(DecodeError::Sealed(e)) => return Err(e),
+                    Err(DecodeError::NotJson(e)) => {
                         tracing::warn!(error = %e, "undecodable object in the store; skipped")
                     }
                 }

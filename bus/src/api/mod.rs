@@ -1,10 +1,12 @@
 //! The API object model: the kinds Navarch serves, their storage keys, and the one admission path (defaulting and
-//! validation) that every writer goes through, plus [`Objects`], the object-level client of the store.
+//! validation) that every writer goes through, plus [`Objects`], the object-level client of the store, which
+//! encrypts Secrets at rest ([`encryption`]).
 //!
 //! Objects are Kubernetes' own types (k8s-openapi, API 1.32) and travel as JSON: in the store's values, in watch
 //! events and on the HTTP API. `metadata.resourceVersion` is never stored; it is the key's mod revision, set on read.
 
 pub mod admission;
+pub mod encryption;
 pub mod error;
 mod kinds;
 pub mod list;
@@ -16,6 +18,7 @@ mod validate;
 
 pub use validate::matches as selector_matches;
 
+pub use encryption::EncryptionKeys;
 pub use error::{ApiError, Cause, Details, Reason};
 pub use list::{Page, PageRequest};
 pub use objects::{DeleteOptions, ObjectEvent, ObjectWatch, Objects, WatchType};

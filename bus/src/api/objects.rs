@@ -1,5 +1,6 @@
 //! [`Objects`]: API objects in the store. Every write goes through [`super::admission`]; every compare-and-swap is
-//! on the key's mod revision, which is the object's `resourceVersion`.
+//! on the key's mod revision, which is the object's `resourceVersion`. Values of the resources that are encrypted
+//! at rest (Secrets) are sealed on every write and opened on every read, here and nowhere else.
 
 use std::collections::VecDeque;
 
@@ -8,6 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 use super::admission::{self, Admitted, Context, FieldValidation, Part};
+use super::encryption::{self, EncryptionKeys};
 use super::error::{ApiError, Reason};
 use super::meta;
 use super::resource::{self, ResourceInfo};
@@ -73,6 +75,7 @@ pub struct ObjectEvent {
 pub struct ObjectWatch {
     inner: WatchStream,
     info: &'static ResourceInfo,
+    keys: Option<EncryptionKeys>,
     queued: VecDeque<ObjectEvent>,
 }
 
@@ -97,10 +100,18 @@ impl ObjectWatch {
                 }
                 Ok(WatchEvent::Changes { revision, events }) => {
                     for event in events {
-                        match event_to_object(event.kind, &event.kv, event.prev_kv.as_ref()) {
+                        match event_to_object(
+                            self.keys.as_ref(),
+                            event.kind,
+                            &event.kv,
+                            event.prev_kv.as_ref(),
+                        ) {
                             Ok(Some(e)) => self.queued.push_back(e),
                             Ok(None) => {}
-                            Err(e) => {
+                            // As kube-apiserver's watch: a value that does not decrypt ends the watch with the
+                            // error, rather than leaving a watcher believing it saw every change.
+                            Err(DecodeError::Sealed(e)) => return Some(Err(e)),
+                            Err(DecodeError::NotJson(e)) => {
                                 tracing::warn!(revision, error = %e, "undecodable object in the store; skipped")
                             }
                         }
@@ -117,10 +128,11 @@ impl ObjectWatch {
 }
 
 fn event_to_object(
+    keys: Option<&EncryptionKeys>,
     kind: EventKind,
     kv: &KeyValue,
     prev: Option<&KeyValue>,
-) -> Result<Option<ObjectEvent>, ApiError> {
+) -> Result<Option<ObjectEvent>, DecodeError> {
     Ok(Some(match kind {
         EventKind::Put => ObjectEvent {
             kind: if kv.version == 1 {
@@ -128,16 +140,16 @@ fn event_to_object(
             } else {
                 WatchType::Modified
             },
-            object: decode(kv)?,
+            object: decode(keys, kv)?,
             previous: match prev {
-                Some(p) if kv.version > 1 => Some(decode(p)?),
+                Some(p) if kv.version > 1 => Some(decode(keys, p)?),
                 _ => None,
             },
             revision: kv.mod_revision,
         },
         EventKind::Delete => {
             let Some(prev) = prev else { return Ok(None) };
-            let mut object = decode(prev)?;
+            let mut object = decode(keys, prev)?;
             meta::set_resource_version(&mut object, kv.mod_revision);
             ObjectEvent {
                 kind: WatchType::Deleted,
@@ -149,22 +161,48 @@ fn event_to_object(
     }))
 }
 
-/// An object as stored, with its resourceVersion set.
-pub(super) fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-        ApiError::internal(format!(
+/// Why a stored value is not an object.
+pub(super) enum DecodeError {
+    /// It is encrypted and does not decrypt (unknown key, altered): reads fail rather than skip it.
+    Sealed(ApiError),
+    /// Its plaintext is not JSON: lists and watches skip it, as they always have.
+    NotJson(ApiError),
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::Sealed(e) | DecodeError::NotJson(e) => e,
+        }
+    }
+}
+
+/// An object as stored, decrypted if it was encrypted, with its resourceVersion set.
+pub(super) fn decode(keys: Option<&EncryptionKeys>, kv: &KeyValue) -> Result<Value, DecodeError> {
+    let plain = encryption::open(keys, &kv.key, &kv.value)
+        .map_err(|e| DecodeError::Sealed(ApiError::internal(e)))?;
+    let mut object: Value = serde_json::from_slice(&plain).map_err(|e| {
+        DecodeError::NotJson(ApiError::internal(format!(
             "object at {} is not JSON: {e}",
             String::from_utf8_lossy(&kv.key)
-        ))
+        )))
     })?;
     meta::set_resource_version(&mut object, kv.mod_revision);
     Ok(object)
 }
 
-fn encode(object: &Value) -> Result<Vec<u8>, ApiError> {
+/// The value to store at `key`: the object's JSON without its resourceVersion, encrypted when `keys` are given and
+/// the key's resource is one encrypted at rest.
+fn encode(keys: Option<&EncryptionKeys>, key: &str, object: &Value) -> Result<Vec<u8>, ApiError> {
     let mut object = object.clone();
     meta::metadata_mut(&mut object).remove("resourceVersion");
-    serde_json::to_vec(&object).map_err(ApiError::internal)
+    let json = serde_json::to_vec(&object).map_err(ApiError::internal)?;
+    match keys {
+        Some(keys) if encryption::applies_to(key.as_bytes()) => {
+            keys.seal(key.as_bytes(), &json).map_err(ApiError::internal)
+        }
+        _ => Ok(json),
+    }
 }
 
 fn random_suffix() -> String {
@@ -190,12 +228,25 @@ fn context(namespace: Option<&str>, validation: FieldValidation) -> Context<'_> 
 #[derive(Clone, Debug)]
 pub struct Objects {
     store: StoreClient,
+    pub(super) keys: Option<EncryptionKeys>,
 }
 
 impl Objects {
-    /// Objects in the store reached through `store`.
+    /// Objects in the store reached through `store`, with no encryption keys: Secrets are written in plain JSON and
+    /// an encrypted one cannot be read (fine for roles that never touch Secrets).
     pub fn new(store: StoreClient) -> Self {
-        Self { store }
+        Self { store, keys: None }
+    }
+
+    /// The same, encrypting Secrets with `keys` (see [`super::encryption`]); None writes them in plain JSON.
+    pub fn with_encryption(mut self, keys: Option<EncryptionKeys>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// The encryption keys, if any.
+    pub fn encryption(&self) -> Option<&EncryptionKeys> {
+        self.keys.as_ref()
     }
 
     /// The underlying store client.
@@ -222,7 +273,10 @@ impl Objects {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Value, ApiError> {
-        decode(&self.read(info, namespace, name).await?)
+        Ok(decode(
+            self.keys.as_ref(),
+            &self.read(info, namespace, name).await?,
+        )?)
     }
 
     /// Every object of the kind (in `namespace`, or in all namespaces), and the revision of the read.
@@ -234,9 +288,13 @@ impl Objects {
         let response = self.store.list(info.prefix(namespace).as_bytes()).await?;
         let mut items = Vec::with_capacity(response.kvs.len());
         for kv in &response.kvs {
-            match decode(kv) {
+            match decode(self.keys.as_ref(), kv) {
                 Ok(o) => items.push(o),
-                Err(e) => tracing::warn!(error = %e, "undecodable object in the store; skipped"),
+                // As kube-apiserver: a list that silently left out a Secret it cannot decrypt would be worse.
+                Err(DecodeError::Sealed(e)) => return Err(e),
+                Err(DecodeError::NotJson(e)) => {
+                    tracing::warn!(error = %e, "undecodable object in the store; skipped")
+                }
             }
         }
         Ok((items, response.header.revision))
@@ -279,8 +337,8 @@ impl Objects {
             .txn(TxnRequest {
                 compare: vec![compare],
                 success: vec![TxnOp::Put(PutRequest {
+                    value: encode(self.keys.as_ref(), &key, &object)?,
                     key: key.into_bytes(),
-                    value: encode(&object)?,
                     ..Default::default()
                 })],
                 failure: vec![],
@@ -326,7 +384,7 @@ impl Objects {
             if expected.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::conflict(info, name));
             }
-            let old = decode(&current)?;
+            let old = decode(self.keys.as_ref(), &current)?;
             let admitted = admission::update(
                 info,
                 &old,
@@ -366,7 +424,7 @@ impl Objects {
     {
         for _ in 0..MAX_CONFLICT_RETRIES {
             let current = self.read(info, namespace, name).await?;
-            let old = decode(&current)?;
+            let old = decode(self.keys.as_ref(), &current)?;
             let next = change(old.clone())?;
             if next == old {
                 return Ok(old);
@@ -427,7 +485,7 @@ impl Objects {
         }
         for _ in 0..MAX_CONFLICT_RETRIES {
             let current = self.read(info, namespace, name).await?;
-            let object = decode(&current)?;
+            let object = decode(self.keys.as_ref(), &current)?;
             if let Some(uid) = &options.uid {
                 if meta::uid(&object) != Some(uid.as_str()) {
                     return Err(ApiError::new(
@@ -491,6 +549,7 @@ impl Objects {
         Ok(ObjectWatch {
             inner,
             info,
+            keys: self.keys.clone(),
             queued: VecDeque::new(),
         })
     }
