@@ -21,6 +21,7 @@
 //! - [`limit`]: per-client rate limiting (429 TooManyRequests).
 //! - [`bootstrap`]: the built-in namespaces.
 //! - [`error`]: the gateway's own error type.
+//! - `fuzzing`: one entry point feeding arbitrary bytes to every request decoder (cargo-fuzz and its corpus test).
 
 // Request failures are the bus's `ApiError` (a whole Kubernetes Status, ~130 bytes) on cold paths; boxing it at
 // every call would buy nothing measurable. The bus itself trips the same lint: shrinking `ApiError` there (boxing
@@ -31,6 +32,8 @@ pub mod bootstrap;
 pub mod config;
 pub mod discovery;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod handlers;
 pub(crate) mod health;
 pub mod limit;
