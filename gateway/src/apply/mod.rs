@@ -374,7 +374,12 @@ pub fn record_update(
     if changed.is_empty() && removed.is_empty() {
         return;
     }
-    let mut entries = entries(new);
+    // A client that leaves managedFields out (a PUT of an object it built) keeps the stored ones, as admission does.
+    let sent = new["metadata"].get("managedFields").is_some();
+    let mut entries = match old {
+        Some(old) if !sent => entries(old),
+        _ => entries(new),
+    };
     let changed_leaves = changed.leaves();
     for e in entries.iter_mut() {
         for path in removed.iter() {

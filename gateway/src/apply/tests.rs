@@ -151,12 +151,25 @@ fn updates_record_their_fields_and_conflict_with_a_later_apply() {
         Part::Scale,
         NOW,
     );
-    let entries = entries(&scaled);
-    assert_eq!(entries.len(), 2);
-    assert_eq!(entries[1].subresource, "scale");
-    assert!(!entries[0]
+    let owners = entries(&scaled);
+    assert_eq!(owners.len(), 2);
+    assert_eq!(owners[1].subresource, "scale");
+    assert!(!owners[0]
         .fields
         .contains(&["f:spec".into(), "f:replicas".into()]));
+    // A PUT without managedFields keeps the stored entries and adds its own.
+    let mut put = config("nginx:2", json!([]), 4);
+    record_update(
+        Some(&scaled),
+        &mut put,
+        &deployment(),
+        "kubectl-replace",
+        "apps/v1",
+        Part::Main,
+        NOW,
+    );
+    let managers: Vec<String> = entries(&put).into_iter().map(|e| e.manager).collect();
+    assert_eq!(managers, ["kubectl", "kubectl-scale", "kubectl-replace"]);
     // kubectl no longer owns replicas: its re-apply does not conflict, another manager's change does.
     let err = run(
         Some(&scaled),
