@@ -9,12 +9,13 @@
 //! - [`server`]: the router, the per-request tracing span, start and graceful shutdown.
 //! - [`request`]: what a request names and carries: resource paths, query parameters, bodies (JSON, YAML,
 //!   Kubernetes' protobuf), `Accept`.
-//! - [`handlers`]: one module per verb (get, list, create, update, delete, patch, scale) and the dispatcher.
+//! - [`handlers`]: one module per verb (get, list, create, update, delete, patch, apply, scale) and the dispatcher.
 //! - [`watch`]: streaming watches and the selector filter that turns leaving objects into DELETED.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, the resource lists, and OpenAPI (v3 with Kubernetes' schemas, a
 //!   minimal v2).
 //! - [`table`]: `kubectl get` Tables with Kubernetes' columns per kind.
 //! - [`selector`]: label and field selectors.
+//! - [`apply`]: server-side apply's merge and field ownership (`metadata.managedFields`).
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.
 //! - [`status`]: failures as Kubernetes `Status` objects, JSON answers, `Warning` headers.
 //! - [`health`]: `/livez`, `/healthz`, `/readyz`.
@@ -28,6 +29,7 @@
 // its details) would let this go.
 #![allow(clippy::result_large_err)]
 
+pub mod apply;
 pub mod bootstrap;
 pub mod config;
 pub mod discovery;

@@ -122,7 +122,6 @@ pub fn create(
         "resourceVersion",
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
-        "managedFields",
         "selfLink",
     ] {
         meta.remove(field);
@@ -171,6 +170,10 @@ pub fn update(
         Part::Status => {
             let mut next = old.clone();
             next["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+            // A status write records its managers too (server-side apply of `/status`).
+            if let Some(m) = meta::metadata(&new).and_then(|m| m.get("managedFields")) {
+                meta::metadata_mut(&mut next).insert("managedFields".into(), m.clone());
+            }
             next
         }
         Part::Main => {
@@ -192,7 +195,13 @@ pub fn update(
                 };
             }
             meta.remove("resourceVersion");
-            meta.remove("managedFields");
+            // managedFields the client sent are kept as sent (kube-apiserver lets an update set them); without
+            // any, the stored ones stay.
+            if !meta.contains_key("managedFields") {
+                if let Some(m) = old_meta.get("managedFields") {
+                    meta.insert("managedFields".into(), m.clone());
+                }
+            }
             if info.has_subresource("status") {
                 next["status"] = old.get("status").cloned().unwrap_or(Value::Null);
             }

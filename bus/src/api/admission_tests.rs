@@ -232,3 +232,28 @@ fn namespaces_get_defaults() {
     let e = create(info, json!({"metadata": {"name": "a.b"}}), &cx(None)).unwrap_err();
     assert_eq!(e.reason, Reason::Invalid);
 }
+
+#[test]
+fn managed_fields_are_kept_as_sent_or_as_stored() {
+    let info = by_kind("apps/v1", "Deployment").unwrap();
+    let entry = json!([{"manager": "kubectl", "operation": "Apply", "apiVersion": "apps/v1",
+                        "time": "2026-11-27T00:00:00Z", "fieldsType": "FieldsV1",
+                        "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+    let mut sent = deployment(3);
+    sent["metadata"]["managedFields"] = entry.clone();
+    let created = create(info, sent, &cx(Some("demo"))).unwrap().object;
+    assert_eq!(created["metadata"]["managedFields"], entry);
+    // An update without managedFields keeps the stored ones; one with them replaces them (kube-apiserver's rule).
+    let kept = update(info, &created, deployment(4), Part::Main, &cx(Some("demo")))
+        .unwrap()
+        .object;
+    assert_eq!(kept["metadata"]["managedFields"], entry);
+    let mut cleared = deployment(4);
+    cleared["metadata"]["managedFields"] = json!([]);
+    let cleared = update(info, &created, cleared, Part::Main, &cx(Some("demo")))
+        .unwrap()
+        .object;
+    assert!(cleared["metadata"]["managedFields"]
+        .as_array()
+        .is_none_or(Vec::is_empty));
+}

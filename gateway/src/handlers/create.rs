@@ -10,7 +10,8 @@ use crate::status::Answer;
 /// Creates the object in the body; 201 with the stored object.
 pub(crate) async fn create(call: Call) -> Answer {
     refuse_dry_run(&call)?;
-    let object = decode_object(&call.headers, &call.body)?;
+    let mut object = decode_object(&call.headers, &call.body)?;
+    super::apply::record(&call, None, &mut object, crate::apply::Part::Main);
     let admitted = call
         .gw
         .objects

@@ -1,5 +1,6 @@
 //! Resource requests: the dispatcher that maps method and path to a verb, and one module per verb.
 
+mod apply;
 mod create;
 mod delete;
 mod get;
@@ -135,6 +136,9 @@ async fn route(gw: Gateway, request: Request) -> Answer {
             Method::GET if call.query.watch => watch::serve(call, Some(name)).await,
             Method::GET => get::get(call, &name).await,
             Method::PUT => update::update(call, &name, Part::Main).await,
+            Method::PATCH if request::is_apply(&call.headers) => {
+                apply::apply(call, &name, Part::Main).await
+            }
             Method::PATCH => patch::patch(call, &name, Part::Main).await,
             Method::DELETE => delete::delete(call, &name).await,
             _ => Err(not_allowed()),
@@ -142,6 +146,9 @@ async fn route(gw: Gateway, request: Request) -> Answer {
         (Some(name), Some("status")) => match method {
             Method::GET => get::get(call, &name).await,
             Method::PUT => update::update(call, &name, Part::Status).await,
+            Method::PATCH if request::is_apply(&call.headers) => {
+                apply::apply(call, &name, Part::Status).await
+            }
             Method::PATCH => patch::patch(call, &name, Part::Status).await,
             _ => Err(not_allowed()),
         },

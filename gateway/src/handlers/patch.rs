@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use navarch_bus::api::admission::Part;
-use navarch_bus::api::{meta, ApiError, Reason};
+use navarch_bus::api::{meta, ApiError, Cause, Reason};
 use serde_json::Value;
 
 use super::create::refuse_dry_run;
@@ -18,15 +18,21 @@ const MAX_ATTEMPTS: usize = 16;
 /// Patches the object named `name`, writing `part`.
 pub(crate) async fn patch(call: Call, name: &str, part: Part) -> Answer {
     refuse_dry_run(&call)?;
+    refuse_force(&call)?;
     let kind = PatchKind::from_headers(&call.headers)?;
     let patch: Value = serde_json::from_slice(&call.body)
         .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
     for _ in 0..MAX_ATTEMPTS {
         let current = call.gw.objects.get(call.info, call.ns(), name).await?;
-        let patched = patch::apply_value(kind, call.info.kind, &current, &patch)?;
+        let mut patched = patch::apply_value(kind, call.info.kind, &current, &patch)?;
         if patched == current {
             return Ok(call.object(StatusCode::OK, current, &[]));
         }
+        let owned = match part {
+            Part::Main => crate::apply::Part::Main,
+            Part::Status => crate::apply::Part::Status,
+        };
+        super::apply::record(&call, Some(&current), &mut patched, owned);
         // A resourceVersion the patch itself sets is the client's precondition: its conflict is final.
         let precondition = meta::resource_version(&patched) != meta::resource_version(&current);
         match call
@@ -50,4 +56,21 @@ pub(crate) async fn patch(call: Call, name: &str, part: Part) -> Answer {
         }
     }
     Err(ApiError::conflict(call.info, name).into())
+}
+
+/// `force` belongs to server-side apply; kube-apiserver refuses it on other patches (422).
+pub(crate) fn refuse_force(call: &Call) -> Result<(), ApiError> {
+    if call.query.force.is_none() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_kind(
+        "meta.k8s.io",
+        "PatchOptions",
+        "",
+        vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            field: "force".into(),
+            message: "Forbidden: may not be specified for non-apply patch".into(),
+        }],
+    ))
 }

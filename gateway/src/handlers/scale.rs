@@ -76,7 +76,9 @@ async fn write(
             {
                 return Err(ApiError::conflict(info, name));
             }
+            let old = o.clone();
             o["spec"]["replicas"] = json!(replicas);
+            super::apply::record(call, Some(&old), &mut o, crate::apply::Part::Scale);
             Ok(o)
         })
         .await?;

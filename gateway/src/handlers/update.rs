@@ -11,7 +11,15 @@ use crate::status::Answer;
 /// Replaces the object named `name` with the body, writing `part`.
 pub(crate) async fn update(call: Call, name: &str, part: Part) -> Answer {
     refuse_dry_run(&call)?;
-    let object = decode_object(&call.headers, &call.body)?;
+    let mut object = decode_object(&call.headers, &call.body)?;
+    // The stored object, to see which fields this write changes (a write in between is caught by admission's
+    // resourceVersion check when the client sent one; without one the record may miss that writer's fields).
+    let old = call.gw.objects.get(call.info, call.ns(), name).await?;
+    let owned = match part {
+        Part::Main => crate::apply::Part::Main,
+        Part::Status => crate::apply::Part::Status,
+    };
+    super::apply::record(&call, Some(&old), &mut object, owned);
     let admitted = call
         .gw
         .objects

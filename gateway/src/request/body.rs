@@ -91,6 +91,14 @@ fn unsupported(media: &str) -> ApiError {
     )
 }
 
+/// The media type of server-side apply's PATCH.
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// Whether a PATCH is a server-side apply (`application/apply-patch+yaml`).
+pub fn is_apply(headers: &HeaderMap) -> bool {
+    content_type(headers).as_deref() == Some(APPLY)
+}
+
 /// How a PATCH body is to be applied, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchKind {
@@ -109,10 +117,10 @@ impl PatchKind {
             Some("application/merge-patch+json") => Ok(Self::Merge),
             Some("application/json-patch+json") => Ok(Self::Json),
             Some("application/strategic-merge-patch+json") => Ok(Self::Strategic),
-            Some("application/apply-patch+yaml") => Err(ApiError::new(
+            Some(APPLY) => Err(ApiError::new(
                 Reason::UnsupportedMediaType,
-                "server-side apply (application/apply-patch+yaml) is not served yet: use client-side \
-                 `kubectl apply` (without --server-side)",
+                "server-side apply (application/apply-patch+yaml) is served on objects and their /status, \
+                 not here",
             )),
             other => Err(ApiError::new(
                 Reason::UnsupportedMediaType,

@@ -46,8 +46,10 @@ pub struct Query {
     pub grace_period_seconds: Option<i64>,
     /// `propagationPolicy` of a delete given in the query.
     pub propagation_policy: Option<String>,
-    /// `fieldManager` (recorded nowhere yet: managedFields are not kept).
+    /// `fieldManager`: who `managedFields` record as making the write.
     pub field_manager: Option<String>,
+    /// `force` of a server-side apply: take the fields of conflicting managers.
+    pub force: Option<bool>,
 }
 
 impl Query {
@@ -110,6 +112,7 @@ impl Query {
                 }
                 "propagationPolicy" => q.propagation_policy = Some(value.to_string()),
                 "fieldManager" => q.field_manager = Some(value.to_string()),
+                "force" => q.force = Some(parse_bool("force", value)?),
                 _ => {}
             }
         }

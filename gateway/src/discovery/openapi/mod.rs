@@ -18,6 +18,7 @@ use bytes::Bytes;
 use navarch_bus::api::{resource, RESOURCES};
 use serde_json::{json, Map, Value};
 
+pub use schemas::{catalog, Catalog};
 pub use v2::{v2_json, v2_protobuf, V2_PROTOBUF};
 
 /// One served document.

@@ -91,6 +91,11 @@ impl Catalog {
             .map(|(name, _)| name.as_str())
     }
 
+    /// The schema named `name` (`io.k8s.api.core.v1.Container`).
+    pub fn schema(&self, name: &str) -> Option<&Value> {
+        self.schemas.get(name)
+    }
+
     /// `roots` and every schema they refer to, directly or not: what `components.schemas` must hold for the
     /// `$ref`s of a document to resolve. Names with no schema are left out.
     pub fn closure(&self, roots: BTreeSet<String>) -> Map<String, Value> {
