@@ -62,7 +62,8 @@ pub fn exercise(data: &[u8]) {
             }
         }
         3..=5 => {
-            let kind = [PatchKind::Merge, PatchKind::Json, PatchKind::Strategic][usize::from(selector % 8 - 3)];
+            let kind = [PatchKind::Merge, PatchKind::Json, PatchKind::Strategic]
+                [usize::from(selector % 8 - 3)];
             let current = deployment();
             if let Ok(patched) = patch::apply(kind, "Deployment", &current, rest) {
                 let info = RESOURCES
