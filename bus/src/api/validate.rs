@@ -64,7 +64,7 @@ impl Errors {
     }
 }
 
-const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+pub(crate) const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 const DNS1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 
 pub(crate) const DNS1035_LABEL: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
@@ -326,6 +326,15 @@ pub(crate) fn template(
     }
 }
 
+/// Whether a label selector selects everything (no labels, no expressions): invalid for workloads.
+pub(crate) fn selector_is_empty(selector: &LabelSelector) -> bool {
+    selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|m| m.is_empty())
+}
+
 pub(crate) fn deployment(errors: &mut Errors, d: &Deployment) {
     let Some(spec) = &d.spec else {
         errors.required("spec", "");
@@ -336,16 +345,7 @@ pub(crate) fn deployment(errors: &mut Errors, d: &Deployment) {
             errors.invalid("spec.replicas", r, "must be greater than or equal to 0");
         }
     }
-    let selector_empty = spec
-        .selector
-        .match_labels
-        .as_ref()
-        .is_none_or(|m| m.is_empty())
-        && spec
-            .selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(|m| m.is_empty());
+    let selector_empty = selector_is_empty(&spec.selector);
     if selector_empty {
         errors.invalid("spec.selector", "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement(nil)}", "empty selector is invalid for deployment");
     } else {

@@ -3,10 +3,10 @@
 //! one per group version.
 
 use axum::http::HeaderMap;
-use navarch_bus::api::{resource, ResourceInfo, RESOURCES};
+use navarch_bus::api::{resource, ResourceInfo};
 use serde_json::{json, Value};
 
-use super::{subresources, RESOURCE_VERBS};
+use super::{core_version_names, subresources, RESOURCE_VERBS};
 
 /// The media type client-go asks for and recognises the answer by (it must be exactly this).
 pub const CONTENT_TYPE: &str =
@@ -99,13 +99,7 @@ fn list(items: Vec<Value>) -> Value {
 
 /// `/api` aggregated: the core group (unnamed) and its versions.
 pub fn core() -> Value {
-    let mut versions: Vec<&str> = RESOURCES
-        .iter()
-        .filter(|r| r.group.is_empty())
-        .map(|r| r.version)
-        .collect();
-    versions.dedup();
-    list(vec![group_json("", &versions)])
+    list(vec![group_json("", &core_version_names())])
 }
 
 /// `/apis` aggregated: every named group.
@@ -121,6 +115,7 @@ pub fn groups() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use navarch_bus::api::RESOURCES;
 
     #[test]
     fn kubectls_accept_header_selects_v2() {

@@ -45,13 +45,18 @@ pub fn subresources(info: &ResourceInfo) -> Vec<&'static str> {
 
 /// `/api`: the core group's versions (legacy discovery; kubectl then asks for each version's resources).
 pub fn core_versions() -> Value {
+    json!({"kind": "APIVersions", "versions": core_version_names(), "serverAddressByClientCIDRs": []})
+}
+
+/// The versions of the core group, in registry order.
+pub(crate) fn core_version_names() -> Vec<&'static str> {
     let mut versions: Vec<&str> = RESOURCES
         .iter()
         .filter(|r| r.group.is_empty())
         .map(|r| r.version)
         .collect();
     versions.dedup();
-    json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []})
+    versions
 }
 
 fn group_json(group: &str, versions: &[&str]) -> Value {

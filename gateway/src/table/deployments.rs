@@ -3,7 +3,7 @@
 use k8s_openapi::chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{age_of, name, selector_string, Column, AGE, NAME};
+use super::{age_of, container_cells, name, or_none, selector_string, Column, AGE, NAME};
 
 /// Kubernetes' deployment columns.
 pub const COLUMNS: &[Column] = &[
@@ -21,16 +21,7 @@ pub const COLUMNS: &[Column] = &[
 pub fn cells(d: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let int = |v: &Value| v.as_i64().unwrap_or(0);
     let status = &d["status"];
-    let containers = d["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .map_or(&[][..], Vec::as_slice);
-    let join = |field: &str| {
-        containers
-            .iter()
-            .map(|c| c[field].as_str().unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let (containers, images) = container_cells(&d["spec"]["template"]["spec"]);
     let selector = selector_string(&d["spec"]["selector"]);
     vec![
         json!(name(d)),
@@ -42,13 +33,9 @@ pub fn cells(d: &Value, now: DateTime<Utc>) -> Vec<Value> {
         json!(int(&status["updatedReplicas"])),
         json!(int(&status["availableReplicas"])),
         json!(age_of(d, now)),
-        json!(join("name")),
-        json!(join("image")),
-        json!(if selector.is_empty() {
-            "<none>".to_string()
-        } else {
-            selector
-        }),
+        json!(containers),
+        json!(images),
+        json!(or_none(selector)),
     ]
 }
 

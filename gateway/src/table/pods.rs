@@ -4,7 +4,7 @@
 use k8s_openapi::chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::{age, age_of, name, Column, AGE, NAME};
+use super::{age, age_of, items, name, or_none, text, Column, AGE, NAME};
 
 /// Kubernetes' pod columns.
 pub const COLUMNS: &[Column] = &[
@@ -22,22 +22,6 @@ pub const COLUMNS: &[Column] = &[
     Column::new("Readiness Gates", "If specified, all readiness gates will be evaluated for pod readiness.").wide(),
 ];
 
-fn list(v: &Value) -> &[Value] {
-    v.as_array().map_or(&[], Vec::as_slice)
-}
-
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
-
-fn or_none(s: &str) -> String {
-    if s.is_empty() {
-        "<none>".into()
-    } else {
-        s.to_string()
-    }
-}
-
 /// Why a terminated container stopped, as kubectl words it (`Completed`, `Error`, `Signal:9`, `ExitCode:2`).
 fn terminated_reason(t: &Value, prefix: &str) -> String {
     let reason = text(&t["reason"]);
@@ -51,7 +35,7 @@ fn terminated_reason(t: &Value, prefix: &str) -> String {
 }
 
 fn condition_true(status: &Value, kind: &str) -> bool {
-    list(&status["conditions"])
+    items(&status["conditions"])
         .iter()
         .any(|c| c["type"] == kind && c["status"] == "True")
 }
@@ -60,12 +44,12 @@ fn condition_true(status: &Value, kind: &str) -> bool {
 pub fn summary(pod: &Value, now: DateTime<Utc>) -> (String, String, String) {
     let spec = &pod["spec"];
     let status = &pod["status"];
-    let total = list(&spec["containers"]).len();
+    let total = items(&spec["containers"]).len();
     let mut reason = text(&status["phase"]).to_string();
     if !text(&status["reason"]).is_empty() {
         reason = text(&status["reason"]).to_string();
     }
-    if list(&status["conditions"])
+    if items(&status["conditions"])
         .iter()
         .any(|c| c["type"] == "PodScheduled" && c["reason"] == "SchedulingGated")
     {
@@ -74,9 +58,9 @@ pub fn summary(pod: &Value, now: DateTime<Utc>) -> (String, String, String) {
     let mut restarts: i64 = 0;
     let mut last_restart: Option<String> = None;
     let mut ready = 0;
-    let init_total = list(&spec["initContainers"]).len();
+    let init_total = items(&spec["initContainers"]).len();
     let mut initializing = false;
-    for (i, c) in list(&status["initContainerStatuses"]).iter().enumerate() {
+    for (i, c) in items(&status["initContainerStatuses"]).iter().enumerate() {
         restarts += c["restartCount"].as_i64().unwrap_or(0);
         let state = &c["state"];
         if state["terminated"].is_object() && state["terminated"]["exitCode"].as_i64() == Some(0) {
@@ -97,7 +81,7 @@ pub fn summary(pod: &Value, now: DateTime<Utc>) -> (String, String, String) {
     if !initializing || condition_true(status, "Initialized") {
         restarts = 0;
         let mut has_running = false;
-        for c in list(&status["containerStatuses"]).iter().rev() {
+        for c in items(&status["containerStatuses"]).iter().rev() {
             restarts += c["restartCount"].as_i64().unwrap_or(0);
             if let Some(finished) = c["lastState"]["terminated"]["finishedAt"].as_str() {
                 if last_restart.as_deref().is_none_or(|l| l < finished) {
@@ -141,12 +125,12 @@ pub fn summary(pod: &Value, now: DateTime<Utc>) -> (String, String, String) {
 /// The cells of one pod.
 pub fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
     let (status, ready, restarts) = summary(pod, now);
-    let ip = list(&pod["status"]["podIPs"])
+    let ip = items(&pod["status"]["podIPs"])
         .first()
         .map(|p| text(&p["ip"]).to_string())
         .filter(|ip| !ip.is_empty())
         .unwrap_or_else(|| text(&pod["status"]["podIP"]).to_string());
-    let gates = list(&pod["spec"]["readinessGates"]);
+    let gates = items(&pod["spec"]["readinessGates"]);
     let gates = if gates.is_empty() {
         "<none>".to_string()
     } else {
@@ -162,9 +146,11 @@ pub fn cells(pod: &Value, now: DateTime<Utc>) -> Vec<Value> {
         json!(status),
         json!(restarts),
         json!(age_of(pod, now)),
-        json!(or_none(&ip)),
-        json!(or_none(text(&pod["spec"]["nodeName"]))),
-        json!(or_none(text(&pod["status"]["nominatedNodeName"]))),
+        json!(or_none(ip.clone())),
+        json!(or_none(text(&pod["spec"]["nodeName"]).to_string())),
+        json!(or_none(
+            text(&pod["status"]["nominatedNodeName"]).to_string()
+        )),
         json!(gates),
     ]
 }

@@ -130,7 +130,7 @@ fn check_spec(errors: &mut Errors, spec: &ServiceSpec) {
             errors.invalid(
                 &format!("{field}.name"),
                 format!("\"{name}\""),
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character",
+                validate::DNS1123_LABEL,
             );
         } else if !names.insert(name.to_string()) {
             errors.duplicate(&format!("{field}.name"), name);

@@ -21,16 +21,7 @@ pub(crate) fn replica_set(rs: &mut ReplicaSet, old: Option<&ReplicaSet>, errors:
     }
     non_negative(errors, "spec.replicas", spec.replicas);
     non_negative(errors, "spec.minReadySeconds", spec.min_ready_seconds);
-    let selector_empty = spec
-        .selector
-        .match_labels
-        .as_ref()
-        .is_none_or(|m| m.is_empty())
-        && spec
-            .selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(|m| m.is_empty());
+    let selector_empty = validate::selector_is_empty(&spec.selector);
     if selector_empty {
         errors.invalid(
             "spec.selector",
