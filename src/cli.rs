@@ -270,6 +270,14 @@ pub struct GatewayArgs {
     /// Encryption keys for Secrets (without a key file, Secrets are stored in plain JSON).
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// Bearer tokens the API accepts, in kube-apiserver's format: one `token,user,uid,"group1,group2"` per line
+    /// (`system:masters` members may do anything; others get what RBAC grants them).
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// The key that signs and verifies service-account tokens (base64 of 32 random bytes; every gateway of a
+    /// cluster needs the same one). Without it, TokenRequest (`kubectl create token`) is not served.
+    #[arg(long)]
+    pub service_account_key_file: Option<PathBuf>,
 }
 
 /// `navarch controllers`.

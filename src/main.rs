@@ -6,9 +6,11 @@
 //! - `store_tools`: `navarch store member|get|status`, tools for a running store cluster.
 //! - `secrets_tools`: `navarch secrets reencrypt`, rewriting every Secret under the current encryption key.
 //! - `kubeconfig`: the kubeconfig written for kubectl.
+//! - `credentials`: the API's token file (with `navarch up`'s admin token) and service-account signing key.
 //! - `telemetry`: logs and the OpenTelemetry tracer.
 
 mod cli;
+mod credentials;
 mod kubeconfig;
 mod run;
 mod secrets_tools;

@@ -185,6 +185,7 @@ fn absolute(path: &Path) -> Result<std::path::PathBuf> {
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = absolute(&args.data_dir)?;
     let encryption = up_keys(&args.encryption, &data_dir)?;
+    let (authentication, _admin_token) = crate::credentials::up_authentication(&data_dir)?;
     // With the embedded bus every role gets its own connection to one in-process router, as separate processes
     // would have to one NATS server.
     let router = Arc::new(Embedded::new());
@@ -216,6 +217,7 @@ async fn up(args: UpArgs) -> Result<()> {
             listen: args.api_listen,
             rate_limit: args.api_limit.rate_limit(),
             encryption: Some(encryption.clone()),
+            authentication,
             ..Default::default()
         };
         let gateway = navarch_gateway::start(bus_for("gateway").await?, gateway_config)
@@ -324,11 +326,16 @@ async fn print_etcd_address(store: &actix::Addr<navarch_store::StoreMember>) {
 
 async fn gateway(args: GatewayArgs) -> Result<()> {
     let encryption = keys_from_flag(&args.encryption)?;
+    let authentication = crate::credentials::authentication(
+        args.token_auth_file.as_deref(),
+        args.service_account_key_file.as_deref(),
+    )?;
     let bus = connect(&args.common, "gateway").await?;
     let config = navarch_gateway::GatewayConfig {
         listen: args.api_listen,
         rate_limit: args.api_limit.rate_limit(),
         encryption,
+        authentication,
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config)

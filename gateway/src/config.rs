@@ -8,8 +8,8 @@ use navarch_bus::api::EncryptionKeys;
 /// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
-    /// Address to listen on. Default 127.0.0.1:6443: kube-apiserver's secure port, on loopback because the gateway
-    /// has no authentication yet. Port 0 picks a free port ([`crate::RunningGateway::addr`] tells which).
+    /// Address to listen on. Default 127.0.0.1:6443: kube-apiserver's secure port, on loopback unless asked
+    /// otherwise. Port 0 picks a free port ([`crate::RunningGateway::addr`] tells which).
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413. Default 3 MiB: kube-apiserver's `MaxRequestBodyBytes`.
     pub max_body_bytes: usize,
@@ -30,6 +30,9 @@ pub struct GatewayConfig {
     /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
     /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
     pub encryption: Option<EncryptionKeys>,
+    /// Who may call: bearer tokens and the service-account signing key. Default: none, so every request but the
+    /// health probes is 401 until tokens are given (`navarch up` writes an admin token into its kubeconfig).
+    pub authentication: crate::auth::Authentication,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +49,7 @@ impl Default for GatewayConfig {
             }),
             list_revision_wait: Duration::from_secs(3),
             encryption: None,
+            authentication: crate::auth::Authentication::default(),
         }
     }
 }

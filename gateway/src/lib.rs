@@ -15,6 +15,7 @@
 //!   minimal v2).
 //! - [`table`]: `kubectl get` Tables with Kubernetes' columns per kind.
 //! - [`selector`]: label and field selectors.
+//! - [`auth`]: who is asking (bearer tokens, service-account tokens) and may they (RBAC); the review APIs.
 //! - [`apply`]: server-side apply's merge and field ownership (`metadata.managedFields`).
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.
 //! - [`status`]: failures as Kubernetes `Status` objects, JSON answers, `Warning` headers.
@@ -30,6 +31,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod discovery;

@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, Request};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use navarch_bus::api::Objects;
 use navarch_bus::store::StoreClient;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::auth::{middleware as auth_check, reviews, AuthCache};
 use crate::config::GatewayConfig;
 use crate::discovery::{self, aggregated, openapi};
 use crate::error::{Error, Result};
@@ -38,6 +39,10 @@ pub(crate) struct Gateway {
     pub shutdown: watch::Receiver<bool>,
     /// Per-client request budget, when limited.
     pub limiter: Option<Arc<RateLimiter>>,
+    /// The RBAC objects and service accounts, kept in memory for authorization.
+    pub auth_cache: AuthCache,
+    /// Turns true once the default namespaces and RBAC objects exist.
+    pub bootstrapped: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A running gateway. Dropping it leaves the server running until the runtime stops; call
@@ -92,18 +97,22 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         source,
     })?;
     let (stop, shutdown) = watch::channel(false);
+    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let gateway = Gateway {
-        objects: Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone()),
+        auth_cache: AuthCache::start(objects.clone(), shutdown.clone()),
+        bootstrapped: Arc::default(),
+        objects,
         limiter: config
             .rate_limit
             .map(|limit| Arc::new(RateLimiter::new(limit))),
         config: Arc::new(config),
         shutdown: shutdown.clone(),
     };
-    let bootstrap = tokio::spawn(bootstrap::ensure_namespaces(
+    let bootstrap = tokio::spawn(bootstrap::ensure_defaults(
         gateway.objects.clone(),
         gateway.config.bootstrap_retry,
         shutdown.clone(),
+        gateway.bootstrapped.clone(),
     ));
     let app = router(gateway);
     let mut signal = shutdown;
@@ -149,10 +158,39 @@ pub(crate) fn router(gateway: Gateway) -> Router {
         .route("/livez", get(health::livez))
         .route("/healthz", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .route(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            post(reviews::self_subject),
+        )
+        .route(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            post(reviews::token),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            post(reviews::self_subject_access),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+            post(reviews::self_subject_rules),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            post(reviews::subject_access),
+        )
+        .route(
+            "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
+            post(reviews::local_subject_access),
+        )
         .fallback(handlers::dispatch)
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             Failure(method_not_allowed(method.as_str(), uri.path()))
         })
+        // Layers run bottom-up: the rate limit first (a flood of bad tokens is limited too), then who and may they.
+        .layer(middleware::from_fn_with_state(
+            gateway.clone(),
+            auth_check::check,
+        ))
         .layer(middleware::from_fn_with_state(gateway.clone(), rate_limit))
         .layer(middleware::from_fn(trace))
         // Defense in depth: a bug that panics in a handler answers 500 with a Status instead of dropping the

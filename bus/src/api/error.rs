@@ -135,6 +135,15 @@ impl ApiError {
         }
     }
 
+    /// An error with details (the object it is about, causes).
+    pub fn with_details(reason: Reason, message: impl Into<String>, details: Details) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            details: Some(Box::new(details)),
+        }
+    }
+
     fn about(mut self, info: &ResourceInfo, name: &str) -> Self {
         let details = self.details.get_or_insert_with(Default::default);
         details.name = Some(name.to_string());

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use navarch_bus::api::{resource, ResourceInfo};
 use serde_json::{json, Value};
 
-use super::{core_version_names, subresources, RESOURCE_VERBS};
+use super::{all_groups, core_version_names, reviews_in, subresources, RESOURCE_VERBS};
 
 /// The media type client-go asks for and recognises the answer by (it must be exactly this).
 pub const CONTENT_TYPE: &str =
@@ -42,6 +42,10 @@ fn resource_json(info: &ResourceInfo) -> Value {
                     json!(["get", "patch", "update"]),
                 ),
                 "log" => (kind_ref("", "v1", "Pod"), json!(["get"])),
+                "token" => (
+                    kind_ref("authentication.k8s.io", "v1", "TokenRequest"),
+                    json!(["create"]),
+                ),
                 _ => (
                     kind_ref(info.group, info.version, info.kind),
                     json!(["get", "patch", "update"]),
@@ -73,10 +77,22 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|version| {
-            let resources: Vec<Value> = resource::in_group_version(group, version)
-                .into_iter()
-                .map(resource_json)
+            let mut resources: Vec<Value> = reviews_in(group, version)
+                .map(|r| {
+                    json!({
+                        "resource": r.plural,
+                        "responseKind": kind_ref(r.group, r.version, r.kind),
+                        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.kind.to_lowercase(),
+                        "verbs": ["create"],
+                    })
+                })
                 .collect();
+            resources.extend(
+                resource::in_group_version(group, version)
+                    .into_iter()
+                    .map(resource_json),
+            );
             json!({"version": version, "resources": resources, "freshness": "Current"})
         })
         .collect();
@@ -105,7 +121,7 @@ pub fn core() -> Value {
 /// `/apis` aggregated: every named group.
 pub fn groups() -> Value {
     list(
-        resource::groups()
+        all_groups()
             .iter()
             .map(|(group, versions)| group_json(group, versions))
             .collect(),

@@ -75,7 +75,7 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 
 /// `/apis`: every named group.
 pub fn groups() -> Value {
-    let groups: Vec<Value> = resource::groups()
+    let groups: Vec<Value> = all_groups()
         .iter()
         .map(|(g, versions)| group_json(g, versions))
         .collect();
@@ -84,7 +84,7 @@ pub fn groups() -> Value {
 
 /// `/apis/<group>`, if the group is served.
 pub fn group(name: &str) -> Option<Value> {
-    resource::groups()
+    all_groups()
         .iter()
         .find(|(g, _)| *g == name)
         .map(|(g, versions)| group_json(g, versions))
@@ -106,18 +106,112 @@ fn subresource_json(info: &ResourceInfo, sub: &str) -> Value {
             entry["kind"] = json!("Scale");
         }
         "log" => entry["verbs"] = json!(["get"]),
+        "token" => {
+            entry["group"] = json!("authentication.k8s.io");
+            entry["version"] = json!("v1");
+            entry["kind"] = json!("TokenRequest");
+            entry["verbs"] = json!(["create"]);
+        }
         _ => {}
     }
     entry
 }
 
+/// A create-only resource that is not stored: the review APIs (`src/auth/reviews.rs`).
+pub(crate) struct Review {
+    /// Its group.
+    pub group: &'static str,
+    /// Its version.
+    pub version: &'static str,
+    /// Its plural name.
+    pub plural: &'static str,
+    /// Its kind.
+    pub kind: &'static str,
+    /// Whether it lives in a namespace.
+    pub namespaced: bool,
+}
+
+/// The review APIs, as kube-apiserver serves them.
+pub(crate) const REVIEWS: &[Review] = &[
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "selfsubjectreviews",
+        kind: "SelfSubjectReview",
+        namespaced: false,
+    },
+    Review {
+        group: "authentication.k8s.io",
+        version: "v1",
+        plural: "tokenreviews",
+        kind: "TokenReview",
+        namespaced: false,
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "localsubjectaccessreviews",
+        kind: "LocalSubjectAccessReview",
+        namespaced: true,
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectaccessreviews",
+        kind: "SelfSubjectAccessReview",
+        namespaced: false,
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "selfsubjectrulesreviews",
+        kind: "SelfSubjectRulesReview",
+        namespaced: false,
+    },
+    Review {
+        group: "authorization.k8s.io",
+        version: "v1",
+        plural: "subjectaccessreviews",
+        kind: "SubjectAccessReview",
+        namespaced: false,
+    },
+];
+
+/// Every named group with its versions: the registry's, then the review groups.
+pub(crate) fn all_groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups = resource::groups();
+    for r in REVIEWS {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
+            Some(_) => {}
+            None => groups.push((r.group, vec![r.version])),
+        }
+    }
+    groups
+}
+
+/// The review resources of a group version.
+pub(crate) fn reviews_in<'a>(
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'static Review> + 'a {
+    REVIEWS
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
+}
+
 /// `/api/<version>` or `/apis/<group>/<version>`: the APIResourceList, or None when nothing is served there.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let kinds = resource::in_group_version(group, version);
-    if kinds.is_empty() {
+    let mut resources: Vec<Value> = reviews_in(group, version)
+        .map(|r| {
+            json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
+                "kind": r.kind, "verbs": ["create"]})
+        })
+        .collect();
+    if kinds.is_empty() && resources.is_empty() {
         return None;
     }
-    let mut resources = Vec::new();
     for info in kinds {
         let mut entry = json!({
             "name": info.plural,

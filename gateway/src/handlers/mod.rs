@@ -158,6 +158,17 @@ async fn route(gw: Gateway, request: Request) -> Answer {
             Method::PATCH => scale::patch(call, &name).await,
             _ => Err(not_allowed()),
         },
+        (Some(name), Some("token")) if method == Method::POST => {
+            let namespace = call.namespace.clone().unwrap_or_default();
+            crate::auth::reviews::token_request(
+                &call.gw,
+                &namespace,
+                &name,
+                &call.headers,
+                &call.body,
+            )
+            .await
+        }
         (Some(_), Some("log")) if method == Method::GET => Err(Failure(ApiError::new(
             Reason::BadRequest,
             "pod logs are not served by the Navarch gateway yet",
