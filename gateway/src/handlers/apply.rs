@@ -146,6 +146,7 @@ pub(crate) async fn apply(call: Call, name: &str, part: Part) -> Answer {
             apply_part,
             &now,
         )?;
+        super::confirm_no_escalation(&call, &applied.object).await?;
         let Some(live) = live else {
             match call
                 .gw

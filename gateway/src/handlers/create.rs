@@ -12,6 +12,7 @@ pub(crate) async fn create(call: Call) -> Answer {
     refuse_dry_run(&call)?;
     let mut object = decode_object(&call.headers, &call.body)?;
     super::apply::record(&call, None, &mut object, crate::apply::Part::Main);
+    super::confirm_no_escalation(&call, &object).await?;
     let admitted = call
         .gw
         .objects

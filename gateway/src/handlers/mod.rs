@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use navarch_bus::api::{admission::Part, ApiError, Reason, ResourceInfo};
 use serde_json::{json, Value};
 
+use crate::auth::rbac::{escalation, UserInfo};
 use crate::discovery;
 use crate::request::{self, wants_table, Query, ResourcePath, TableAccept};
 use crate::server::Gateway;
@@ -23,6 +24,7 @@ use crate::status::{
 };
 use crate::table::{self, TableOptions};
 use crate::watch;
+use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef};
 
 /// One resource request, parsed.
 pub(crate) struct Call {
@@ -40,6 +42,8 @@ pub(crate) struct Call {
     pub table: Option<TableAccept>,
     /// The body (empty for GET).
     pub body: bytes::Bytes,
+    /// Who is asking (the authentication middleware puts it in the request).
+    pub user: Option<UserInfo>,
 }
 
 impl Call {
@@ -114,6 +118,7 @@ async fn route(gw: Gateway, request: Request) -> Answer {
         request::read_body(body, gw.config.max_body_bytes).await?
     };
     let call = Call {
+        user: parts.extensions.get::<UserInfo>().cloned(),
         gw,
         info,
         namespace,
@@ -175,6 +180,86 @@ async fn route(gw: Gateway, request: Request) -> Answer {
         ))),
         _ => Err(not_allowed()),
     }
+}
+
+/// How long an RBAC write waits for the authorization cache's first complete view.
+const ESCALATION_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refuses (403) a Role, ClusterRole or binding, as it is about to be stored, that would grant more than its
+/// writer holds (`src/auth/rbac/escalation.rs`). Other kinds pass.
+pub(crate) async fn confirm_no_escalation(call: &Call, object: &Value) -> Result<(), ApiError> {
+    if call.info.group != "rbac.authorization.k8s.io" {
+        return Ok(());
+    }
+    let user = call.user.as_ref().ok_or_else(|| {
+        ApiError::internal("an RBAC write reached its handler without an authenticated user")
+    })?;
+    if user
+        .groups
+        .iter()
+        .any(|g| g == crate::auth::rbac::PRIVILEGED_GROUP)
+    {
+        return Ok(());
+    }
+    let snapshot = call
+        .gw
+        .auth_cache
+        .synced(ESCALATION_SYNC_WAIT)
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                Reason::ServiceUnavailable,
+                "the gateway cannot check RBAC writes yet: the store has not answered",
+            )
+        })?;
+    let namespace = call.ns().unwrap_or_default();
+    let name = navarch_bus::api::meta::name(object).unwrap_or_default();
+    fn parse<T: serde::de::DeserializeOwned>(object: &Value, field: &str) -> Result<T, ApiError> {
+        serde_json::from_value(object[field].clone())
+            .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+    }
+    let result = match call.info.kind {
+        "Role" | "ClusterRole" => {
+            if call.info.kind == "ClusterRole" && !object["aggregationRule"].is_null() {
+                // An aggregated role takes rules from roles yet to be written: only `escalate` may write one.
+                escalation::check_role(
+                    &snapshot.policy,
+                    user,
+                    namespace,
+                    name,
+                    &[PolicyRule {
+                        verbs: vec!["*".into()],
+                        api_groups: Some(vec!["*".into()]),
+                        resources: Some(vec!["*".into()]),
+                        ..PolicyRule::default()
+                    }],
+                )
+            } else {
+                let rules: Option<Vec<PolicyRule>> = parse(object, "rules")?;
+                escalation::check_role(
+                    &snapshot.policy,
+                    user,
+                    namespace,
+                    name,
+                    &rules.unwrap_or_default(),
+                )
+            }
+        }
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let role_ref: RoleRef = parse(object, "roleRef")?;
+            escalation::check_binding(&snapshot.policy, user, namespace, &role_ref)
+        }
+        _ => Ok(()),
+    };
+    result.map_err(|e| {
+        ApiError::new(
+            Reason::Forbidden,
+            format!(
+                "{}.{} {name:?} is forbidden: {e}",
+                call.info.plural, call.info.group
+            ),
+        )
+    })
 }
 
 /// `/api/<v>`, `/apis/<g>/<v>` and `/apis/<g>`.

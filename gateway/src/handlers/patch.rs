@@ -33,6 +33,7 @@ pub(crate) async fn patch(call: Call, name: &str, part: Part) -> Answer {
             Part::Status => crate::apply::Part::Status,
         };
         super::apply::record(&call, Some(&current), &mut patched, owned);
+        super::confirm_no_escalation(&call, &patched).await?;
         // A resourceVersion the patch itself sets is the client's precondition: its conflict is final.
         let precondition = meta::resource_version(&patched) != meta::resource_version(&current);
         match call

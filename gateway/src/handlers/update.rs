@@ -20,6 +20,7 @@ pub(crate) async fn update(call: Call, name: &str, part: Part) -> Answer {
         Part::Status => crate::apply::Part::Status,
     };
     super::apply::record(&call, Some(&old), &mut object, owned);
+    super::confirm_no_escalation(&call, &object).await?;
     let admitted = call
         .gw
         .objects

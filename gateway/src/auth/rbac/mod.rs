@@ -6,10 +6,12 @@
 //! - `rules`: one rule against one request, one subject against one user.
 //! - `aggregation`: ClusterRoles that aggregate others by label.
 //! - `bootstrap`: the default roles and bindings kube-apiserver creates.
+//! - `escalation`: no one grants more than they hold (Roles and bindings are checked against the writer's rules).
 
 mod aggregation;
 mod attributes;
 mod bootstrap;
+pub mod escalation;
 mod rules;
 #[cfg(test)]
 mod tests;
@@ -312,6 +314,28 @@ impl Policy {
             }
         }
         errors
+    }
+
+    /// Every rule granted to `user` for requests in `namespace` (empty: cluster-wide grants only), for the
+    /// escalation check (`GetRoleReferenceRules` of every applying binding, as `ConfirmNoEscalation` gathers them).
+    pub fn granted_rules(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
+        let mut granted = Vec::new();
+        self.visit_rules(user, namespace, |_, rule| {
+            granted.push(rule.clone());
+            false
+        });
+        granted
+    }
+
+    /// The rules of the role `role_ref` names, as a binding in `namespace` (empty: a ClusterRoleBinding) sees
+    /// them; an error names a role that does not exist.
+    pub fn referenced_rules(
+        &self,
+        role_ref: &RoleRef,
+        namespace: &str,
+    ) -> Result<Vec<PolicyRule>, String> {
+        self.role_rules(role_ref, namespace)
+            .map(<[PolicyRule]>::to_vec)
     }
 
     /// The rules a role reference names (`GetRoleReferenceRules`): a Role is looked up in the binding's namespace,
