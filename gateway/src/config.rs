@@ -30,6 +30,9 @@ pub struct GatewayConfig {
     /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
     /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
     pub encryption: Option<EncryptionKeys>,
+    /// The serving certificate and key for HTTPS. Default None: plain HTTP, kept for tests that run the gateway
+    /// in-process; every role the `navarch` binary runs serves TLS (`up` and `gateway` always set this).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +49,7 @@ impl Default for GatewayConfig {
             }),
             list_revision_wait: Duration::from_secs(3),
             encryption: None,
+            tls: None,
         }
     }
 }
@@ -70,6 +74,9 @@ pub enum ConfigError {
     /// The rate limit's rate is not a positive number or its burst is 0. Not retryable.
     #[error("the rate limit needs a positive rate and burst")]
     RateLimit,
+    /// The TLS certificate or key does not parse, or they do not belong together. Not retryable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl GatewayConfig {
@@ -94,6 +101,10 @@ impl GatewayConfig {
             if limit.qps == 0 || limit.burst == 0 {
                 return Err(ConfigError::RateLimit);
             }
+        }
+        if let Some(tls) = &self.tls {
+            tls.server_config()
+                .map_err(|e| ConfigError::Tls(e.to_string()))?;
         }
         Ok(())
     }
@@ -122,5 +133,13 @@ mod tests {
             inverted.validate(),
             Err(ConfigError::WatchTimeout { .. })
         ));
+        let bad_tls = GatewayConfig {
+            tls: Some(crate::tls::TlsConfig {
+                cert_chain_pem: b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec(),
+                key_pem: Vec::new(),
+            }),
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(bad_tls.validate(), Err(ConfigError::Tls(_))));
     }
 }

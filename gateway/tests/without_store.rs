@@ -14,6 +14,8 @@ async fn get(client: &reqwest::Client, url: String) -> anyhow::Result<(u16, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_what_needs_no_store_and_stops() -> anyhow::Result<()> {
+    // reqwest has TLS without a provider of its own (tests/tls.rs); a client cannot be built before one is set.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let bus = Bus::embedded("no-store").await?;
     let config = GatewayConfig {
         listen: "127.0.0.1:0".parse()?,
