@@ -39,9 +39,13 @@ fn roles_in_separate_processes_over_nats() {
             "127.0.0.1:0",
             "--kubeconfig",
             &kubeconfig,
+            "--pki-dir",
+            &path("pki"),
         ]),
     );
     let api = read_line_starting(&gw_out, "API:");
+    read_line_starting(&gw_out, "kubeconfig:");
+    trust(&api, std::path::Path::new(&kubeconfig));
     let (_scheduler, _) = start("scheduler", with(&["scheduler"]));
     let (_controllers, _) = start("controllers", with(&["controllers"]));
     let (mut agent, _) = start(

@@ -29,6 +29,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Result<Self> {
+        // In-process and plain HTTP, but reqwest still needs a crypto provider to build (see src/main.rs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
         let bus = Bus::embedded("gateway-test").await?;
         let store = StoreMember::start(
