@@ -82,7 +82,7 @@ pub struct UpArgs {
     /// Bus, cluster name. Without `--nats` the roles talk over the embedded in-process bus.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Where the store, the agent's pod logs and the kubeconfig live.
+    /// Where the store, the agent's pod logs, the kubeconfig and the API's CA and certificate (`pki/`) live.
     #[arg(long, default_value = ".navarch")]
     pub data_dir: PathBuf,
     /// Address of the Kubernetes API (port 0 picks a free port; the kubeconfig holds the real one).
@@ -267,6 +267,17 @@ pub struct GatewayArgs {
     /// Write a kubeconfig for this gateway to this file.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// The serving certificate (PEM chain, serving certificate first), as kube-apiserver's flag; needs
+    /// --tls-private-key-file. Without both, a CA and serving certificate are generated in --pki-dir.
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key (PEM), as kube-apiserver's flag; needs --tls-cert-file.
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Where the generated CA (`ca.crt`, `ca.key`) and serving certificate are kept when no --tls-cert-file is
+    /// given; reused on the next start.
+    #[arg(long, default_value = ".navarch/pki")]
+    pub pki_dir: PathBuf,
     /// Encryption keys for Secrets (without a key file, Secrets are stored in plain JSON).
     #[command(flatten)]
     pub encryption: EncryptionArgs,

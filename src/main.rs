@@ -26,6 +26,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // One process-wide rustls provider: reqwest is built without its own (it would be aws-lc-rs), and async-nats
+    // panics on a TLS connect when it cannot tell which provider to use (STACK.md, "Two rustls crypto providers").
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let system = actix::System::with_tokio_rt(|| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -176,6 +176,33 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// The API's CA and serving certificate in `dir`, generated on the first start and reused after, covering the
+/// listen address (unless it is 0.0.0.0 or ::) and this host's name besides loopback.
+fn generated_pki(dir: &Path, listen: std::net::SocketAddr) -> Result<navarch_gateway::Pki> {
+    let mut hosts = Vec::new();
+    if !listen.ip().is_unspecified() {
+        hosts.push(listen.ip().to_string());
+    }
+    let name = host_name();
+    // A host name no certificate can hold (e.g. with a space) is left out rather than stopping the start.
+    if rustls::pki_types::ServerName::try_from(name.as_str()).is_ok() {
+        hosts.push(name);
+    }
+    navarch_gateway::ensure_pki(dir, &hosts)
+        .with_context(|| format!("preparing the API's certificates in {}", dir.display()))
+}
+
+/// The address a local client reaches a listener at: loopback for 0.0.0.0 or ::, which the serving certificate
+/// does not name and no client can connect to.
+fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    let ip: std::net::IpAddr = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, addr.port())
+}
+
 fn absolute(path: &Path) -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
     path.canonicalize()
@@ -185,7 +212,7 @@ fn absolute(path: &Path) -> Result<std::path::PathBuf> {
 async fn up(args: UpArgs) -> Result<()> {
     let data_dir = absolute(&args.data_dir)?;
     let encryption = up_keys(&args.encryption, &data_dir)?;
-    let (authentication, _admin_token) = crate::credentials::up_authentication(&data_dir)?;
+    let (authentication, admin_token) = crate::credentials::up_authentication(&data_dir)?;
     // With the embedded bus every role gets its own connection to one in-process router, as separate processes
     // would have to one NATS server.
     let router = Arc::new(Embedded::new());
@@ -213,11 +240,13 @@ async fn up(args: UpArgs) -> Result<()> {
             navarch_store::StoreMember::start(bus_for("store").await?, store_config).await?;
         print_etcd_address(&store).await;
         roles.store = Some(store);
+        let pki = generated_pki(&data_dir.join("pki"), args.api_listen)?;
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
             rate_limit: args.api_limit.rate_limit(),
             encryption: Some(encryption.clone()),
             authentication,
+            tls: Some(pki.serving.clone()),
             ..Default::default()
         };
         let gateway = navarch_gateway::start(bus_for("gateway").await?, gateway_config)
@@ -245,15 +274,24 @@ async fn up(args: UpArgs) -> Result<()> {
             Some(navarch_actors::start_agent(bus_for("agent").await?, agent_config).await?);
 
         let kubeconfig = data_dir.join("kubeconfig");
-        kubeconfig::write(&kubeconfig, &args.common.cluster, addr)
-            .with_context(|| format!("writing {}", kubeconfig.display()))?;
+        let credentials = kubeconfig::Credentials {
+            ca_pem: pki.ca_pem.clone(),
+            token: Some(admin_token.clone()),
+        };
+        kubeconfig::write(
+            &kubeconfig,
+            &args.common.cluster,
+            reachable(addr),
+            &credentials,
+        )
+        .with_context(|| format!("writing {}", kubeconfig.display()))?;
         let bus = if args.common.nats.is_some() {
             "NATS"
         } else {
             "embedded"
         };
         println!("navarch is up: every role in one process on the {bus} bus");
-        println!("API: http://{addr}");
+        println!("API: https://{addr}");
         println!("kubeconfig: {}", kubeconfig.display());
         println!(
             "try: export KUBECONFIG={}; kubectl get nodes",
@@ -330,21 +368,42 @@ async fn gateway(args: GatewayArgs) -> Result<()> {
         args.token_auth_file.as_deref(),
         args.service_account_key_file.as_deref(),
     )?;
+    let (tls, ca_pem) = match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            let tls = navarch_gateway::TlsConfig::from_files(cert, key)
+                .context("loading --tls-cert-file and --tls-private-key-file")?;
+            // The CA behind given files is unknown here; clients trusting the chain itself accept it (its last
+            // certificate is the root when the file holds the whole chain).
+            let ca_pem = tls.cert_chain_pem.clone();
+            (tls, ca_pem)
+        }
+        (None, None) => {
+            let pki = generated_pki(&args.pki_dir, args.api_listen)?;
+            (pki.serving, pki.ca_pem)
+        }
+        _ => bail!("--tls-cert-file and --tls-private-key-file go together: give both, or neither to generate a CA in --pki-dir"),
+    };
     let bus = connect(&args.common, "gateway").await?;
     let config = navarch_gateway::GatewayConfig {
         listen: args.api_listen,
         rate_limit: args.api_limit.rate_limit(),
         encryption,
         authentication,
+        tls: Some(tls),
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config)
         .await
         .with_context(|| format!("starting the API on {}", args.api_listen))?;
     let addr = gateway.addr();
-    println!("API: http://{addr}");
+    println!("API: https://{addr}");
     if let Some(path) = &args.kubeconfig {
-        kubeconfig::write(path, &args.common.cluster, addr)
+        // The kubeconfig of a gateway authenticates as the first `system:masters` member of its token file.
+        let credentials = kubeconfig::Credentials {
+            ca_pem,
+            token: crate::credentials::masters_token(args.token_auth_file.as_deref())?,
+        };
+        kubeconfig::write(path, &args.common.cluster, reachable(addr), &credentials)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("kubeconfig: {}", path.display());
     }

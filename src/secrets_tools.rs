@@ -40,11 +40,9 @@ async fn reencrypt(kubeconfig: Option<PathBuf>) -> Result<()> {
     let Some(path) = kubeconfig else {
         bail!("--kubeconfig PATH (or KUBECONFIG) is required: the Secrets are rewritten through the API it names")
     };
-    let server = kubeconfig::server(&path)?;
-    let client = reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+    let access = kubeconfig::read(&path)?;
+    let server = access.server.clone();
+    let client = client(&access)?;
     let api = Api {
         client,
         server: server.clone(),
@@ -66,6 +64,28 @@ async fn reencrypt(kubeconfig: Option<PathBuf>) -> Result<()> {
         tally.rewritten, tally.gone
     );
     Ok(())
+}
+
+/// An HTTP client for the API the kubeconfig names: trusting only its CA (none else: a cluster CA is private),
+/// and sending its bearer token on every request when it has one.
+fn client(access: &kubeconfig::Access) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
+    if let Some(ca_pem) = &access.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(ca_pem)
+            .context("the kubeconfig's certificate authority is not PEM")?;
+        builder = builder.tls_certs_only(certs);
+    }
+    if let Some(token) = &access.token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the kubeconfig's token cannot be sent in a header")?;
+        value.set_sensitive(true);
+        builder = builder.default_headers(
+            [(reqwest::header::AUTHORIZATION, value)]
+                .into_iter()
+                .collect(),
+        );
+    }
+    builder.build().context("building the HTTP client")
 }
 
 struct Api {

@@ -6,8 +6,7 @@
 
 mod util;
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use util::*;
 
@@ -24,18 +23,15 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// GET with an `Accept` header; returns the response head (lowercased) and body.
 fn get_accepting(base: &str, path: &str, accept: &str) -> (String, String) {
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
+    let (mut stream, addr) = connect(base).expect("connect");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{}Accept: {accept}\r\nConnection: close\r\n\r\n",
+        auth_header(base)
     )
     .expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
+    stream.flush().expect("flush");
+    let raw = read_all(&mut stream).expect("read");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
     (head.to_ascii_lowercase(), body.to_string())

@@ -31,6 +31,13 @@ fn roles_in_separate_processes_over_nats() {
         with(&["store", "--id", "1", "--data-dir", &path("store")]),
     );
     let kubeconfig = path("kubeconfig");
+    // The gateway's kubeconfig carries the first system:masters token of its token file.
+    let tokens = path("tokens.csv");
+    std::fs::write(
+        &tokens,
+        "e2e-roles-admin-token,admin,admin,\"system:masters\"\n",
+    )
+    .expect("token file");
     let (_gateway, gw_out) = start(
         "gateway",
         with(&[
@@ -39,9 +46,15 @@ fn roles_in_separate_processes_over_nats() {
             "127.0.0.1:0",
             "--kubeconfig",
             &kubeconfig,
+            "--pki-dir",
+            &path("pki"),
+            "--token-auth-file",
+            &tokens,
         ]),
     );
     let api = read_line_starting(&gw_out, "API:");
+    read_line_starting(&gw_out, "kubeconfig:");
+    trust(&api, std::path::Path::new(&kubeconfig));
     let (_scheduler, _) = start("scheduler", with(&["scheduler"]));
     let (_controllers, _) = start("controllers", with(&["controllers"]));
     let (mut agent, _) = start(

@@ -210,6 +210,7 @@ fn the_store_keeps_objects_across_a_restart_of_navarch_up() {
     let _proc = proc;
     let api = read_line_starting(&rx, "API:");
     let kubeconfig = std::path::PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
+    trust(&api, &kubeconfig);
     wait_for("the API to be ready", || {
         http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
     });

@@ -27,8 +27,33 @@ struct Cluster {
     base: String,
 }
 
+/// The bearer token of the in-process gateway's one user, a member of `system:masters`.
+const ADMIN_TOKEN: &str = "gateway-api-test-admin";
+
+fn admin_authentication() -> navarch_gateway::auth::Authentication {
+    let mut authentication = navarch_gateway::auth::Authentication::default();
+    authentication
+        .tokens
+        .insert(ADMIN_TOKEN, "admin", &["system:masters"]);
+    authentication
+}
+
+fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer gateway-api-test-admin"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("a reqwest client")
+}
+
 impl Cluster {
     async fn start() -> Result<Self> {
+        // In-process and plain HTTP, but reqwest still needs a crypto provider to build (see src/main.rs).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
         let bus = Bus::embedded("gateway-test").await?;
         let store = StoreMember::start(
@@ -49,6 +74,7 @@ impl Cluster {
             GatewayConfig {
                 listen: "127.0.0.1:0".parse()?,
                 bootstrap_retry: Duration::from_millis(100),
+                authentication: admin_authentication(),
                 ..Default::default()
             },
         )
@@ -59,7 +85,7 @@ impl Cluster {
             format!(
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {base}\n\
                  contexts:\n- name: t\n  context:\n    cluster: t\n    user: t\ncurrent-context: t\n\
-                 users:\n- name: t\n  user: {{}}\n"
+                 users:\n- name: t\n  user:\n    token: {ADMIN_TOKEN}\n"
             ),
         )?;
         let cluster = Self {
@@ -67,7 +93,7 @@ impl Cluster {
             store,
             gateway,
             client: StoreClient::new(bus),
-            http: reqwest::Client::new(),
+            http: admin_client(),
             base,
         };
         cluster

@@ -10,10 +10,15 @@ use std::time::Duration;
 
 use util::*;
 
-fn client_from(address: &str) -> reqwest::Client {
+/// A client of the API at `base` (trusting its CA) connecting from `address`.
+fn client_from(base: &str, address: &str) -> reqwest::Client {
+    // reqwest brings no crypto provider of its own (see src/main.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = credentials(base).expect("an https API").ca_pem;
     reqwest::Client::builder()
         .local_address(address.parse::<IpAddr>().expect("address"))
         .timeout(Duration::from_secs(10))
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])
         .build()
         .expect("http client")
 }
@@ -24,8 +29,8 @@ fn a_client_over_its_budget_gets_429_and_others_are_served() {
     let base = up.api.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let greedy = client_from("127.0.0.1");
-        let polite = client_from("127.0.0.2");
+        let greedy = client_from(&base, "127.0.0.1");
+        let polite = client_from(&base, "127.0.0.2");
         let url = format!("{base}/api/v1/namespaces");
         let mut codes = Vec::new();
         let mut refused = None;
@@ -87,7 +92,7 @@ fn a_zero_rate_turns_the_limit_off() {
     let base = up.api.clone();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async move {
-        let client = client_from("127.0.0.1");
+        let client = client_from(&base, "127.0.0.1");
         for _ in 0..50 {
             let response = client
                 .get(format!("{base}/api/v1/namespaces"))

@@ -81,6 +81,8 @@ fn acknowledged_writes_survive_kill_9() {
         ],
     );
     let api = read_line_starting(&rx, "API:");
+    let kubeconfig = std::path::PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
+    trust(&api, &kubeconfig);
     wait_for("the API to be ready again", || {
         http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
     });

@@ -33,6 +33,9 @@ pub struct GatewayConfig {
     /// Who may call: bearer tokens and the service-account signing key. Default: none, so every request but the
     /// health probes is 401 until tokens are given (`navarch up` writes an admin token into its kubeconfig).
     pub authentication: crate::auth::Authentication,
+    /// The serving certificate and key for HTTPS. Default None: plain HTTP, kept for tests that run the gateway
+    /// in-process; every role the `navarch` binary runs serves TLS (`up` and `gateway` always set this).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for GatewayConfig {
@@ -50,6 +53,7 @@ impl Default for GatewayConfig {
             list_revision_wait: Duration::from_secs(3),
             encryption: None,
             authentication: crate::auth::Authentication::default(),
+            tls: None,
         }
     }
 }
@@ -74,6 +78,9 @@ pub enum ConfigError {
     /// The rate limit's rate is not a positive number or its burst is 0. Not retryable.
     #[error("the rate limit needs a positive rate and burst")]
     RateLimit,
+    /// The TLS certificate or key does not parse, or they do not belong together. Not retryable.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl GatewayConfig {
@@ -98,6 +105,10 @@ impl GatewayConfig {
             if limit.qps == 0 || limit.burst == 0 {
                 return Err(ConfigError::RateLimit);
             }
+        }
+        if let Some(tls) = &self.tls {
+            tls.server_config()
+                .map_err(|e| ConfigError::Tls(e.to_string()))?;
         }
         Ok(())
     }
@@ -126,5 +137,13 @@ mod tests {
             inverted.validate(),
             Err(ConfigError::WatchTimeout { .. })
         ));
+        let bad_tls = GatewayConfig {
+            tls: Some(crate::tls::TlsConfig {
+                cert_chain_pem: b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec(),
+                key_pem: Vec::new(),
+            }),
+            ..GatewayConfig::default()
+        };
+        assert!(matches!(bad_tls.validate(), Err(ConfigError::Tls(_))));
     }
 }

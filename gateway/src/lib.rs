@@ -22,6 +22,7 @@
 //! - [`health`]: `/livez`, `/healthz`, `/readyz`.
 //! - [`limit`]: per-client rate limiting (429 TooManyRequests).
 //! - [`bootstrap`]: the built-in namespaces.
+//! - [`tls`]: the serving certificate, a generated cluster CA (`ensure_pki`), and the TLS listener.
 //! - [`error`]: the gateway's own error type.
 //! - `fuzzing`: one entry point feeding arbitrary bytes to every request decoder (cargo-fuzz and its corpus test).
 
@@ -47,9 +48,11 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod table;
+pub mod tls;
 pub mod watch;
 
 pub use config::{ConfigError, GatewayConfig};
 pub use error::{Error, Result};
 pub use limit::RateLimit;
 pub use server::{start, RunningGateway};
+pub use tls::{ensure_pki, Pki, TlsConfig};

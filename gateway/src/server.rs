@@ -1,4 +1,4 @@
-//! The HTTP server: the router, the per-request tracing span, and starting and stopping.
+//! The HTTP server: the router, the per-request tracing span, and starting and stopping (plain or over TLS).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +18,12 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::auth::{middleware as auth_check, reviews, AuthCache};
-use crate::config::GatewayConfig;
+use crate::config::{ConfigError, GatewayConfig};
 use crate::discovery::{self, aggregated, openapi};
 use crate::error::{Error, Result};
 use crate::limit::{retry_after_seconds, RateLimiter};
 use crate::status::{self, method_not_allowed, path_not_found, Failure};
+use crate::tls::TlsListener;
 use crate::{bootstrap, handlers, health, request};
 
 /// How long a graceful shutdown waits for requests in flight before dropping them.
@@ -82,8 +83,8 @@ impl RunningGateway {
     }
 }
 
-/// Starts the gateway on `bus`: binds `config.listen`, serves in the background, and makes sure the built-in
-/// namespaces exist (retrying in the background until the store answers).
+/// Starts the gateway on `bus`: binds `config.listen`, serves (HTTPS when `config.tls` is set, HTTP/1.1 and
+/// HTTP/2) in the background, and makes sure the built-in namespaces exist (retrying in the background until the store answers).
 pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -96,6 +97,13 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         addr: config.listen,
         source,
     })?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| tls.server_config())
+        .transpose()
+        .map_err(|e| ConfigError::Tls(e.to_string()))?;
+    let server_tls = tls.is_some();
     let (stop, shutdown) = watch::channel(false);
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let gateway = Gateway {
@@ -114,19 +122,32 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         shutdown.clone(),
         gateway.bootstrapped.clone(),
     ));
-    let app = router(gateway);
+    let app = router(gateway).into_make_service_with_connect_info::<SocketAddr>();
     let mut signal = shutdown;
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = signal.wait_for(|stop| *stop).await;
-        })
-        .await
-    });
-    tracing::info!(%addr, "gateway listening");
+    let stopped = async move {
+        let _ = signal.wait_for(|stop| *stop).await;
+    };
+    let server = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
+        Some(tls) => {
+            use axum::serve::ListenerExt as _;
+            // `tap_io` only makes axum hand each connection's peer address to the router as `ConnectInfo`,
+            // which the rate limiter reads.
+            let listener = TlsListener::new(listener, tls)
+                .map_err(Error::Serve)?
+                .tap_io(|_| ());
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+    };
+    tracing::info!(%addr, tls = server_tls, "gateway listening");
     Ok(RunningGateway {
         addr,
         stop,

@@ -12,6 +12,8 @@ const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_requests_continue_the_http_trace() -> anyhow::Result<()> {
+    // reqwest has TLS without a provider of its own (tests/tls.rs); a client cannot be built before one is set.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
@@ -24,6 +26,11 @@ async fn store_requests_continue_the_http_trace() -> anyhow::Result<()> {
         bus,
         GatewayConfig {
             listen: "127.0.0.1:0".parse()?,
+            authentication: {
+                let mut a = navarch_gateway::auth::Authentication::default();
+                a.tokens.insert("admin", "admin", &["system:masters"]);
+                a
+            },
             ..Default::default()
         },
     )
@@ -34,6 +41,7 @@ async fn store_requests_continue_the_http_trace() -> anyhow::Result<()> {
         reqwest::Client::new()
             .get(url)
             .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+            .bearer_auth("admin")
             .send(),
     );
     let found = tokio::time::timeout(Duration::from_secs(10), async {

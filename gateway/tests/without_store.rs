@@ -14,16 +14,35 @@ async fn get(client: &reqwest::Client, url: String) -> anyhow::Result<(u16, Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_what_needs_no_store_and_stops() -> anyhow::Result<()> {
+    // reqwest has TLS without a provider of its own (tests/tls.rs); a client cannot be built before one is set.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let bus = Bus::embedded("no-store").await?;
     let config = GatewayConfig {
         listen: "127.0.0.1:0".parse()?,
         bootstrap_retry: Duration::from_millis(50),
+        authentication: {
+            let mut a = navarch_gateway::auth::Authentication::default();
+            a.tokens.insert("admin", "admin", &["system:masters"]);
+            a
+        },
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config).await?;
     assert_ne!(gateway.addr().port(), 0);
     let base = format!("http://{}", gateway.addr());
-    let client = reqwest::Client::new();
+    // Anonymous callers get 401 without a store; an admin (system:masters) needs no authorization cache.
+    let anonymous = reqwest::Client::new();
+    let (code, body) = get(&anonymous, format!("{base}/version")).await?;
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(get(&anonymous, format!("{base}/livez")).await?.0, 200);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer admin"),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?;
 
     let (code, body) = get(&client, format!("{base}/version")).await?;
     assert_eq!(code, 200);
@@ -38,6 +57,7 @@ async fn serves_what_needs_no_store_and_stops() -> anyhow::Result<()> {
     let (code, body) = get(&client, format!("{base}/readyz")).await?;
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("[-]store failed"), "{body}");
+    assert!(body.contains("[-]authorization-cache failed"), "{body}");
 
     // Refused from the request alone: no store round trip needed.
     let (code, body) = get(

@@ -4,7 +4,9 @@
 #![allow(dead_code)] // each test file uses its own subset
 #![allow(clippy::disallowed_methods)] // wall-clock deadlines are fine in tests; library code uses tokio's clock
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
+
+use rustls::pki_types::pem::PemObject as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -205,6 +207,7 @@ pub fn start_up_at(data: &Path, extra: &[&str]) -> (Proc, PathBuf, String) {
     let (proc, rx) = spawn("up", &args);
     let api = read_line_starting(&rx, "API:");
     let kubeconfig = PathBuf::from(read_line_starting(&rx, "kubeconfig:"));
+    trust(&api, &kubeconfig);
     wait_for("the API to be ready", || {
         http_get(&api, "/readyz").filter(|(code, _)| *code == 200)
     });
@@ -292,7 +295,116 @@ fn show(args: &[&str], out: &Output) {
     );
 }
 
-/// A minimal HTTP/1.1 client for raw API requests: returns (status code, body).
+/// How the raw helpers reach an `https://` API: the CA to trust and the token to send.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub ca_pem: Vec<u8>,
+    pub token: Option<String>,
+}
+
+/// Credentials per API base URL (`https://127.0.0.1:PORT`), so that [`http`] keeps its signature across its many
+/// call sites: [`start_up_at`] (or [`trust`]) registers each cluster it starts, and [`connect`] looks the base up.
+/// Process-wide because the tests of one file share helpers but not state; ports make the keys unique.
+static CREDENTIALS: std::sync::Mutex<Option<std::collections::HashMap<String, Credentials>>> =
+    std::sync::Mutex::new(None);
+
+/// Registers what the kubeconfig at `kubeconfig` says (CA, token) for requests to `base`.
+pub fn trust(base: &str, kubeconfig: &Path) {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(kubeconfig).expect("read the kubeconfig");
+    let config: serde_json::Value = serde_norway::from_str(&text).expect("kubeconfig YAML");
+    let ca = config["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .expect("certificate-authority-data in the kubeconfig");
+    let credentials = Credentials {
+        ca_pem: base64::engine::general_purpose::STANDARD
+            .decode(ca)
+            .expect("base64 CA"),
+        token: config["users"][0]["user"]["token"]
+            .as_str()
+            .map(str::to_string),
+    };
+    CREDENTIALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(base.trim_end_matches('/').to_string(), credentials);
+}
+
+/// What [`trust`] registered for `base`; panics for an `https://` base nobody registered (a test bug).
+pub fn credentials(base: &str) -> Option<Credentials> {
+    if !base.starts_with("https://") {
+        return None;
+    }
+    let known = CREDENTIALS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|all| all.get(base.trim_end_matches('/')).cloned());
+    Some(known.unwrap_or_else(|| {
+        panic!("no credentials for {base}: call util::trust(base, kubeconfig) first")
+    }))
+}
+
+/// A byte stream to an API: plain TCP or TLS.
+pub trait Io: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Io for T {}
+
+/// Connects to the API at `base` (`http://` or `https://` HOST:PORT), over TLS trusting only that cluster's CA,
+/// offering only HTTP/1.1 (the raw helpers write HTTP/1.1 by hand). Returns the stream and the `Host` value.
+pub fn connect(base: &str) -> Option<(Box<dyn Io>, String)> {
+    let addr = base
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let tcp = std::net::TcpStream::connect(&addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let Some(credentials) = credentials(base) else {
+        return Some((Box::new(tcp), addr));
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&credentials.ca_pem) {
+        roots.add(cert.ok()?).ok()?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .ok()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let host = match addr.parse::<std::net::SocketAddr>() {
+        Ok(socket) => socket.ip().to_string(),
+        Err(_) => addr.rsplit_once(':')?.0.to_string(),
+    };
+    let name = rustls::pki_types::ServerName::try_from(host).ok()?;
+    let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).ok()?;
+    Some((Box::new(rustls::StreamOwned::new(connection, tcp)), addr))
+}
+
+/// The `Authorization` header line (with its CRLF) for `base`, or nothing when its kubeconfig has no token.
+pub fn auth_header(base: &str) -> String {
+    match credentials(base).and_then(|c| c.token) {
+        Some(token) => format!("Authorization: Bearer {token}\r\n"),
+        None => String::new(),
+    }
+}
+
+/// Reads a whole answer up to the server's close. A TLS server may close without close_notify (rustls then says
+/// UnexpectedEof); what arrived before still counts.
+pub fn read_all(stream: &mut dyn Io) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => Some(raw),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => Some(raw),
+        Err(_) => None,
+    }
+}
+
+/// A minimal HTTP/1.1 client for raw API requests: returns (status code, body). Speaks TLS to `https://` bases,
+/// with the credentials [`trust`] registered for them.
 pub fn http(
     base: &str,
     method: &str,
@@ -300,20 +412,41 @@ pub fn http(
     content_type: &str,
     body: &[u8],
 ) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
+    request(base, &auth_header(base), method, path, content_type, body)
+}
+
+/// [`http`] with the bearer token `token` instead of the kubeconfig's, or with none at all.
+pub fn http_as(
+    base: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    request(base, &auth, method, path, content_type, body)
+}
+
+fn request(
+    base: &str,
+    auth: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let (mut stream, addr) = connect(base)?;
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;
     stream.write_all(body).ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
+    stream.flush().ok()?;
+    let raw = read_all(&mut stream)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let code: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
