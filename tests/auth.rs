@@ -315,3 +315,106 @@ fn a_static_token_user_in_a_group_bound_to_view_reads_all_but_secrets() {
             .then_some(())
     });
 }
+
+#[test]
+fn a_namespace_admin_cannot_grant_more_than_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_tokens(&data);
+    let (_up, kubeconfig, _api) = start_up_at(&data, &[]);
+    let kubectl = Kubectl::new(&kubeconfig);
+    kubectl.ok(&["create", "namespace", "a"]);
+    kubectl.ok(&[
+        "-n",
+        "a",
+        "create",
+        "rolebinding",
+        "devs-admin",
+        "--clusterrole=admin",
+        "--group=devs",
+    ]);
+    wait_for("alice to be admin in a", || {
+        as_token(&kubectl, "alice-token", &["-n", "a", "get", "rolebindings"])
+            .status
+            .success()
+            .then_some(())
+    });
+    // What admin holds, alice may hand on; cluster-admin she may not, not even in her namespace.
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &[
+            "-n",
+            "a",
+            "create",
+            "rolebinding",
+            "eve-view",
+            "--clusterrole=view",
+            "--user=eve",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &[
+            "-n",
+            "a",
+            "create",
+            "rolebinding",
+            "eve-root",
+            "--clusterrole=cluster-admin",
+            "--user=eve",
+        ],
+    );
+    assert!(
+        stderr(&out).contains("is attempting to grant RBAC permissions not currently held"),
+        "{}",
+        stderr(&out)
+    );
+    // A Role with rules admin does not hold (nodes are cluster-scoped; admin has none) is refused too, and one
+    // within admin's rules is fine.
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &[
+            "-n",
+            "a",
+            "create",
+            "role",
+            "nodes",
+            "--verb=get",
+            "--resource=nodes",
+        ],
+    );
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &[
+            "-n",
+            "a",
+            "create",
+            "role",
+            "cm",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nothing outside a.
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &[
+            "-n",
+            "default",
+            "create",
+            "rolebinding",
+            "eve-view",
+            "--clusterrole=view",
+            "--user=eve",
+        ],
+    );
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+}

@@ -21,13 +21,25 @@ async fn start(
         bootstrap_retry: Duration::from_millis(50),
         rate_limit,
         tls: Some(pki.serving.clone()),
+        authentication: {
+            let mut a = navarch_gateway::auth::Authentication::default();
+            a.tokens.insert("admin", "admin", &["system:masters"]);
+            a
+        },
         ..Default::default()
     };
     Ok(navarch_gateway::start(Bus::embedded("tls").await?, config).await?)
 }
 
+/// A client trusting `ca_pem` and authenticating as the gateway's admin.
 fn trusting(ca_pem: &[u8]) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_static("Bearer admin"),
+    );
     Ok(reqwest::Client::builder()
+        .default_headers(headers)
         .timeout(Duration::from_secs(10))
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem)?]))
 }
