@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
+use base64::Engine as _;
 use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 use navarch_gateway::{GatewayConfig, RunningGateway};
@@ -38,7 +39,7 @@ fn admin_authentication() -> navarch_gateway::auth::Authentication {
     authentication
 }
 
-fn admin_client() -> reqwest::Client {
+fn admin_client(ca_pem: &[u8]) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
@@ -46,16 +47,19 @@ fn admin_client() -> reqwest::Client {
     );
     reqwest::Client::builder()
         .default_headers(headers)
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem).expect("CA PEM")])
         .build()
         .expect("a reqwest client")
 }
 
 impl Cluster {
     async fn start() -> Result<Self> {
-        // In-process and plain HTTP, but reqwest still needs a crypto provider to build (see src/main.rs).
+        // reqwest needs a crypto provider to build (see src/main.rs).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir()?;
         let bus = Bus::embedded("gateway-test").await?;
+        // Served over TLS as every binary role serves it: kubectl sends its bearer token only over HTTPS.
+        let pki = navarch_gateway::tls::ensure_pki(&dir.path().join("pki"), &[])?;
         let store = StoreMember::start(
             bus.clone(),
             StoreConfig {
@@ -75,15 +79,17 @@ impl Cluster {
                 listen: "127.0.0.1:0".parse()?,
                 bootstrap_retry: Duration::from_millis(100),
                 authentication: admin_authentication(),
+                tls: Some(pki.serving.clone()),
                 ..Default::default()
             },
         )
         .await?;
-        let base = format!("http://{}", gateway.addr());
+        let base = format!("https://{}", gateway.addr());
+        let ca = base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
         std::fs::write(
             dir.path().join("kubeconfig"),
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {base}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: {base}\n    certificate-authority-data: {ca}\n\
                  contexts:\n- name: t\n  context:\n    cluster: t\n    user: t\ncurrent-context: t\n\
                  users:\n- name: t\n  user:\n    token: {ADMIN_TOKEN}\n"
             ),
@@ -93,7 +99,7 @@ impl Cluster {
             store,
             gateway,
             client: StoreClient::new(bus),
-            http: admin_client(),
+            http: admin_client(&pki.ca_pem),
             base,
         };
         cluster

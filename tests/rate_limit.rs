@@ -14,8 +14,17 @@ use util::*;
 fn client_from(base: &str, address: &str) -> reqwest::Client {
     // reqwest brings no crypto provider of its own (see src/main.rs).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let ca = credentials(base).expect("an https API").ca_pem;
+    let credentials = credentials(base).expect("an https API");
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = &credentials.token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+    }
+    let ca = credentials.ca_pem;
     reqwest::Client::builder()
+        .default_headers(headers)
         .local_address(address.parse::<IpAddr>().expect("address"))
         .timeout(Duration::from_secs(10))
         .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("CA PEM")])

@@ -14,8 +14,8 @@ use super::error::{ApiError, Reason};
 use super::meta;
 use super::resource::{self, ResourceInfo};
 use crate::store::{
-    Compare, DeleteRequest, EventKind, KeyValue, PutRequest, StoreClient, TxnOp, TxnRequest,
-    WatchEvent, WatchStream,
+    Compare, CompareTarget, DeleteRequest, EventKind, KeyValue, PutRequest, StoreClient, TxnOp,
+    TxnRequest, WatchEvent, WatchStream,
 };
 
 /// How many times a read-modify-write is retried when another writer got in between.
@@ -229,13 +229,27 @@ fn context(namespace: Option<&str>, validation: FieldValidation) -> Context<'_> 
 pub struct Objects {
     store: StoreClient,
     pub(super) keys: Option<EncryptionKeys>,
+    /// `dryRun=All`: every write is checked (admission, preconditions, the store's compare) but not made.
+    dry_run: bool,
 }
 
 impl Objects {
     /// Objects in the store reached through `store`, with no encryption keys: Secrets are written in plain JSON and
     /// an encrypted one cannot be read (fine for roles that never touch Secrets).
     pub fn new(store: StoreClient) -> Self {
-        Self { store, keys: None }
+        Self {
+            store,
+            keys: None,
+            dry_run: false,
+        }
+    }
+
+    /// The same objects in dry-run mode (`dryRun=All`): creates, updates and deletes run admission, check their
+    /// preconditions against the store (AlreadyExists, Conflict, NotFound) and answer what they would have
+    /// stored, but write nothing. Reads are unchanged.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// The same, encrypting Secrets with `keys` (see [`super::encryption`]); None writes them in plain JSON.
@@ -332,12 +346,40 @@ impl Objects {
         key: String,
         mut object: Value,
     ) -> Result<Option<Value>, ApiError> {
+        let value = encode(self.keys.as_ref(), &key, &object)?;
+        if self.dry_run {
+            // The compare alone, as a transaction with nothing to do: linearizable, and it writes nothing.
+            let read_at = match compare.target {
+                CompareTarget::ModRevision(revision) => Some(revision),
+                _ => None,
+            };
+            let response = self
+                .store
+                .txn(TxnRequest {
+                    compare: vec![compare],
+                    success: vec![],
+                    failure: vec![],
+                })
+                .await?;
+            if !response.succeeded {
+                return Ok(None);
+            }
+            // Nothing was stored: the answer keeps the resourceVersion it was read at (none for a create), as
+            // kube-apiserver answers a dry run.
+            match read_at {
+                Some(revision) => meta::set_resource_version(&mut object, revision),
+                None => {
+                    meta::metadata_mut(&mut object).remove("resourceVersion");
+                }
+            }
+            return Ok(Some(object));
+        }
         let response = self
             .store
             .txn(TxnRequest {
                 compare: vec![compare],
                 success: vec![TxnOp::Put(PutRequest {
-                    value: encode(self.keys.as_ref(), &key, &object)?,
+                    value,
                     key: key.into_bytes(),
                     ..Default::default()
                 })],
@@ -498,6 +540,13 @@ impl Objects {
                 if meta::resource_version(&object) != Some(rv.as_str()) {
                     return Err(ApiError::conflict(info, name));
                 }
+            }
+            if self.dry_run {
+                // What the deletion would leave: the pending object when it is deferred, else the object.
+                return Ok(
+                    deferred_deletion(info, &object, options.grace_period_seconds)
+                        .unwrap_or(object),
+                );
             }
             if let Some(pending) = deferred_deletion(info, &object, options.grace_period_seconds) {
                 if pending == object {

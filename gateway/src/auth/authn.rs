@@ -266,7 +266,7 @@ impl SigningKey {
             .decode(signature)
             .map_err(|_| TokenError::NotAJwt)?;
         let mut mac = self.mac();
-        mac.update(token[..header_and_body_len(token)].as_bytes());
+        mac.update(&token.as_bytes()[..header_and_body_len(token)]);
         mac.verify_slice(&signature)
             .map_err(|_| TokenError::BadSignature)?;
         let jwt: Jwt = URL_SAFE_NO_PAD

@@ -7,7 +7,6 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{meta, ApiError, Cause, Reason, ResourceInfo};
 use serde_json::{json, Value};
 
-use super::create::refuse_dry_run;
 use super::Call;
 use crate::apply::{self, Schema};
 use crate::status::Answer;
@@ -101,7 +100,6 @@ fn decode(body: &[u8]) -> Result<Value, ApiError> {
 
 /// Applies the body to the object named `name` (its `part`), creating it when missing.
 pub(crate) async fn apply(call: Call, name: &str, part: Part) -> Answer {
-    refuse_dry_run(&call)?;
     let manager = call
         .query
         .field_manager

@@ -1,7 +1,6 @@
 //! POST: creates an object through admission (`fieldValidation` honored, unknown-field warnings as headers).
 
 use axum::http::StatusCode;
-use navarch_bus::api::ApiError;
 
 use super::Call;
 use crate::request::decode_object;
@@ -9,7 +8,6 @@ use crate::status::Answer;
 
 /// Creates the object in the body; 201 with the stored object.
 pub(crate) async fn create(call: Call) -> Answer {
-    refuse_dry_run(&call)?;
     let mut object = decode_object(&call.headers, &call.body)?;
     super::apply::record(&call, None, &mut object, crate::apply::Part::Main);
     super::confirm_no_escalation(&call, &object).await?;
@@ -19,14 +17,4 @@ pub(crate) async fn create(call: Call) -> Answer {
         .create(call.info, call.ns(), object, call.query.field_validation)
         .await?;
     Ok(call.object(StatusCode::CREATED, admitted.object, &admitted.warnings))
-}
-
-/// `dryRun=All` is refused rather than ignored: ignoring it would write what the client meant only to try.
-pub(crate) fn refuse_dry_run(call: &Call) -> Result<(), ApiError> {
-    if call.query.dry_run {
-        return Err(ApiError::bad_request(
-            "dryRun is not supported by the Navarch gateway yet",
-        ));
-    }
-    Ok(())
 }

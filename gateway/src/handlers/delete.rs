@@ -8,7 +8,6 @@ use navarch_bus::api::{meta, ApiError, DeleteOptions, Reason, RESOURCES};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::create::refuse_dry_run;
 use super::Call;
 use crate::request::{decode_object, is_protobuf};
 use crate::status::Answer;
@@ -77,13 +76,16 @@ fn propagation(options: &Options, query: Option<&str>) -> Result<Propagation, Ap
 }
 
 /// Deletes the object named `name`; 200 with the object as deleted (or as it is while deletion is pending).
-pub(crate) async fn delete(call: Call, name: &str) -> Answer {
-    refuse_dry_run(&call)?;
+pub(crate) async fn delete(mut call: Call, name: &str) -> Answer {
     let options = parse_options(&call.headers, &call.body)?;
-    if options.dry_run.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(
-            ApiError::bad_request("dryRun is not supported by the Navarch gateway yet").into(),
-        );
+    match options.dry_run.as_deref().unwrap_or_default() {
+        [] => {}
+        [all] if all == "All" => call.gw.objects = call.gw.objects.clone().dry_run(),
+        other => {
+            return Err(
+                ApiError::bad_request(format!("dryRun must be [\"All\"], not {other:?}")).into(),
+            )
+        }
     }
     let propagation = propagation(&options, call.query.propagation_policy.as_deref())?;
     let preconditions = options.preconditions.unwrap_or_default();

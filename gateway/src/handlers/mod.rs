@@ -117,7 +117,7 @@ async fn route(gw: Gateway, request: Request) -> Answer {
     } else {
         request::read_body(body, gw.config.max_body_bytes).await?
     };
-    let call = Call {
+    let mut call = Call {
         user: parts.extensions.get::<UserInfo>().cloned(),
         gw,
         info,
@@ -127,6 +127,10 @@ async fn route(gw: Gateway, request: Request) -> Answer {
         query,
         body,
     };
+    if call.query.dry_run {
+        // Every write of this request is checked but not made (`Objects::dry_run`).
+        call.gw.objects = call.gw.objects.clone().dry_run();
+    }
     let method = parts.method;
     let not_allowed = || Failure(method_not_allowed(method.as_str(), &path));
     match (name, subresource.as_deref()) {

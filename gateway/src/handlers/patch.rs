@@ -6,7 +6,6 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{meta, ApiError, Cause, Reason};
 use serde_json::Value;
 
-use super::create::refuse_dry_run;
 use super::Call;
 use crate::patch;
 use crate::request::PatchKind;
@@ -17,7 +16,6 @@ const MAX_ATTEMPTS: usize = 16;
 
 /// Patches the object named `name`, writing `part`.
 pub(crate) async fn patch(call: Call, name: &str, part: Part) -> Answer {
-    refuse_dry_run(&call)?;
     refuse_force(&call)?;
     let kind = PatchKind::from_headers(&call.headers)?;
     let patch: Value = serde_json::from_slice(&call.body)

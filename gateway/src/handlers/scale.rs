@@ -6,7 +6,6 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{meta, ApiError, ResourceInfo};
 use serde_json::{json, Value};
 
-use super::create::refuse_dry_run;
 use super::Call;
 use crate::patch;
 use crate::request::{decode_object, PatchKind};
@@ -87,7 +86,6 @@ async fn write(
 
 /// PUT: sets the replicas from the Scale in the body.
 pub(crate) async fn update(call: Call, name: &str) -> Answer {
-    refuse_dry_run(&call)?;
     let scale = decode_object(&call.headers, &call.body)?;
     let replicas = replicas_of(&scale)?;
     let expected = meta::resource_version(&scale)
@@ -98,7 +96,6 @@ pub(crate) async fn update(call: Call, name: &str) -> Answer {
 
 /// PATCH: applies the patch to the current Scale and sets the replicas it ends with (what `kubectl scale` sends).
 pub(crate) async fn patch(call: Call, name: &str) -> Answer {
-    refuse_dry_run(&call)?;
     let kind = PatchKind::from_headers(&call.headers)?;
     let current = scale_of(&call.gw.objects.get(call.info, call.ns(), name).await?);
     let patched = patch::apply(kind, "Scale", &current, &call.body)?;

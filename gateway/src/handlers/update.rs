@@ -3,14 +3,12 @@
 use axum::http::StatusCode;
 use navarch_bus::api::admission::Part;
 
-use super::create::refuse_dry_run;
 use super::Call;
 use crate::request::decode_object;
 use crate::status::Answer;
 
 /// Replaces the object named `name` with the body, writing `part`.
 pub(crate) async fn update(call: Call, name: &str, part: Part) -> Answer {
-    refuse_dry_run(&call)?;
     let mut object = decode_object(&call.headers, &call.body)?;
     // The stored object, to see which fields this write changes (a write in between is caught by admission's
     // resourceVersion check when the client sent one; without one the record may miss that writer's fields).

@@ -60,7 +60,7 @@ pub(super) fn message(
     match name {
         // `type ExtraValue []string` (users' extra attributes in the review APIs): a named slice like Verbs.
         "k8s.io.api.authentication.v1.ExtraValue" | "k8s.io.api.authorization.v1.ExtraValue" => {
-            return list_of_items(schema, message, depth, envelope)
+            list_of_items(schema, message, depth, envelope)
         }
         "k8s.io.apimachinery.pkg.util.intstr.IntOrString" => {
             let kind = field("type").and_then(|v| v.as_i64()).unwrap_or(0);
