@@ -24,6 +24,7 @@ struct Cluster {
     store: actix::Addr<StoreMember>,
     gateway: RunningGateway,
     client: StoreClient,
+    bus: Bus,
     http: reqwest::Client,
     base: String,
 }
@@ -98,7 +99,8 @@ impl Cluster {
             dir,
             store,
             gateway,
-            client: StoreClient::new(bus),
+            client: StoreClient::new(bus.clone()),
+            bus,
             http: admin_client(&pki.ca_pem),
             base,
         };
@@ -479,6 +481,73 @@ fn kubectl_apply_get_scale_delete() -> Result<()> {
                 .0,
             404
         );
+        c.stop().await
+    })
+}
+
+#[test]
+fn watchers_share_one_store_watch_per_kind() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        // A first watch starts the kind's cache (a watch from a revision older than the cache's start is served
+        // by a store watch of its own); then a list and 200 watchers from its revision, as informers do. Count
+        // every store request those watchers cause.
+        let mut first = c
+            .request("GET", "/api/v1/namespaces/default/configmaps?watch=true")?
+            .send()
+            .await?;
+        assert_eq!(first.status().as_u16(), 200);
+        let list = c.get("/api/v1/namespaces/default/configmaps").await?;
+        let rv = list["metadata"]["resourceVersion"]
+            .as_str()
+            .context("list resourceVersion")?
+            .to_string();
+        let mut spy = c.bus.subscribe(&c.bus.subjects().store_rpc()).await?;
+        let mut watchers = Vec::new();
+        for i in 0..200 {
+            let namespace = if i % 2 == 0 { "default" } else { "kube-system" };
+            let response = c
+                .request(
+                    "GET",
+                    &format!(
+                        "/api/v1/namespaces/{namespace}/configmaps?watch=true&resourceVersion={rv}"
+                    ),
+                )?
+                .send()
+                .await?;
+            assert_eq!(response.status().as_u16(), 200);
+            watchers.push((namespace, response));
+        }
+        let mut store_requests = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), spy.next()).await {
+            store_requests += 1;
+        }
+        // Without the cache each watcher reads the store's history when it starts: 200 requests at least.
+        assert!(
+            store_requests < 10,
+            "{store_requests} store requests for 200 watchers"
+        );
+        let (code, _) = c
+            .call(
+                "POST",
+                "/api/v1/namespaces/default/configmaps",
+                Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}})),
+            )
+            .await?;
+        assert_eq!(code, 201);
+        let line = first.chunk().await?.context("an event")?;
+        assert!(String::from_utf8_lossy(&line).contains("\"shared\""));
+        // Every watcher of default sees it, exactly as the first; watchers of kube-system see nothing.
+        for (_, response) in watchers.iter_mut().filter(|(ns, _)| *ns == "default") {
+            let next = tokio::time::timeout(Duration::from_secs(5), response.chunk()).await;
+            let chunk = next.context("an event in time")??.context("an event")?;
+            assert_eq!(chunk, line);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (_, response) in watchers.iter_mut().filter(|(ns, _)| *ns == "kube-system") {
+            let next = tokio::time::timeout(Duration::from_millis(5), response.chunk()).await;
+            assert!(next.is_err(), "kube-system watchers see nothing of default");
+        }
         c.stop().await
     })
 }

@@ -42,6 +42,8 @@ pub(crate) struct Gateway {
     pub limiter: Option<Arc<RateLimiter>>,
     /// The RBAC objects and service accounts, kept in memory for authorization.
     pub auth_cache: AuthCache,
+    /// One store watch per kind, shared by every watch request.
+    pub watch_cache: crate::watch::WatchCache,
     /// Turns true once the default namespaces and RBAC objects exist.
     pub bootstrapped: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -108,6 +110,7 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let gateway = Gateway {
         auth_cache: AuthCache::start(objects.clone(), shutdown.clone()),
+        watch_cache: crate::watch::WatchCache::new(objects.clone(), shutdown.clone()),
         bootstrapped: Arc::default(),
         objects,
         limiter: config

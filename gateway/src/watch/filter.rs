@@ -33,13 +33,15 @@ impl Filter {
 
     /// What to send for `event`, if anything.
     pub fn decide(&mut self, event: ObjectEvent) -> Option<(WatchType, Value)> {
+        let kind = self.kind_of(&event)?;
+        Some((kind, event.object))
+    }
+
+    /// As [`Filter::decide`], without taking the event: which type of event to send, if any.
+    pub fn kind_of(&mut self, event: &ObjectEvent) -> Option<WatchType> {
         let now = self.selectors.matches(&event.object);
         let kind = match event.kind {
-            WatchType::Bookmark => {
-                return self
-                    .bookmarks
-                    .then_some((WatchType::Bookmark, event.object))
-            }
+            WatchType::Bookmark => return self.bookmarks.then_some(WatchType::Bookmark),
             WatchType::Added | WatchType::Deleted => now.then_some(event.kind)?,
             WatchType::Modified => {
                 let before = event
@@ -54,7 +56,7 @@ impl Filter {
                 }
             }
         };
-        Some((kind, event.object))
+        Some(kind)
     }
 }
 

@@ -2,8 +2,10 @@
 //! event, from the initial list or from a resourceVersion, filtered by the selectors, until `timeoutSeconds`,
 //! the client leaves, or the gateway shuts down. With a Table `Accept` each event carries a one-row Table.
 
+pub mod cache;
 mod filter;
 
+pub use cache::WatchCache;
 pub use filter::Filter;
 
 use std::convert::Infallible;
@@ -48,34 +50,146 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
         .min(config.max_watch_timeout);
     let revision = meta::parse_resource_version(&call.query.resource_version)
         .map_err(ApiError::bad_request)?;
+    let events = Events {
+        info: call.info,
+        table: call.table.map(|accept| call.table_options(accept)),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let filter = Filter::new(selectors, call.query.allow_watch_bookmarks);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let cached = call
+        .gw
+        .watch_cache
+        .start(call.info, call.ns(), revision, config.list_revision_wait)
+        .await?;
+    let (initial, backlog, live) = match cached {
+        cache::Start::Snapshot(objects, live) => (objects, Vec::new(), Some(live)),
+        cache::Start::Resume(changes, live) => (Vec::new(), changes, Some(live)),
+        cache::Start::TooOld => (Vec::new(), Vec::new(), None),
+    };
+    if let Some(live) = live {
+        let run = Cached {
+            tx,
+            live,
+            backlog,
+            namespace: call.namespace.clone(),
+            filter,
+            events,
+            deadline,
+            shutdown: call.gw.shutdown.clone(),
+        };
+        tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
+        return Ok(streaming(rx));
+    }
+    // Older than the cache reaches: a store watch of this request's own (410 Expired when compacted).
     let (initial, start) = match revision {
         None | Some(0) => call.gw.objects.list(call.info, call.ns()).await?,
         Some(n) => (Vec::new(), n),
     };
     // A compacted revision fails here, before anything is streamed: the client gets a plain 410.
     let stream = call.gw.objects.watch(call.info, call.ns(), start).await?;
-    let events = Events {
-        info: call.info,
-        table: call.table.map(|accept| call.table_options(accept)),
-    };
-    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let run = Run {
         tx,
         stream,
-        filter: Filter::new(selectors, call.query.allow_watch_bookmarks),
+        filter,
         events,
-        deadline: tokio::time::Instant::now() + timeout,
+        deadline,
         shutdown: call.gw.shutdown.clone(),
     };
     // The stream outlives the handler; it stays in the request's span (and trace).
     tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
+    Ok(streaming(rx))
+}
+
+/// The response whose body is the lines sent on `rx`.
+fn streaming(rx: mpsc::Receiver<Result<Bytes, Infallible>>) -> axum::response::Response {
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    Ok((
+    (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
         body,
     )
-        .into_response())
+        .into_response()
+}
+
+/// One watch fed by the watch cache.
+struct Cached {
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    live: tokio::sync::broadcast::Receiver<std::sync::Arc<cache::Change>>,
+    backlog: Vec<std::sync::Arc<cache::Change>>,
+    namespace: Option<String>,
+    filter: Filter,
+    events: Events,
+    deadline: tokio::time::Instant,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Cached {
+    /// Sends one change if this watcher sees it; false when the client is gone.
+    async fn send(&mut self, change: &cache::Change) -> bool {
+        if self
+            .namespace
+            .as_deref()
+            .is_some_and(|ns| ns != change.namespace)
+            && change.event.kind != WatchType::Bookmark
+        {
+            return true;
+        }
+        let Some(kind) = self.filter.kind_of(&change.event) else {
+            return true;
+        };
+        let encode = || {
+            self.events
+                .encode(kind.as_str(), change.event.object.clone())
+        };
+        // Plain JSON lines are the same for every watcher sent this type of event: encoded once per change.
+        let line = if self.events.table.is_none() || kind == WatchType::Bookmark {
+            change.line(kind, encode)
+        } else {
+            encode()
+        };
+        self.tx.send(Ok(line)).await.is_ok()
+    }
+
+    async fn run(mut self, initial: Vec<Value>) {
+        for object in initial {
+            if self.filter.initial(&object)
+                && self
+                    .tx
+                    .send(Ok(self.events.encode(WatchType::Added.as_str(), object)))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+        for change in std::mem::take(&mut self.backlog) {
+            if !self.send(&change).await {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
+        loop {
+            let received = tokio::select! {
+                _ = &mut deadline => return,
+                _ = self.tx.closed() => return,
+                _ = self.shutdown.wait_for(|stop| *stop) => return,
+                received = self.live.recv() => received,
+            };
+            match received {
+                Ok(change) if cache::is_reset(&change) => return,
+                Ok(change) => {
+                    if !self.send(&change).await {
+                        return;
+                    }
+                }
+                // Too slow for the broadcast, or the cache restarted: end the watch; the client re-watches from
+                // the last resourceVersion it saw.
+                Err(_) => return,
+            }
+        }
+    }
 }
 
 /// One watch event as sent.
