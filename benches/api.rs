@@ -92,13 +92,19 @@ async fn one(api: &Api, verb: &str, i: usize) -> bool {
     let client = api.pick(i);
     let base = &api.base;
     let request = match verb {
-        "get" => client.get(format!("{base}/api/v1/namespaces/bench-get/configmaps/cm-{}", i % 100)),
+        "get" => client.get(format!(
+            "{base}/api/v1/namespaces/bench-get/configmaps/cm-{}",
+            i % 100
+        )),
         "list" => client.get(format!("{base}/api/v1/namespaces/bench-list/configmaps")),
         "create" => client
             .post(format!("{base}/api/v1/namespaces/bench-create/configmaps"))
             .json(&configmap(&format!("cm-{i}-{}", rand_suffix()), i)),
         "update" => client
-            .put(format!("{base}/api/v1/namespaces/bench-get/configmaps/cm-{}", i % 100))
+            .put(format!(
+                "{base}/api/v1/namespaces/bench-get/configmaps/cm-{}",
+                i % 100
+            ))
             .json(&configmap(&format!("cm-{}", i % 100), i)),
         _ => unreachable!("a verb of RATES"),
     };
@@ -130,7 +136,12 @@ fn ms(d: Duration) -> String {
 }
 
 /// Runs `verb` at `rate` for `secs`: (answered per second, p50, p99, errors).
-async fn at_rate(api: Arc<Api>, verb: &'static str, rate: u64, secs: u64) -> (f64, Duration, Duration, usize) {
+async fn at_rate(
+    api: Arc<Api>,
+    verb: &'static str,
+    rate: u64,
+    secs: u64,
+) -> (f64, Duration, Duration, usize) {
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let total = (rate * secs) as usize;
@@ -170,7 +181,10 @@ async fn seed(api: &Api) {
     for i in 0..100 {
         let r = api
             .pick(i)
-            .post(format!("{}/api/v1/namespaces/bench-get/configmaps", api.base))
+            .post(format!(
+                "{}/api/v1/namespaces/bench-get/configmaps",
+                api.base
+            ))
             .json(&configmap(&format!("cm-{i}"), i))
             .send()
             .await
@@ -222,7 +236,10 @@ async fn fan_out(base: &str, pid: u32, count: usize) {
         .json()
         .await
         .expect("list json");
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid);
     let opened = Instant::now();
@@ -233,7 +250,12 @@ async fn fan_out(base: &str, pid: u32, count: usize) {
         let url = format!("{base}/api/v1/namespaces/bench-watch/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=600");
         let tx = tx.clone();
         streams.push(tokio::spawn(async move {
-            let Ok(mut response) = client.get(url).timeout(Duration::from_secs(900)).send().await else {
+            let Ok(mut response) = client
+                .get(url)
+                .timeout(Duration::from_secs(900))
+                .send()
+                .await
+            else {
                 return;
             };
             let mut pending = Vec::new();
@@ -243,7 +265,10 @@ async fn fan_out(base: &str, pid: u32, count: usize) {
                 while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=end).collect();
                     if let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line) {
-                        if let Some(i) = event["object"]["data"]["i"].as_str().and_then(|i| i.parse().ok()) {
+                        if let Some(i) = event["object"]["data"]["i"]
+                            .as_str()
+                            .and_then(|i| i.parse().ok())
+                        {
                             let _ = tx.send((i, at));
                         }
                     }
@@ -328,7 +353,11 @@ fn main() {
         for (verb, rates) in RATES {
             for &rate in rates {
                 let (answered, p50, p99, errors) = at_rate(api.clone(), verb, rate, secs).await;
-                println!("| {verb} | {rate} | {answered:.0} | {} | {} | {errors} |", ms(p50), ms(p99));
+                println!(
+                    "| {verb} | {rate} | {answered:.0} | {} | {} | {errors} |",
+                    ms(p50),
+                    ms(p99)
+                );
                 if answered < rate as f64 * 0.9 || p99 > SLO || errors > 0 {
                     break;
                 }
@@ -339,5 +368,8 @@ fn main() {
         }
     });
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("machine: {cpus} CPUs; navarch up pid {pid}, peak RSS now {} MiB", rss_kib(pid) / 1024);
+    println!(
+        "machine: {cpus} CPUs; navarch up pid {pid}, peak RSS now {} MiB",
+        rss_kib(pid) / 1024
+    );
 }

@@ -418,3 +418,61 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
     );
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
 }
+
+#[test]
+fn impersonation_needs_the_impersonate_verb() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_tokens(&data);
+    let (_up, kubeconfig, _api) = start_up_at(&data, &[]);
+    let kubectl = Kubectl::new(&kubeconfig);
+    kubectl.ok(&["create", "namespace", "a"]);
+    kubectl.ok(&[
+        "-n",
+        "a",
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--user=bob",
+    ]);
+    // The admin acts as bob: bob's rights, not the admin's.
+    wait_for("bob's binding", || {
+        (kubectl
+            .ok(&["auth", "can-i", "list", "pods", "-n", "a", "--as=bob"])
+            .trim()
+            == "yes")
+            .then_some(())
+    });
+    let out = kubectl.run(&["auth", "can-i", "list", "pods", "-n", "default", "--as=bob"]);
+    assert_eq!(stdout(&out).trim(), "no");
+    let out = kubectl.run(&["-n", "default", "get", "pods", "--as=bob"]);
+    assert!(
+        stderr(&out).contains(r#"User "bob" cannot list resource "pods""#),
+        "{}",
+        stderr(&out)
+    );
+    let me = kubectl.ok(&[
+        "auth",
+        "whoami",
+        "--as=bob",
+        "--as-group=devs",
+        "-o",
+        "jsonpath={.status.userInfo.groups}",
+    ]);
+    assert!(
+        me.contains("devs") && me.contains("system:authenticated"),
+        "{me}"
+    );
+    // alice may not impersonate anyone.
+    let out = as_token(
+        &kubectl,
+        "alice-token",
+        &["get", "pods", "--as=navarch-admin"],
+    );
+    assert!(
+        stderr(&out).contains(r#"cannot impersonate resource "users""#),
+        "{}",
+        stderr(&out)
+    );
+}

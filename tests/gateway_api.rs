@@ -543,6 +543,24 @@ fn watchers_share_one_store_watch_per_kind() -> Result<()> {
             let chunk = next.context("an event in time")??.context("an event")?;
             assert_eq!(chunk, line);
         }
+        // A list at resourceVersion=0 ("any") is answered by the cache too.
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), spy.next()).await {}
+        let any = c
+            .get("/api/v1/namespaces/default/configmaps?resourceVersion=0&limit=1")
+            .await?;
+        let names: Vec<&str> = any["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str())
+            .collect();
+        assert!(names.contains(&"shared"), "{names:?}");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), spy.next())
+                .await
+                .is_err(),
+            "a list at resourceVersion=0 reads no store"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         for (_, response) in watchers.iter_mut().filter(|(ns, _)| *ns == "kube-system") {
             let next = tokio::time::timeout(Duration::from_millis(5), response.chunk()).await;

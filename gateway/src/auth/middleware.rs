@@ -55,7 +55,13 @@ pub(crate) async fn check(State(gw): State<Gateway>, mut request: Request, next:
             return Failure(unauthorized()).into_response();
         }
     };
-    let user = identity.user();
+    let mut user = identity.user();
+    if let Some(wanted) = impersonation(request.headers()) {
+        match impersonate(&gw, &user, wanted).await {
+            Ok(as_user) => user = as_user,
+            Err(e) => return Failure(e).into_response(),
+        }
+    }
     let attributes = rbac::attributes(
         request.method().as_str(),
         request.uri().path(),
@@ -88,6 +94,111 @@ pub(crate) async fn check(State(gw): State<Gateway>, mut request: Request, next:
     }
     request.extensions_mut().insert(user);
     next.run(request).await
+}
+
+/// Who a request asks to act as (`Impersonate-User`, `Impersonate-Group`, `Impersonate-Uid`: `kubectl --as`,
+/// `--as-group`).
+struct Impersonation {
+    user: String,
+    groups: Vec<String>,
+    uid: String,
+}
+
+fn impersonation(headers: &axum::http::HeaderMap) -> Option<Impersonation> {
+    let text = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let users = text("impersonate-user");
+    let groups = text("impersonate-group");
+    let uid = text("impersonate-uid");
+    if users.is_empty() && groups.is_empty() && uid.is_empty() {
+        return None;
+    }
+    Some(Impersonation {
+        user: users.into_iter().next().unwrap_or_default(),
+        groups,
+        uid: uid.into_iter().next().unwrap_or_default(),
+    })
+}
+
+/// The user `user` acts as, if RBAC lets it impersonate that user (or service account), each group and the uid
+/// (kube-apiserver's impersonation filter: verb `impersonate` on `users`, `serviceaccounts`, `groups`, `uids`).
+async fn impersonate(
+    gw: &Gateway,
+    user: &UserInfo,
+    wanted: Impersonation,
+) -> Result<UserInfo, ApiError> {
+    if wanted.user.is_empty() {
+        return Err(ApiError::bad_request(
+            "requested impersonation of groups or a uid without a user",
+        ));
+    }
+    let mut checks = Vec::new();
+    match wanted
+        .user
+        .strip_prefix(super::rbac::SERVICE_ACCOUNT_PREFIX)
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((namespace, name)) => checks.push(("", "serviceaccounts", namespace, name)),
+        None => checks.push(("", "users", "", wanted.user.as_str())),
+    }
+    for group in &wanted.groups {
+        checks.push(("", "groups", "", group.as_str()));
+    }
+    if !wanted.uid.is_empty() {
+        checks.push(("authentication.k8s.io", "uids", "", wanted.uid.as_str()));
+    }
+    let masters = user.groups.iter().any(|g| g == MASTERS);
+    let snapshot = if masters {
+        None
+    } else {
+        Some(gw.auth_cache.synced(SYNC_WAIT).await.ok_or_else(|| {
+            ApiError::new(
+                Reason::ServiceUnavailable,
+                "the gateway cannot authorize requests yet: the store has not answered",
+            )
+        })?)
+    };
+    for (group, resource, namespace, name) in checks {
+        let attributes = Attributes::Resource(rbac::ResourceRequest {
+            verb: "impersonate".into(),
+            api_group: group.into(),
+            api_version: String::new(),
+            resource: resource.into(),
+            subresource: String::new(),
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+        if let Some(snapshot) = &snapshot {
+            if !snapshot.policy.authorize(user, &attributes).allowed {
+                return Err(forbidden(user, &attributes));
+            }
+        }
+    }
+    let mut groups = wanted.groups;
+    if wanted.user.starts_with(super::rbac::SERVICE_ACCOUNT_PREFIX) {
+        if let Some((namespace, _)) = wanted
+            .user
+            .strip_prefix(super::rbac::SERVICE_ACCOUNT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        {
+            groups.push("system:serviceaccounts".into());
+            groups.push(format!("system:serviceaccounts:{namespace}"));
+        }
+    }
+    if !groups.iter().any(|g| g == super::authn::AUTHENTICATED) {
+        groups.push(super::authn::AUTHENTICATED.into());
+    }
+    tracing::debug!(user = %user.name, as_user = %wanted.user, "impersonating");
+    Ok(UserInfo {
+        name: wanted.user,
+        uid: wanted.uid,
+        groups,
+    })
 }
 
 /// Whether the token's service account still exists with the uid it was issued for. The cache answers when it

@@ -77,6 +77,22 @@ pub(crate) async fn list(call: Call) -> Answer {
 /// Reads the page. A revision the store has not reached yet is waited for (up to the configured time, as
 /// kube-apiserver's watch cache waits), then refused with 504.
 async fn read(call: &Call, options: &ListOptions, selectors: &Selectors) -> Result<Page, ApiError> {
+    if call.query.resource_version == "0" && options.start.is_none() && options.read == Read::Latest
+    {
+        // "Any" revision: the watch cache answers, without the store, and whole (kube-apiserver ignores `limit`
+        // for the lists its cache serves).
+        let (items, revision) = call
+            .gw
+            .watch_cache
+            .snapshot(call.info, call.ns(), call.gw.config.list_revision_wait)
+            .await?;
+        return Ok(Page {
+            items: items.into_iter().filter(|o| selectors.matches(o)).collect(),
+            revision,
+            next: None,
+            remaining: 0,
+        });
+    }
     let (revision, wanted) = match options.read {
         Read::Latest => (0, 0),
         Read::NotOlderThan(n) => (0, n),
