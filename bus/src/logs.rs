@@ -89,7 +89,11 @@ pub struct LogChunk {
 
 /// A fresh subject for one log stream's chunks.
 pub fn inbox(subjects: &Subjects) -> String {
-    format!("{}.logs.{}", subjects.prefix(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}.logs.{}",
+        subjects.prefix(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Why a log stream stopped before its last chunk.
@@ -174,7 +178,12 @@ impl ChunkSender {
         loop {
             let sent = self
                 .bus
-                .request(&self.inbox, Headers::new(), payload.clone(), self.ack_timeout)
+                .request(
+                    &self.inbox,
+                    Headers::new(),
+                    payload.clone(),
+                    self.ack_timeout,
+                )
                 .await;
             match sent {
                 Ok(_) => break,

@@ -61,7 +61,10 @@ async fn chunks_arrive_in_order_split_under_the_chunk_size() {
         sender.send(b"hello\n").await.unwrap();
         sender.send(&big).await.unwrap();
         sender.send(b"").await.unwrap();
-        sender.finish(Some("container exited".into())).await.unwrap();
+        sender
+            .finish(Some("container exited".into()))
+            .await
+            .unwrap();
     });
     let mut seqs = Vec::new();
     let mut data = Vec::new();
