@@ -38,6 +38,9 @@ pub enum Error {
     /// The container runtime failed. Not retryable as such; the pod lifecycle decides what happens next.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The bus refused a subscription (e.g. the agent's log subject). Retryable once the bus is back.
+    #[error(transparent)]
+    Bus(#[from] navarch_bus::Error),
     /// The actor is gone (stopped, or its System ended). Not retryable.
     #[error("the {0} is not running")]
     Stopped(&'static str),
@@ -56,7 +59,7 @@ impl Error {
                     | Reason::InternalError
                     | Reason::Expired
             ),
-            Error::Io { .. } => true,
+            Error::Io { .. } | Error::Bus(_) => true,
             Error::InvalidConfig { .. } | Error::Runtime(_) | Error::Stopped(_) => false,
         }
     }

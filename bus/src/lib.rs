@@ -8,6 +8,7 @@
 //! - [`codec`]: bincode 2, the one encoding of internal messages.
 //! - [`trace`]: W3C trace context in message headers.
 //! - [`headers`]: message headers.
+//! - [`logs`]: `kubectl logs` between gateway and node agent: request, numbered chunks, acknowledged sending.
 //! - [`api`]: the API object model (k8s-openapi types), resource registry, admission, and [`api::Objects`].
 //! - [`store`]: the store's request/response types, its client, and gap-free watches.
 //! - [`error`]: the bus's error type.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod codec;
 pub mod error;
 pub mod headers;
+pub mod logs;
 pub mod store;
 pub mod subject;
 pub mod trace;

@@ -1,12 +1,14 @@
 //! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
-//! reports their status, and stops them gracefully. [`lifecycle`] decides per pod (and [`container`] per
-//! container), [`status`] and [`node`] say
-//! what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out.
+//! reports their status, serves their logs, and stops them gracefully. [`lifecycle`] decides per pod (and
+//! [`container`] per container), [`status`] and [`node`] say what the objects should read, [`host`] reads the
+//! machine, [`NodeAgent`] carries it all out; [`logs`] reads log files and `log_server` streams them over the bus.
 
 mod actor;
 pub mod container;
 pub mod host;
 pub mod lifecycle;
+mod log_server;
+pub mod logs;
 pub mod node;
 pub mod status;
 
@@ -115,6 +117,7 @@ impl AgentConfig {
 #[derive(Clone)]
 pub struct AgentHandle {
     addr: Addr<NodeAgent>,
+    log_server: Arc<tokio::task::JoinHandle<()>>,
     runtime: Arc<dyn Runtime>,
     node_name: String,
     shutdown_grace: Duration,
@@ -148,6 +151,7 @@ impl AgentHandle {
     /// (SIGTERM, `shutdown_grace`, SIGKILL). Returns once no container process is left running, even if the actor
     /// was already gone.
     pub async fn shutdown(self) {
+        self.log_server.abort();
         let _ = self.addr.send(Shutdown).await;
         // Anything the actor started while it was stopping, or everything if it was already gone.
         stop_everything(self.runtime.as_ref(), self.shutdown_grace).await;
@@ -194,6 +198,14 @@ pub async fn start_agent_with_runtime(
     runtime: Arc<dyn Runtime>,
 ) -> Result<AgentHandle> {
     config.validate()?;
+    // Subscribed before returning, so a pod started through this agent can have its logs read at once.
+    let requests = log_server::subscribe(&bus, &config.node_name).await?;
+    let log_server = Arc::new(tokio::spawn(log_server::serve(
+        bus.clone(),
+        requests,
+        config.data_dir.clone(),
+        runtime.clone(),
+    )));
     let objects = Objects::new(StoreClient::new(bus));
     let handle_runtime = runtime.clone();
     let node_name = config.node_name.clone();
@@ -201,6 +213,7 @@ pub async fn start_agent_with_runtime(
     let addr = NodeAgent::new(objects, config, runtime).start();
     Ok(AgentHandle {
         addr,
+        log_server,
         runtime: handle_runtime,
         node_name,
         shutdown_grace,

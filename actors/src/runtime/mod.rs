@@ -11,8 +11,9 @@
 //! - stop the whole container, not only its main process: `stop` delivers the signal to every process of the
 //!   container, waits up to the grace period for the main process to exit, then kills everything that is left;
 //!   when the main process exits by itself, whatever it left running is killed too;
-//! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`, appending across
-//!   restarts;
+//! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`: each start of a
+//!   container begins a fresh file and keeps the one before as [`previous_log_path`] (for `kubectl logs
+//!   --previous`; Kubernetes, too, keeps the current and the previous instance's logs only);
 //! - leave nothing running after `stop_all` returns (agent shutdown), and nothing it can still kill after it is
 //!   dropped.
 
@@ -225,6 +226,17 @@ pub fn log_path(
     container: &str,
 ) -> PathBuf {
     pod_dir(data_dir, namespace, pod_name, pod_uid).join(format!("{container}.log"))
+}
+
+/// Where the log of a container's previous instance is kept: [`log_path`] with `.1` added.
+pub fn previous_log_path(
+    data_dir: &Path,
+    namespace: &str,
+    pod_name: &str,
+    pod_uid: &str,
+    container: &str,
+) -> PathBuf {
+    pod_dir(data_dir, namespace, pod_name, pod_uid).join(format!("{container}.log.1"))
 }
 
 /// A pod's directory under the agent's data dir: `<data_dir>/pods/<namespace>_<name>_<uid>`.

@@ -1,5 +1,5 @@
 //! The process runtime: each container is a child process of the agent on the host filesystem, in its own process
-//! group, with its output appended to a log file.
+//! group, with its output in a log file per instance.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -13,8 +13,8 @@ use nix::unistd::Pid;
 use tokio::sync::watch;
 
 use super::{
-    log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit, Runtime,
-    RuntimeError, StopSignal,
+    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit,
+    Runtime, RuntimeError, StopSignal,
 };
 
 /// The `PATH` a container gets unless its `env` sets one (the default of container images).
@@ -58,7 +58,7 @@ impl Drop for Inner {
 
 /// Runs each container as a real child process: `command` + `args` with the container's `env` (and nothing of the
 /// agent's own environment but a default `PATH`), in `workingDir` if set, in a new process group so that signals
-/// reach everything it starts, with stdout and stderr appended to its log file. Images are not pulled or read.
+/// reach everything it starts, with stdout and stderr written to a fresh log file (the previous instance's is kept beside it). Images are not pulled or read.
 ///
 /// Cheap to clone; clones share the containers.
 #[derive(Clone)]
@@ -143,9 +143,23 @@ impl ProcessRuntime {
             &spec.id.pod_uid,
             &spec.id.container,
         );
+        let previous = previous_log_path(
+            &self.inner.data_dir,
+            &spec.pod_namespace,
+            &spec.pod_name,
+            &spec.id.pod_uid,
+            &spec.id.container,
+        );
         let open_log = || -> std::io::Result<(std::fs::File, std::fs::File)> {
             if let Some(parent) = log.parent() {
                 std::fs::create_dir_all(parent)?;
+            }
+            // A new instance, a new file; the last instance's stays readable (`--previous`), older ones go. A
+            // reader following the old file keeps its handle to it and sees that the path names another file.
+            match std::fs::rename(&log, &previous) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
             let out = std::fs::OpenOptions::new()
                 .create(true)

@@ -251,13 +251,21 @@ async fn env_args_and_working_dir_reach_the_process_and_output_is_logged() {
         format!("hello web-1 arg-one\n{}\noops\n", cwd.display())
     );
 
-    // A restart appends to the same file.
-    let mut again = s.clone();
-    again.id.attempt = 1;
-    rt.start(&again).await.unwrap();
-    rt.wait(&again.id).await.unwrap();
+    // A restart starts a fresh file and keeps the previous instance's; only that one.
+    let previous = previous_log_path(dir.path(), "demo", "web-1", "uid-1", "main");
+    for attempt in 1..=2 {
+        let mut again = s.clone();
+        again.id.attempt = attempt;
+        again.env.push(("GREETING".into(), format!("run{attempt}")));
+        rt.start(&again).await.unwrap();
+        rt.wait(&again.id).await.unwrap();
+    }
     let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(text.matches("hello web-1 arg-one").count(), 2);
+    assert!(text.starts_with("run2 web-1 arg-one\n"), "{text}");
+    let text = std::fs::read_to_string(&previous).unwrap();
+    assert!(text.starts_with("run1 web-1 arg-one\n"), "{text}");
+    let files = std::fs::read_dir(log.parent().unwrap()).unwrap().count();
+    assert_eq!(files, 2);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod create;
 mod delete;
 mod get;
 mod list;
+mod log;
 mod patch;
 mod scale;
 mod update;
@@ -178,10 +179,9 @@ async fn route(gw: Gateway, request: Request) -> Answer {
             )
             .await
         }
-        (Some(_), Some("log")) if method == Method::GET => Err(Failure(ApiError::new(
-            Reason::BadRequest,
-            "pod logs are not served by the Navarch gateway yet",
-        ))),
+        (Some(name), Some("log")) if method == Method::GET => {
+            log::serve(call, &name, parts.uri.query()).await
+        }
         _ => Err(not_allowed()),
     }
 }
