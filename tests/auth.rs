@@ -54,6 +54,11 @@ fn as_token(kubectl: &Kubectl, token: &str, args: &[&str]) -> std::process::Outp
     kubectl.run(&all)
 }
 
+/// Runs kubectl as `alice` (the static token of [`write_tokens`]).
+fn as_alice(kubectl: &Kubectl, args: &[&str]) -> std::process::Output {
+    as_token(kubectl, "alice-token", args)
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -252,19 +257,14 @@ fn a_static_token_user_in_a_group_bound_to_view_reads_all_but_secrets() {
     kubectl.ok(&["create", "secret", "generic", "s", "--from-literal=k=v"]);
     kubectl.ok(&["create", "configmap", "c", "--from-literal=k=v"]);
     // Before any binding alice may discover the API and ask about herself, nothing else.
-    let out = as_token(&kubectl, "alice-token", &["get", "configmaps"]);
+    let out = as_alice(&kubectl, &["get", "configmaps"]);
     assert!(
         stderr(&out).contains(r#"User "alice" cannot list resource "configmaps""#),
         "{}",
         stderr(&out)
     );
     assert_eq!(
-        stdout(&as_token(
-            &kubectl,
-            "alice-token",
-            &["auth", "can-i", "get", "configmaps"]
-        ))
-        .trim(),
+        stdout(&as_alice(&kubectl, &["auth", "can-i", "get", "configmaps"])).trim(),
         "no"
     );
     kubectl.ok(&[
@@ -275,18 +275,18 @@ fn a_static_token_user_in_a_group_bound_to_view_reads_all_but_secrets() {
         "--group=devs",
     ]);
     wait_for("the group binding to take effect", || {
-        as_token(&kubectl, "alice-token", &["get", "configmaps", "-A"])
+        as_alice(&kubectl, &["get", "configmaps", "-A"])
             .status
             .success()
             .then_some(())
     });
-    let out = as_token(&kubectl, "alice-token", &["get", "secrets"]);
+    let out = as_alice(&kubectl, &["get", "secrets"]);
     assert!(
         stderr(&out).contains("forbidden"),
         "view does not read Secrets: {}",
         stderr(&out)
     );
-    let out = as_token(&kubectl, "alice-token", &["create", "configmap", "d"]);
+    let out = as_alice(&kubectl, &["create", "configmap", "d"]);
     assert!(
         stderr(&out).contains("forbidden"),
         "view does not write: {}",
@@ -310,7 +310,7 @@ fn a_static_token_user_in_a_group_bound_to_view_reads_all_but_secrets() {
     // Removing the binding takes the grant away again.
     kubectl.ok(&["delete", "clusterrolebinding", "devs-view"]);
     wait_for("the grant to end", || {
-        stderr(&as_token(&kubectl, "alice-token", &["get", "configmaps"]))
+        stderr(&as_alice(&kubectl, &["get", "configmaps"]))
             .contains("forbidden")
             .then_some(())
     });
@@ -334,15 +334,14 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
         "--group=devs",
     ]);
     wait_for("alice to be admin in a", || {
-        as_token(&kubectl, "alice-token", &["-n", "a", "get", "rolebindings"])
+        as_alice(&kubectl, &["-n", "a", "get", "rolebindings"])
             .status
             .success()
             .then_some(())
     });
     // What admin holds, alice may hand on; cluster-admin she may not, not even in her namespace.
-    let out = as_token(
+    let out = as_alice(
         &kubectl,
-        "alice-token",
         &[
             "-n",
             "a",
@@ -354,9 +353,8 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = as_token(
+    let out = as_alice(
         &kubectl,
-        "alice-token",
         &[
             "-n",
             "a",
@@ -374,9 +372,8 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
     );
     // A Role with rules admin does not hold (nodes are cluster-scoped; admin has none) is refused too, and one
     // within admin's rules is fine.
-    let out = as_token(
+    let out = as_alice(
         &kubectl,
-        "alice-token",
         &[
             "-n",
             "a",
@@ -388,9 +385,8 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
         ],
     );
     assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
-    let out = as_token(
+    let out = as_alice(
         &kubectl,
-        "alice-token",
         &[
             "-n",
             "a",
@@ -403,9 +399,8 @@ fn a_namespace_admin_cannot_grant_more_than_it_holds() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     // Nothing outside a.
-    let out = as_token(
+    let out = as_alice(
         &kubectl,
-        "alice-token",
         &[
             "-n",
             "default",
@@ -465,11 +460,7 @@ fn impersonation_needs_the_impersonate_verb() {
         "{me}"
     );
     // alice may not impersonate anyone.
-    let out = as_token(
-        &kubectl,
-        "alice-token",
-        &["get", "pods", "--as=navarch-admin"],
-    );
+    let out = as_alice(&kubectl, &["get", "pods", "--as=navarch-admin"]);
     assert!(
         stderr(&out).contains(r#"cannot impersonate resource "users""#),
         "{}",

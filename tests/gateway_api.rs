@@ -33,11 +33,11 @@ struct Cluster {
 const ADMIN_TOKEN: &str = "gateway-api-test-admin";
 
 fn admin_authentication() -> navarch_gateway::auth::Authentication {
-    let mut authentication = navarch_gateway::auth::Authentication::default();
-    authentication
-        .tokens
-        .insert(ADMIN_TOKEN, "admin", &["system:masters"]);
-    authentication
+    navarch_gateway::auth::Authentication::default().with_token(
+        ADMIN_TOKEN,
+        "admin",
+        &["system:masters"],
+    )
 }
 
 fn admin_client(ca_pem: &[u8]) -> reqwest::Client {

@@ -21,11 +21,11 @@ async fn start(
         bootstrap_retry: Duration::from_millis(50),
         rate_limit,
         tls: Some(pki.serving.clone()),
-        authentication: {
-            let mut a = navarch_gateway::auth::Authentication::default();
-            a.tokens.insert("admin", "admin", &["system:masters"]);
-            a
-        },
+        authentication: navarch_gateway::auth::Authentication::default().with_token(
+            "admin",
+            "admin",
+            &["system:masters"],
+        ),
         ..Default::default()
     };
     Ok(navarch_gateway::start(Bus::embedded("tls").await?, config).await?)

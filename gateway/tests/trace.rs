@@ -26,11 +26,11 @@ async fn store_requests_continue_the_http_trace() -> anyhow::Result<()> {
         bus,
         GatewayConfig {
             listen: "127.0.0.1:0".parse()?,
-            authentication: {
-                let mut a = navarch_gateway::auth::Authentication::default();
-                a.tokens.insert("admin", "admin", &["system:masters"]);
-                a
-            },
+            authentication: navarch_gateway::auth::Authentication::default().with_token(
+                "admin",
+                "admin",
+                &["system:masters"],
+            ),
             ..Default::default()
         },
     )

@@ -20,11 +20,11 @@ async fn serves_what_needs_no_store_and_stops() -> anyhow::Result<()> {
     let config = GatewayConfig {
         listen: "127.0.0.1:0".parse()?,
         bootstrap_retry: Duration::from_millis(50),
-        authentication: {
-            let mut a = navarch_gateway::auth::Authentication::default();
-            a.tokens.insert("admin", "admin", &["system:masters"]);
-            a
-        },
+        authentication: navarch_gateway::auth::Authentication::default().with_token(
+            "admin",
+            "admin",
+            &["system:masters"],
+        ),
         ..Default::default()
     };
     let gateway = navarch_gateway::start(bus, config).await?;

@@ -480,6 +480,12 @@ pub enum Unauthenticated {
 }
 
 impl Authentication {
+    /// The same with one more static token (for tests and embedders).
+    pub fn with_token(mut self, token: &str, name: &str, groups: &[&str]) -> Self {
+        self.tokens.insert(token, name, groups);
+        self
+    }
+
     /// Who the `Authorization` header value speaks for, at `now` (Unix seconds).
     pub fn authenticate(
         &self,

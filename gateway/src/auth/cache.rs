@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use navarch_bus::api::objects::WatchType;
-use navarch_bus::api::{resource, Objects, ResourceInfo};
+use navarch_bus::api::{resource, ApiError, Objects, Reason, ResourceInfo};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
@@ -26,6 +26,8 @@ const KINDS: [(&str, &str); 5] = [
 ];
 const SERVICE_ACCOUNTS: usize = 4;
 
+/// How long a request waits for the cache's first complete view before 503.
+pub const SYNC_WAIT: Duration = Duration::from_secs(5);
 /// Pause before relisting a kind after its watch failed.
 const RELIST_PAUSE: Duration = Duration::from_secs(1);
 
@@ -90,15 +92,20 @@ impl AuthCache {
         Self { latest }
     }
 
-    /// The latest snapshot, waiting up to `wait` for the first complete one. None when the cache has not synced
-    /// in that time (the store is unreachable).
-    pub async fn synced(&self, wait: Duration) -> Option<Arc<Snapshot>> {
+    /// The latest snapshot, waiting up to [`SYNC_WAIT`] for the first complete one; 503 ServiceUnavailable when
+    /// the cache has not synced in that time (the store is unreachable).
+    pub async fn ready(&self) -> Result<Arc<Snapshot>, ApiError> {
         let mut latest = self.latest.clone();
-        let ready = tokio::time::timeout(wait, latest.wait_for(|s| s.synced)).await;
-        match ready {
+        let ready = match tokio::time::timeout(SYNC_WAIT, latest.wait_for(|s| s.synced)).await {
             Ok(Ok(snapshot)) => Some(snapshot.clone()),
             _ => None,
-        }
+        };
+        ready.ok_or_else(|| {
+            ApiError::new(
+                Reason::ServiceUnavailable,
+                "the gateway cannot authorize requests yet: the store has not answered",
+            )
+        })
     }
 
     /// Whether the cache holds a complete view (for `/readyz`).

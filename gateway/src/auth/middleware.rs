@@ -3,8 +3,6 @@
 //! without credentials (kube-apiserver lets `system:unauthenticated` read them through
 //! `system:public-info-viewer`).
 
-use std::time::Duration;
-
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
@@ -17,9 +15,6 @@ use super::cache::Snapshot;
 use super::rbac::{self, Attributes, UserInfo};
 use crate::server::Gateway;
 use crate::status::Failure;
-
-/// How long a request waits for the authorization cache's first complete view before 503.
-const SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Paths anyone may read.
 pub(crate) fn is_public(path: &str) -> bool {
@@ -62,20 +57,12 @@ pub(crate) async fn check(State(gw): State<Gateway>, mut request: Request, next:
             Err(e) => return Failure(e).into_response(),
         }
     }
-    let attributes = rbac::attributes(
-        request.method().as_str(),
-        request.uri().path(),
-        request.uri().query(),
-    );
     let masters = user.groups.iter().any(|g| g == MASTERS);
     let needs_cache = !masters || matches!(identity, Identity::ServiceAccount(_));
     if needs_cache {
-        let Some(snapshot) = gw.auth_cache.synced(SYNC_WAIT).await else {
-            return Failure(ApiError::new(
-                Reason::ServiceUnavailable,
-                "the gateway cannot authorize requests yet: the store has not answered",
-            ))
-            .into_response();
+        let snapshot = match gw.auth_cache.ready().await {
+            Ok(snapshot) => snapshot,
+            Err(e) => return Failure(e).into_response(),
         };
         if let Identity::ServiceAccount(claims) = &identity {
             if !account_exists(&gw, &snapshot, claims).await {
@@ -86,6 +73,12 @@ pub(crate) async fn check(State(gw): State<Gateway>, mut request: Request, next:
                 return Failure(unauthorized()).into_response();
             }
         }
+        // Parsed only here: the admin's requests (system:masters) skip it.
+        let attributes = rbac::attributes(
+            request.method().as_str(),
+            request.uri().path(),
+            request.uri().query(),
+        );
         let decision = snapshot.policy.authorize(&user, &attributes);
         if !decision.allowed {
             tracing::debug!(user = %user.name, reason = %decision.reason, "forbidden");
@@ -137,12 +130,12 @@ async fn impersonate(
             "requested impersonation of groups or a uid without a user",
         ));
     }
-    let mut checks = Vec::new();
-    match wanted
+    let account = wanted
         .user
         .strip_prefix(super::rbac::SERVICE_ACCOUNT_PREFIX)
-        .and_then(|rest| rest.split_once(':'))
-    {
+        .and_then(|rest| rest.split_once(':'));
+    let mut checks = Vec::new();
+    match account {
         Some((namespace, name)) => checks.push(("", "serviceaccounts", namespace, name)),
         None => checks.push(("", "users", "", wanted.user.as_str())),
     }
@@ -156,12 +149,7 @@ async fn impersonate(
     let snapshot = if masters {
         None
     } else {
-        Some(gw.auth_cache.synced(SYNC_WAIT).await.ok_or_else(|| {
-            ApiError::new(
-                Reason::ServiceUnavailable,
-                "the gateway cannot authorize requests yet: the store has not answered",
-            )
-        })?)
+        Some(gw.auth_cache.ready().await?)
     };
     for (group, resource, namespace, name) in checks {
         let attributes = Attributes::Resource(rbac::ResourceRequest {
@@ -179,24 +167,18 @@ async fn impersonate(
             }
         }
     }
-    let mut groups = wanted.groups;
-    if wanted.user.starts_with(super::rbac::SERVICE_ACCOUNT_PREFIX) {
-        if let Some((namespace, _)) = wanted
-            .user
-            .strip_prefix(super::rbac::SERVICE_ACCOUNT_PREFIX)
-            .and_then(|rest| rest.split_once(':'))
-        {
-            groups.push("system:serviceaccounts".into());
-            groups.push(format!("system:serviceaccounts:{namespace}"));
-        }
+    let mut groups = wanted.groups.clone();
+    if let Some((namespace, _)) = account {
+        groups.push("system:serviceaccounts".into());
+        groups.push(format!("system:serviceaccounts:{namespace}"));
     }
     if !groups.iter().any(|g| g == super::authn::AUTHENTICATED) {
         groups.push(super::authn::AUTHENTICATED.into());
     }
     tracing::debug!(user = %user.name, as_user = %wanted.user, "impersonating");
     Ok(UserInfo {
-        name: wanted.user,
-        uid: wanted.uid,
+        name: wanted.user.clone(),
+        uid: wanted.uid.clone(),
         groups,
     })
 }
@@ -205,20 +187,19 @@ async fn impersonate(
 /// knows the account; otherwise (an account created a moment ago) the store does.
 async fn account_exists(gw: &Gateway, snapshot: &Snapshot, claims: &ServiceAccountClaims) -> bool {
     let key = (claims.namespace.clone(), claims.name.clone());
-    if snapshot.service_accounts.get(&key) == Some(&claims.uid) {
-        return true;
-    }
-    let Some(info) = resource::by_kind("v1", "ServiceAccount") else {
-        return false;
-    };
-    match gw
+    snapshot.service_accounts.get(&key) == Some(&claims.uid)
+        || stored_uid(gw, claims).await.as_deref() == Some(claims.uid.as_str())
+}
+
+/// The uid of the token's service account as the store has it (None: no such account).
+pub(crate) async fn stored_uid(gw: &Gateway, claims: &ServiceAccountClaims) -> Option<String> {
+    let info = resource::by_kind("v1", "ServiceAccount")?;
+    let account = gw
         .objects
         .get(info, Some(&claims.namespace), &claims.name)
         .await
-    {
-        Ok(account) => account["metadata"]["uid"].as_str() == Some(claims.uid.as_str()),
-        Err(_) => false,
-    }
+        .ok()?;
+    account["metadata"]["uid"].as_str().map(str::to_string)
 }
 
 /// 403 with kube-apiserver's message and details.

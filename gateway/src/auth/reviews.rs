@@ -4,8 +4,6 @@
 //! the TokenRequest subresource of ServiceAccounts (`kubectl create token`). None is stored: each answers the
 //! object it was sent with `status` filled in, 201 Created, as kube-apiserver does.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Extension;
@@ -15,14 +13,11 @@ use navarch_bus::api::{meta, resource, ApiError, Reason};
 use serde_json::{json, Value};
 
 use super::authn::{Identity, ServiceAccountClaims};
-use super::middleware::unix_now;
+use super::middleware::{stored_uid, unix_now};
 use super::rbac::UserInfo;
 use crate::request::decode_object;
 use crate::server::Gateway;
 use crate::status::{self, Answer, Failure};
-
-/// How long a review waits for the authorization cache's first complete view.
-const SYNC_WAIT: Duration = Duration::from_secs(5);
 
 /// Default lifetime of a requested token: kube-apiserver's (1 h).
 pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
@@ -106,11 +101,7 @@ async fn decide(
             }
         }
     }
-    let snapshot = gw
-        .auth_cache
-        .synced(SYNC_WAIT)
-        .await
-        .ok_or_else(not_ready)?;
+    let snapshot = gw.auth_cache.ready().await?;
     let decision = snapshot
         .policy
         .authorize_review(user, resource.as_ref(), non_resource.as_ref());
@@ -125,13 +116,6 @@ fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::new(
         Reason::Invalid,
         format!("{field}: Invalid value: {message}"),
-    )
-}
-
-fn not_ready() -> ApiError {
-    ApiError::new(
-        Reason::ServiceUnavailable,
-        "the gateway cannot authorize requests yet: the store has not answered",
     )
 }
 
@@ -181,12 +165,7 @@ pub(crate) async fn self_subject_rules(
     let kind = "SelfSubjectRulesReview";
     let review = review_body(&headers, &body, AUTHORIZATION_V1, kind)?;
     let namespace = review["spec"]["namespace"].as_str().unwrap_or_default();
-    let snapshot = gw
-        .auth_cache
-        .synced(SYNC_WAIT)
-        .await
-        .ok_or_else(not_ready)
-        .map_err(Failure)?;
+    let snapshot = gw.auth_cache.ready().await?;
     let (resource_rules, non_resource_rules) = snapshot.policy.rules_for(&user, namespace);
     let status = json!({
         "resourceRules": resource_rules,
@@ -267,7 +246,7 @@ pub(crate) async fn token(State(gw): State<Gateway>, headers: HeaderMap, body: B
         Ok(identity) => {
             let live = match &identity {
                 Identity::ServiceAccount(claims) => {
-                    account_uid(&gw, claims).await == Some(claims.uid.clone())
+                    stored_uid(&gw, claims).await.as_deref() == Some(claims.uid.as_str())
                 }
                 Identity::User(_) => true,
             };
@@ -280,17 +259,6 @@ pub(crate) async fn token(State(gw): State<Gateway>, headers: HeaderMap, body: B
         Err(e) => json!({"authenticated": false, "user": {}, "error": e.to_string()}),
     };
     answer(AUTHENTICATION_V1, kind, review, status)
-}
-
-/// The uid of a service account, read from the store.
-async fn account_uid(gw: &Gateway, claims: &ServiceAccountClaims) -> Option<String> {
-    let info = resource::by_kind("v1", "ServiceAccount")?;
-    let account = gw
-        .objects
-        .get(info, Some(&claims.namespace), &claims.name)
-        .await
-        .ok()?;
-    account["metadata"]["uid"].as_str().map(str::to_string)
 }
 
 /// `POST /api/v1/namespaces/{namespace}/serviceaccounts/{name}/token`: a signed token for the account.

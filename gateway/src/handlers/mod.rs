@@ -186,9 +186,6 @@ async fn route(gw: Gateway, request: Request) -> Answer {
     }
 }
 
-/// How long an RBAC write waits for the authorization cache's first complete view.
-const ESCALATION_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Refuses (403) a Role, ClusterRole or binding, as it is about to be stored, that would grant more than its
 /// writer holds (`src/auth/rbac/escalation.rs`). Other kinds pass.
 pub(crate) async fn confirm_no_escalation(call: &Call, object: &Value) -> Result<(), ApiError> {
@@ -205,17 +202,7 @@ pub(crate) async fn confirm_no_escalation(call: &Call, object: &Value) -> Result
     {
         return Ok(());
     }
-    let snapshot = call
-        .gw
-        .auth_cache
-        .synced(ESCALATION_SYNC_WAIT)
-        .await
-        .ok_or_else(|| {
-            ApiError::new(
-                Reason::ServiceUnavailable,
-                "the gateway cannot check RBAC writes yet: the store has not answered",
-            )
-        })?;
+    let snapshot = call.gw.auth_cache.ready().await?;
     let namespace = call.ns().unwrap_or_default();
     let name = navarch_bus::api::meta::name(object).unwrap_or_default();
     fn parse<T: serde::de::DeserializeOwned>(object: &Value, field: &str) -> Result<T, ApiError> {
