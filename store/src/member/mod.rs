@@ -200,7 +200,7 @@ impl StoreMember {
             cluster: Cluster::new(removed.clone(), config.election_timeout),
             reads: reads::ReadRounds::new(),
             changes: broadcast::channel(CHANGES_BACKLOG).0,
-            proposer: proposer::Proposer::spawn(raft.clone()),
+            proposer: proposer::Proposer::spawn(raft.clone(), config.request_timeout),
         });
         let peers = service.clone();
         let (left_tx, left) = watch::channel(false);

@@ -6,8 +6,16 @@
 //! without grouping a member's throughput is bounded by its fsync rate. A proposer keeps at most
 //! [`MAX_IN_FLIGHT`] entries in flight: writes arriving while all of them are busy wait and go out together in the
 //! next one. An idle store proposes a lone write at once, so grouping costs no latency.
+//!
+//! An entry stays in flight only while this member leads in the term it was proposed in. openraft 0.9 answers the
+//! proposer of an entry a new leader overwrote only when the entry is truncated as a conflict; when the deposed
+//! leader catches up by installing a snapshot instead, the answer never comes, and a later entry applied at the
+//! same index would be answered to the wrong proposer. So a proposal ends, answered "may have been applied", as
+//! soon as the term changes or another member leads, and an answer from an entry of another term is never passed
+//! on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use navarch_bus::store::{StoreError, StoreResponse};
 use openraft::error::{ClientWriteError, RaftError};
@@ -37,9 +45,10 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts grouping writes for `raft`; the task ends when the proposer is dropped.
-    pub fn spawn(raft: Raft) -> Self {
+    /// `patience` bounds a proposal made while this member did not know itself leader.
+    pub fn spawn(raft: Raft, patience: Duration) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
-        tokio::spawn(group(raft, pending));
+        tokio::spawn(group(raft, pending, patience));
         Self { queue }
     }
 
@@ -93,7 +102,7 @@ fn payload_bytes(write: &Write) -> usize {
 }
 
 /// Collects what is queued into entries, one at a time as in-flight slots free up.
-async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
+async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>, patience: Duration) {
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut carried: Option<Pending> = None;
     loop {
@@ -107,6 +116,11 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
                 None => return,
             },
         };
+        // A caller that gave up (its deadline passed while the slots were busy) has been told the write may
+        // still be applied; it is not proposed now.
+        if first.reply.is_closed() {
+            continue;
+        }
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_WRITES {
@@ -115,6 +129,7 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
                     carried = Some(next);
                     break;
                 }
+                Ok(next) if next.reply.is_closed() => {}
                 Ok(next) => {
                     bytes += next.bytes;
                     batch.push(next);
@@ -126,10 +141,40 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
         tokio::spawn(async move {
             let (writes, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.write, p.reply)).unzip();
-            let outcome = raft.client_write(Batch(writes)).await;
+            let (term, leading) = {
+                let metrics = raft.metrics();
+                let m = metrics.borrow();
+                (m.current_term, m.current_leader == Some(m.id))
+            };
+            let outcome = tokio::select! {
+                biased;
+                outcome = raft.client_write(Batch(writes)) => Some(outcome),
+                () = deposed(&raft, term), if leading => None,
+                // A member that does not lead is refused at once; this bounds the case where it just became
+                // leader and the term read above is already stale.
+                () = tokio::time::sleep(patience), if !leading => None,
+            };
             drop(slot);
             match outcome {
-                Ok(response) => {
+                None => {
+                    let lost = unavailable(format!(
+                        "leadership changed (term {term}) before the write committed; it may still be applied"
+                    ));
+                    for reply in replies {
+                        let _ = reply.send(Err(lost.clone()));
+                    }
+                }
+                Some(Ok(response)) if response.log_id.leader_id.term != term => {
+                    let stray = unavailable(format!(
+                        "the answer came from an entry of term {} proposed in term {term}; the write may still \
+                         be applied",
+                        response.log_id.leader_id.term
+                    ));
+                    for reply in replies {
+                        let _ = reply.send(Err(stray.clone()));
+                    }
+                }
+                Some(Ok(response)) => {
                     let mut answers = response.data.0.into_iter();
                     for reply in replies {
                         let answer = answers.next().unwrap_or_else(|| {
@@ -140,7 +185,7 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
                         let _ = reply.send(answer.map_err(Failure::Store));
                     }
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let refusal = match e {
                         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
                             Failure::Redirect(f.leader_id)
@@ -157,4 +202,12 @@ async fn group(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>) {
             }
         });
     }
+}
+
+/// Returns once this member no longer leads in `term`: the term moved on, or another member (or none) leads.
+async fn deposed(raft: &Raft, term: u64) {
+    let mut metrics = raft.metrics();
+    let _ = metrics
+        .wait_for(|m| m.current_term != term || m.current_leader != Some(m.id))
+        .await;
 }
