@@ -45,6 +45,7 @@ pub mod limit;
 pub mod patch;
 pub mod request;
 pub mod selector;
+mod serve;
 pub mod server;
 pub mod status;
 pub mod table;

@@ -54,7 +54,7 @@ pub(crate) struct Gateway {
 pub struct RunningGateway {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     bootstrap: JoinHandle<()>,
 }
 
@@ -71,8 +71,7 @@ impl RunningGateway {
         self.bootstrap.abort();
         let mut server = self.server;
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => Err(Error::Serve(e)),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(join)) => Err(Error::Serve(std::io::Error::other(join))),
             Err(_) => {
                 tracing::warn!(
@@ -125,29 +124,16 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         shutdown.clone(),
         gateway.bootstrapped.clone(),
     ));
-    let app = router(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(gateway);
     let mut signal = shutdown;
     let stopped = async move {
         let _ = signal.wait_for(|stop| *stop).await;
     };
     let server = match tls {
-        None => tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await
-        }),
+        None => tokio::spawn(crate::serve::serve(listener, app, stopped)),
         Some(tls) => {
-            use axum::serve::ListenerExt as _;
-            // `tap_io` only makes axum hand each connection's peer address to the router as `ConnectInfo`,
-            // which the rate limiter reads.
-            let listener = TlsListener::new(listener, tls)
-                .map_err(Error::Serve)?
-                .tap_io(|_| ());
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            })
+            let listener = TlsListener::new(listener, tls).map_err(Error::Serve)?;
+            tokio::spawn(crate::serve::serve(listener, app, stopped))
         }
     };
     tracing::info!(%addr, tls = server_tls, "gateway listening");
