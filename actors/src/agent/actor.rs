@@ -193,6 +193,7 @@ impl NodeAgent {
                 attempt,
                 signal,
                 grace,
+                pre_stop,
             } => {
                 let id = ContainerId {
                     pod_uid: uid.to_string(),
@@ -202,12 +203,54 @@ impl NodeAgent {
                 let runtime = self.runtime.clone();
                 ctx.spawn(
                     async move {
+                        let mut grace = grace;
+                        if let Some(hook) = pre_stop {
+                            // The hook's time counts against the grace period, as the kubelet's.
+                            let began = tokio::time::Instant::now();
+                            let outcome = super::prober::run(runtime.as_ref(), &id, &hook, grace).await;
+                            if !outcome.success {
+                                tracing::info!(container = %id, message = %outcome.message, "preStop hook failed");
+                            }
+                            grace = grace.saturating_sub(began.elapsed());
+                        }
                         if let Err(e) = runtime.stop(&id, signal, grace).await {
                             tracing::warn!(container = %id, error = %e, "cannot stop container");
                         }
                     }
                     .into_actor(self),
                 );
+            }
+            Command::RunProbe {
+                container,
+                attempt,
+                kind,
+                action,
+                timeout,
+            } => {
+                let id = ContainerId {
+                    pod_uid: uid.to_string(),
+                    container,
+                    attempt,
+                };
+                let runtime = self.runtime.clone();
+                let uid = uid.to_string();
+                let work = async move {
+                    let outcome = super::prober::run(runtime.as_ref(), &id, &action, timeout).await;
+                    (id, outcome)
+                };
+                ctx.spawn(work.into_actor(self).map(move |(id, outcome), act, ctx| {
+                    if !outcome.success {
+                        // The kubelet's `Unhealthy` event.
+                        tracing::info!(container = %id, "{} probe failed: {}", kind.name(), outcome.message);
+                    }
+                    let result = PodEvent::ProbeResult {
+                        container: id.container,
+                        attempt: id.attempt,
+                        kind,
+                        success: outcome.success,
+                    };
+                    act.feed(&uid, result, ctx);
+                }));
             }
             Command::ReportStatus(status) => {
                 if let Some(Write::Status(_)) = worker.writes.back() {

@@ -10,6 +10,8 @@ pub mod lifecycle;
 mod log_server;
 pub mod logs;
 pub mod node;
+pub mod probe;
+mod prober;
 pub mod status;
 
 use std::collections::BTreeMap;
