@@ -2,11 +2,12 @@
 //! pod's [`PodMachine`] and carries out its commands through the runtime and the store.
 //!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
-//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`) and runtime outcomes (container
-//! started, failed to start, exited).
+//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`, which is also when probes are
+//! checked for being due) and runtime outcomes (container started, failed to start, exited; probe results).
 //! Emits, through [`Objects`] on the store's `store.rpc` subject: Node create / status updates (heartbeat) / label
 //! updates, pod status updates (status part; one write in flight per pod, in order), and pod deletes (grace 0, uid
-//! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts and stops.
+//! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts, stops (after
+//! the `preStop` hook) and probe execs; probes' HTTP and TCP connections to the pod's IP.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::probe::Action;
 use crate::runtime::{ContainerId, Runtime};
+
+/// The most bytes read looking for an HTTP response's status line.
+const STATUS_LINE_LIMIT: u64 = 4096;
 
 /// How a probe or hook went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Outcome {
     match action {
+        Action::Exec { command } if command.is_empty() => Outcome::failed("exec: no command"),
         Action::Exec { command } => match runtime.exec(id, command, timeout).await {
             Ok(out) => match out.exit_code {
                 Some(0) => Outcome::passed(out.output),
@@ -173,9 +177,9 @@ async fn http_get(
     let text = request(host, port, path, headers).map_err(std::io::Error::other)?;
     let mut stream = TcpStream::connect((host, port)).await?;
     stream.write_all(text.as_bytes()).await?;
-    let mut reader = BufReader::new(stream);
+    // A status line is short: a peer sending endless bytes without a newline is cut off here, not by the timeout.
+    let mut reader = BufReader::new(stream.take(STATUS_LINE_LIMIT));
     let mut line = String::new();
-    // A status line is short; a peer sending endless bytes without a newline is cut off by the timeout.
     reader.read_line(&mut line).await?;
     status_code(&line).ok_or_else(|| {
         std::io::Error::other(format!("malformed HTTP response {:?}", line.trim_end()))
