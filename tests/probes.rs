@@ -109,6 +109,13 @@ fn probes_restart_unhealthy_containers_and_gate_readiness() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The API filled in Kubernetes' probe defaults.
+    let serve = k.json(&["get", "pod", "serve"]);
+    let probe = &serve["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(probe["timeoutSeconds"], 1, "{probe}");
+    assert_eq!(probe["failureThreshold"], 3, "{probe}");
+    assert_eq!(probe["httpGet"]["scheme"], "HTTP", "{probe}");
+
     // (c) A real HTTP server (named port, custom header) and a real TCP listener make their containers ready.
     wait_ready_column(&k, "serve", "2/2");
 
@@ -152,6 +159,26 @@ fn probes_restart_unhealthy_containers_and_gate_readiness() {
     let restarts =
         k.json(&["get", "pod", "live"])["status"]["containerStatuses"][0]["restartCount"].as_i64();
     assert_eq!(restarts, Some(1));
+
+    // A liveness probe must not ask for more than one success, as kube-apiserver says.
+    let bad = manifest(&dir, http_port, tcp_port)
+        .split("---")
+        .next()
+        .unwrap_or_default()
+        .replace("name: live", "name: bad")
+        .replace(
+            "periodSeconds: 1\n",
+            "periodSeconds: 1\n      successThreshold: 2\n",
+        );
+    let out = k.apply_stdin(&["apply", "-f", "-"], &bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"
+        ),
+        "{stderr}"
+    );
 
     // Deletion runs the preStop hook too.
     k.ok(&["delete", "pod", "live", "--wait=true"]);
