@@ -319,3 +319,94 @@ fn deletion_runs_the_pre_stop_hook_and_stops_probing() {
         }]
     );
 }
+
+#[test]
+fn a_container_killed_by_its_liveness_probe_again_backs_off_like_a_crash() {
+    let mut m = assigned(pod(
+        "Always",
+        json!({"livenessProbe": {"exec": {"command": ["cat", "/ok"]}, "failureThreshold": 1}}),
+    ));
+    let killed_and_exited = |m: &mut PodMachine, attempt: u32, t: i64| {
+        m.handle(started(attempt), at(t));
+        let (cmds, _) = split(m.handle(result(attempt, ProbeKind::Liveness, false), at(t)));
+        assert!(
+            matches!(cmds.as_slice(), [Command::KillContainer { .. }]),
+            "{cmds:?}"
+        );
+        let exited = PodEvent::Exited {
+            container: "main".into(),
+            attempt,
+            exit_code: 143,
+            signal: Some(15),
+        };
+        split(m.handle(exited, at(t + 1)))
+    };
+    let (cmds, _) = killed_and_exited(&mut m, 0, 0);
+    assert_eq!(
+        cmds,
+        vec![Command::StartContainer {
+            container: "main".into(),
+            attempt: 1
+        }]
+    );
+    let (cmds, status) = killed_and_exited(&mut m, 1, 2);
+    assert_eq!(cmds, vec![]);
+    let s = status.unwrap();
+    let waiting = main_status(&s)
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
+    assert!(!main_status(&s).ready);
+    assert_eq!(
+        ready_condition(&s),
+        ("False", Some("containers with unready status: [main]"))
+    );
+    assert_eq!(m.handle(PodEvent::Tick, at(12)), vec![]);
+    let (cmds, _) = split(m.handle(PodEvent::Tick, at(13)));
+    assert_eq!(
+        cmds,
+        vec![Command::StartContainer {
+            container: "main".into(),
+            attempt: 2
+        }]
+    );
+}
+
+#[test]
+fn the_pod_is_ready_only_when_every_container_is() {
+    let mut pod = pod(
+        "Always",
+        json!({"readinessProbe": {"exec": {"command": ["cat", "/ready"]}}}),
+    );
+    let side: k8s_openapi::api::core::v1::Container = serde_json::from_value(
+        json!({"name": "side", "image": "busybox", "command": ["sleep", "1"]}),
+    )
+    .unwrap();
+    pod.spec.as_mut().unwrap().containers.push(side);
+    let mut m = assigned(pod);
+    m.handle(started(0), t0());
+    let side_started = PodEvent::Started {
+        container: "side".into(),
+        attempt: 0,
+        container_id: "navarch-process://uid-1_side_0".into(),
+    };
+    let (_, status) = split(m.handle(side_started, t0()));
+    let s = status.unwrap();
+    assert_eq!(
+        ready_condition(&s),
+        ("False", Some("containers with unready status: [main]"))
+    );
+    let ready: Vec<bool> = s
+        .container_statuses
+        .iter()
+        .flatten()
+        .map(|c| c.ready)
+        .collect();
+    assert_eq!(ready, vec![false, true]);
+    let (_, status) = split(m.handle(result(0, ProbeKind::Readiness, true), at(1)));
+    assert_eq!(ready_condition(&status.unwrap()), ("True", None));
+}
