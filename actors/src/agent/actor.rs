@@ -195,7 +195,12 @@ impl NodeAgent {
                 signal,
                 grace,
                 pre_stop,
+                reason,
             } => {
+                if let Some(reason) = reason {
+                    // The kubelet's `Killing` event.
+                    tracing::info!(pod = %worker.key, "{reason}");
+                }
                 let id = ContainerId {
                     pod_uid: uid.to_string(),
                     container,

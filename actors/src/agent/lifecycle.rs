@@ -106,6 +106,9 @@ pub enum Command {
         grace: Duration,
         /// The container's `preStop` hook, to run (within `grace`) before `signal`.
         pre_stop: Option<Action>,
+        /// Why it is stopped, when not for the pod's deletion (the kubelet's `Killing` message, e.g. `Container
+        /// main failed liveness probe, will be restarted`).
+        reason: Option<String>,
     },
     /// Run a probe of run `attempt` of a container, within `timeout`, and feed back [`PodEvent::ProbeResult`].
     RunProbe {
@@ -335,11 +338,11 @@ impl PodMachine {
                     )
                 });
                 if let Some(i) = probed.filter(|_| !self.stopping()) {
-                    if let Verdict::Kill { grace, .. } =
+                    if let Verdict::Kill { reason, grace } =
                         self.containers[i].probes.record(kind, success)
                     {
                         let grace = grace.unwrap_or_else(|| self.termination_grace());
-                        self.kill_unhealthy(i, grace, &mut commands);
+                        self.kill_unhealthy(i, grace, reason, &mut commands);
                     }
                 }
             }
@@ -409,7 +412,7 @@ impl PodMachine {
         } else {
             StopSignal::Term
         };
-        self.send_stop(i, signal, left, commands);
+        self.send_stop(i, signal, left, None, commands);
     }
 
     /// Sends `signal` (with `grace` before SIGKILL) to container `i` if it runs and has had no stronger signal;
@@ -419,6 +422,7 @@ impl PodMachine {
         i: usize,
         signal: StopSignal,
         grace: Duration,
+        reason: Option<String>,
         commands: &mut Vec<Command>,
     ) {
         let pod_ip = self.pod_ip().to_string();
@@ -443,6 +447,7 @@ impl PodMachine {
                     signal,
                     grace,
                     pre_stop,
+                    reason,
                 });
             }
         }
@@ -450,13 +455,23 @@ impl PodMachine {
 
     /// Container `i` failed its startup or liveness probe: stop it within `grace`; it restarts per
     /// `restartPolicy` once it has exited.
-    fn kill_unhealthy(&mut self, i: usize, grace: Duration, commands: &mut Vec<Command>) {
+    fn kill_unhealthy(
+        &mut self,
+        i: usize,
+        grace: Duration,
+        reason: String,
+        commands: &mut Vec<Command>,
+    ) {
         let signal = if grace.is_zero() {
             StopSignal::Kill
         } else {
             StopSignal::Term
         };
-        self.send_stop(i, signal, grace, commands);
+        let why = format!(
+            "Container {} {reason}, will be restarted",
+            self.containers[i].name
+        );
+        self.send_stop(i, signal, grace, Some(why), commands);
     }
 
     /// Sends the probes due at `now` of the containers that run and are not being stopped.

@@ -126,6 +126,7 @@ fn a_failing_liveness_probe_stops_the_container_with_its_pre_stop_hook_and_resta
                 scheme: "HTTP".into(),
                 headers: vec![],
             }),
+            reason: Some("Container main failed liveness probe, will be restarted".into()),
         }]
     );
     // No probes while it stops; it restarts at once, like a crash.
@@ -182,6 +183,7 @@ fn liveness_kills_within_the_pods_grace_period_and_a_zero_grace_kills_at_once() 
             signal: StopSignal::Kill,
             grace: Duration::ZERO,
             pre_stop: None,
+            reason: Some("Container main failed liveness probe, will be restarted".into()),
         }]
     );
     let exited = PodEvent::Exited {
@@ -300,6 +302,7 @@ fn deletion_runs_the_pre_stop_hook_and_stops_probing() {
             pre_stop: Some(Action::Exec {
                 command: vec!["sh".into(), "-c".into(), "sleep 1".into()]
             }),
+            reason: None,
         }]
     );
     // A result still in flight is ignored; nothing more is probed; SIGKILL comes without the hook.
@@ -316,6 +319,7 @@ fn deletion_runs_the_pre_stop_hook_and_stops_probing() {
             signal: StopSignal::Kill,
             grace: Duration::ZERO,
             pre_stop: None,
+            reason: None,
         }]
     );
 }

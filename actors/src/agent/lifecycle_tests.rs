@@ -40,6 +40,7 @@ fn kill(signal: StopSignal, grace: u64) -> Command {
         signal,
         grace: Duration::from_secs(grace),
         pre_stop: None,
+        reason: None,
     }
 }
 

@@ -275,7 +275,7 @@ pub enum Verdict {
     Keep,
     /// Kill the container (it restarts per `restartPolicy`), within this grace period if the probe sets one.
     Kill {
-        /// Why, for the log (`Liveness probe failed 3 times`).
+        /// Why, in the kubelet's words (`failed liveness probe`).
         reason: String,
         /// The probe's `terminationGracePeriodSeconds`, if set.
         grace: Option<Duration>,
@@ -428,13 +428,13 @@ impl Probes {
             return Verdict::Keep; // not a result of this run's probe
         }
         let reached = p.count(success);
-        let (threshold, grace) = (p.spec.failure_threshold, p.spec.termination_grace);
+        let grace = p.spec.termination_grace;
         match (kind, success, reached) {
             (ProbeKind::Startup, true, true) => self.started = true,
             (ProbeKind::Readiness, ready, true) => self.ready = ready,
             (ProbeKind::Startup | ProbeKind::Liveness, false, true) => {
                 return Verdict::Kill {
-                    reason: format!("{} probe failed {threshold} times", kind.name()),
+                    reason: format!("failed {} probe", kind.name().to_lowercase()),
                     grace,
                 };
             }

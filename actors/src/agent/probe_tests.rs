@@ -170,7 +170,7 @@ fn liveness_kills_after_failure_threshold_failures_in_a_row() {
     assert_eq!(
         send(&mut p, 3, false),
         Verdict::Kill {
-            reason: "Liveness probe failed 2 times".into(),
+            reason: "failed liveness probe".into(),
             grace: Some(Duration::from_secs(7)),
         }
     );
@@ -239,7 +239,7 @@ fn a_startup_probe_failing_failure_threshold_times_kills() {
     assert_eq!(
         p.record(ProbeKind::Startup, false),
         Verdict::Kill {
-            reason: "Startup probe failed 2 times".into(),
+            reason: "failed startup probe".into(),
             grace: None
         }
     );
