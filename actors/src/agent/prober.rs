@@ -12,6 +12,9 @@ use crate::runtime::{ContainerId, Runtime};
 /// The most bytes read looking for an HTTP response's status line.
 const STATUS_LINE_LIMIT: u64 = 4096;
 
+/// How much longer than its timeout an exec may take to come back before it counts as failed.
+const EXEC_SLACK: Duration = Duration::from_secs(5);
+
 /// How a probe or hook went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -46,20 +49,28 @@ pub async fn run(
 ) -> Outcome {
     match action {
         Action::Exec { command } if command.is_empty() => Outcome::failed("exec: no command"),
-        Action::Exec { command } => match runtime.exec(id, command, timeout).await {
-            Ok(out) => match out.exit_code {
-                Some(0) => Outcome::passed(out.output),
-                Some(code) => Outcome::failed(format!(
-                    "command {command:?} exited with {code}: {}",
-                    out.output.trim_end()
-                )),
-                None => Outcome::failed(format!(
-                    "command {command:?} timed out after {}s",
-                    timeout.as_secs()
-                )),
-            },
-            Err(e) => Outcome::failed(e.to_string()),
-        },
+        Action::Exec { command } => {
+            // The runtime bounds the command by `timeout`; the slack only guards against a runtime that does not.
+            let exec = tokio::time::timeout(
+                timeout.saturating_add(EXEC_SLACK),
+                runtime.exec(id, command, timeout),
+            );
+            match exec.await {
+                Ok(Ok(out)) => match out.exit_code {
+                    Some(0) => Outcome::passed(out.output),
+                    Some(code) => Outcome::failed(format!(
+                        "command {command:?} exited with {code}: {}",
+                        out.output.trim_end()
+                    )),
+                    None => Outcome::failed(format!(
+                        "command {command:?} timed out after {}s",
+                        timeout.as_secs()
+                    )),
+                },
+                Ok(Err(e)) => Outcome::failed(e.to_string()),
+                Err(_) => Outcome::failed(format!("command {command:?} did not return in time")),
+            }
+        }
         Action::HttpGet {
             host,
             port,
