@@ -2,11 +2,12 @@
 //! pod's [`PodMachine`] and carries out its commands through the runtime and the store.
 //!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
-//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`) and runtime outcomes (container
-//! started, failed to start, exited).
+//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`, which is also when probes are
+//! checked for being due) and runtime outcomes (container started, failed to start, exited; probe results).
 //! Emits, through [`Objects`] on the store's `store.rpc` subject: Node create / status updates (heartbeat) / label
 //! updates, pod status updates (status part; one write in flight per pod, in order), and pod deletes (grace 0, uid
-//! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts and stops.
+//! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts, stops (after
+//! the `preStop` hook) and probe execs; probes' HTTP and TCP connections to the pod's IP.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -193,7 +194,13 @@ impl NodeAgent {
                 attempt,
                 signal,
                 grace,
+                pre_stop,
+                reason,
             } => {
+                if let Some(reason) = reason {
+                    // The kubelet's `Killing` event.
+                    tracing::info!(pod = %worker.key, "{reason}");
+                }
                 let id = ContainerId {
                     pod_uid: uid.to_string(),
                     container,
@@ -202,12 +209,54 @@ impl NodeAgent {
                 let runtime = self.runtime.clone();
                 ctx.spawn(
                     async move {
+                        let mut grace = grace;
+                        if let Some(hook) = pre_stop {
+                            // The hook's time counts against the grace period, as the kubelet's.
+                            let began = tokio::time::Instant::now();
+                            let outcome = super::prober::run(runtime.as_ref(), &id, &hook, grace).await;
+                            if !outcome.success {
+                                tracing::info!(container = %id, message = %outcome.message, "preStop hook failed");
+                            }
+                            grace = grace.saturating_sub(began.elapsed());
+                        }
                         if let Err(e) = runtime.stop(&id, signal, grace).await {
                             tracing::warn!(container = %id, error = %e, "cannot stop container");
                         }
                     }
                     .into_actor(self),
                 );
+            }
+            Command::RunProbe {
+                container,
+                attempt,
+                kind,
+                action,
+                timeout,
+            } => {
+                let id = ContainerId {
+                    pod_uid: uid.to_string(),
+                    container,
+                    attempt,
+                };
+                let runtime = self.runtime.clone();
+                let uid = uid.to_string();
+                let work = async move {
+                    let outcome = super::prober::run(runtime.as_ref(), &id, &action, timeout).await;
+                    (id, outcome)
+                };
+                ctx.spawn(work.into_actor(self).map(move |(id, outcome), act, ctx| {
+                    if !outcome.success {
+                        // The kubelet's `Unhealthy` event.
+                        tracing::info!(container = %id, "{} probe failed: {}", kind.name(), outcome.message);
+                    }
+                    let result = PodEvent::ProbeResult {
+                        container: id.container,
+                        attempt: id.attempt,
+                        kind,
+                        success: outcome.success,
+                    };
+                    act.feed(&uid, result, ctx);
+                }));
             }
             Command::ReportStatus(status) => {
                 if let Some(Write::Status(_)) = worker.writes.back() {

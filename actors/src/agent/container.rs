@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::chrono::{DateTime, Utc};
 
+use super::probe::{Action, Probes};
 use crate::informer::ObjectKey;
 use crate::runtime::{ContainerId, ContainerSpec, StopSignal};
 
@@ -78,6 +79,10 @@ pub struct ContainerRun {
     pub(super) backoff: Option<Duration>,
     /// When the current back-off ends.
     pub(super) retry_at: Option<DateTime<Utc>>,
+    /// Its probes and what they found in the current run.
+    pub(super) probes: Probes,
+    /// Its `preStop` hook, run before it is sent SIGTERM.
+    pub(super) pre_stop: Option<Action>,
 }
 
 impl ContainerRun {
@@ -93,7 +98,32 @@ impl ContainerRun {
             last: None,
             backoff: None,
             retry_at: None,
+            probes: Probes::default(),
+            pre_stop: None,
         }
+    }
+
+    /// A container of a pod spec, with its probes and hooks.
+    pub(super) fn of(c: &Container) -> Self {
+        Self {
+            probes: Probes::of(c),
+            pre_stop: c
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
+                .and_then(|h| Action::of_hook(h, c)),
+            ..Self::new(c.name.clone(), c.image.clone().unwrap_or_default())
+        }
+    }
+
+    /// Whether it runs and counts as started (`containerStatus.started`).
+    pub fn is_started(&self) -> bool {
+        matches!(self.state, RunState::Running { .. }) && self.probes.started()
+    }
+
+    /// Whether it runs and is ready (`containerStatus.ready`).
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, RunState::Running { .. }) && self.probes.ready()
     }
 
     /// Whether a process of it runs or may be about to.

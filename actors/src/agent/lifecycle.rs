@@ -6,7 +6,10 @@
 //! `restartPolicy` (Always, OnFailure, Never): the first restart at once, then after a back-off of 10 s doubling
 //! to 5 min (reset after 10 min of running), waiting as `CrashLoopBackOff` meanwhile; a pod being deleted gets
 //! SIGTERM, then SIGKILL once its grace period is over, and its object is deleted once nothing runs; a pod whose
-//! object disappeared is killed at once and forgotten.
+//! object disappeared is killed at once and forgotten. A running container's probes are sent when due (see
+//! [`super::probe`]); one whose startup or liveness probe failed too often is stopped (its `preStop` hook, SIGTERM,
+//! `terminationGracePeriodSeconds`, SIGKILL) and restarts per `restartPolicy` as if it had crashed. Every stop that
+//! begins with SIGTERM runs the container's `preStop` hook first.
 
 use std::time::Duration;
 
@@ -16,6 +19,7 @@ use k8s_openapi::chrono::{DateTime, Utc};
 use super::container::{
     go_duration, ContainerRun, RunState, Termination, BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_RESET,
 };
+use super::probe::{Action, ProbeKind, Verdict};
 use crate::runtime::StopSignal;
 
 /// Something that happened to the pod.
@@ -67,6 +71,17 @@ pub enum PodEvent {
     Tick,
     /// The last status report did not reach the store: report again.
     StatusWriteFailed,
+    /// A probe sent by [`Command::RunProbe`] finished.
+    ProbeResult {
+        /// Container name.
+        container: String,
+        /// The run it probed.
+        attempt: u32,
+        /// Which probe.
+        kind: ProbeKind,
+        /// Whether it passed.
+        success: bool,
+    },
 }
 
 /// Something the agent must do.
@@ -89,6 +104,24 @@ pub enum Command {
         signal: StopSignal,
         /// Time between `signal` and SIGKILL.
         grace: Duration,
+        /// The container's `preStop` hook, to run (within `grace`) before `signal`.
+        pre_stop: Option<Action>,
+        /// Why it is stopped, when not for the pod's deletion (the kubelet's `Killing` message, e.g. `Container
+        /// main failed liveness probe, will be restarted`).
+        reason: Option<String>,
+    },
+    /// Run a probe of run `attempt` of a container, within `timeout`, and feed back [`PodEvent::ProbeResult`].
+    RunProbe {
+        /// Container name.
+        container: String,
+        /// Run number.
+        attempt: u32,
+        /// Which probe.
+        kind: ProbeKind,
+        /// What it does (host filled in).
+        action: Action,
+        /// How long it may take; past that it failed.
+        timeout: Duration,
     },
     /// Write this status to the pod object.
     ReportStatus(Box<PodStatus>),
@@ -138,6 +171,23 @@ impl PodMachine {
         &self.containers
     }
 
+    /// The pod's IP: where its probes connect by default and what its status shows. The node's IP for now; the
+    /// one place to change when pods get addresses of their own.
+    pub fn pod_ip(&self) -> &str {
+        &self.host_ip
+    }
+
+    /// The pod's `terminationGracePeriodSeconds` (default 30).
+    fn termination_grace(&self) -> Duration {
+        let secs = self
+            .pod
+            .as_ref()
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    }
+
     /// Whether the machine is finished (it said [`Command::Forget`]).
     pub fn is_done(&self) -> bool {
         self.done
@@ -176,6 +226,7 @@ impl PodMachine {
                         container_id,
                         stop_sent: None,
                     };
+                    self.containers[i].probes.run_started(now);
                     if self.stopping() {
                         self.stop(i, now, &mut commands);
                     }
@@ -271,7 +322,32 @@ impl PodMachine {
                 }
             }
             PodEvent::StatusWriteFailed => self.reported = None,
+            PodEvent::ProbeResult {
+                container,
+                attempt,
+                kind,
+                success,
+            } => {
+                let probed = self.run_index(&container, attempt, |s| {
+                    matches!(
+                        s,
+                        RunState::Running {
+                            stop_sent: None,
+                            ..
+                        }
+                    )
+                });
+                if let Some(i) = probed.filter(|_| !self.stopping()) {
+                    if let Verdict::Kill { reason, grace } =
+                        self.containers[i].probes.record(kind, success)
+                    {
+                        let grace = grace.unwrap_or_else(|| self.termination_grace());
+                        self.kill_unhealthy(i, grace, reason, &mut commands);
+                    }
+                }
+            }
         }
+        self.send_probes(now, &mut commands);
         self.follow_up(now, &mut commands);
         commands
     }
@@ -285,7 +361,7 @@ impl PodMachine {
             .spec
             .iter()
             .flat_map(|s| s.containers.iter())
-            .map(|c| ContainerRun::new(c.name.clone(), c.image.clone().unwrap_or_default()))
+            .map(ContainerRun::of)
             .collect();
         let already_deleting = pod.metadata.deletion_timestamp.is_some();
         self.pod = Some(pod);
@@ -336,6 +412,20 @@ impl PodMachine {
         } else {
             StopSignal::Term
         };
+        self.send_stop(i, signal, left, None, commands);
+    }
+
+    /// Sends `signal` (with `grace` before SIGKILL) to container `i` if it runs and has had no stronger signal;
+    /// the `preStop` hook goes with a first SIGTERM.
+    fn send_stop(
+        &mut self,
+        i: usize,
+        signal: StopSignal,
+        grace: Duration,
+        reason: Option<String>,
+        commands: &mut Vec<Command>,
+    ) {
+        let pod_ip = self.pod_ip().to_string();
         let c = &mut self.containers[i];
         if let RunState::Running { stop_sent, .. } = &mut c.state {
             let stronger = match stop_sent {
@@ -344,12 +434,69 @@ impl PodMachine {
                 Some(StopSignal::Kill) => false,
             };
             if stronger {
+                let pre_stop = match (signal, &stop_sent) {
+                    (StopSignal::Term, None) => {
+                        c.pre_stop.clone().map(|a| a.with_default_host(&pod_ip))
+                    }
+                    _ => None,
+                };
                 *stop_sent = Some(signal);
                 commands.push(Command::KillContainer {
                     container: c.name.clone(),
                     attempt: c.attempt,
                     signal,
-                    grace: left,
+                    grace,
+                    pre_stop,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Container `i` failed its startup or liveness probe: stop it within `grace`; it restarts per
+    /// `restartPolicy` once it has exited.
+    fn kill_unhealthy(
+        &mut self,
+        i: usize,
+        grace: Duration,
+        reason: String,
+        commands: &mut Vec<Command>,
+    ) {
+        let signal = if grace.is_zero() {
+            StopSignal::Kill
+        } else {
+            StopSignal::Term
+        };
+        let why = format!(
+            "Container {} {reason}, will be restarted",
+            self.containers[i].name
+        );
+        self.send_stop(i, signal, grace, Some(why), commands);
+    }
+
+    /// Sends the probes due at `now` of the containers that run and are not being stopped.
+    fn send_probes(&mut self, now: DateTime<Utc>, commands: &mut Vec<Command>) {
+        if self.stopping() || self.terminal.is_some() {
+            return;
+        }
+        let pod_ip = self.pod_ip().to_string();
+        for c in &mut self.containers {
+            if !matches!(
+                c.state,
+                RunState::Running {
+                    stop_sent: None,
+                    ..
+                }
+            ) {
+                continue;
+            }
+            for due in c.probes.due(now) {
+                commands.push(Command::RunProbe {
+                    container: c.name.clone(),
+                    attempt: c.attempt,
+                    kind: due.kind,
+                    action: due.action.with_default_host(&pod_ip),
+                    timeout: due.timeout,
                 });
             }
         }
@@ -372,6 +519,7 @@ impl PodMachine {
             };
         let pod_name = self.pod_ref();
         let c = &mut self.containers[i];
+        c.probes.run_ended();
         if !restart {
             c.state = RunState::Terminated(end);
             return;
@@ -448,7 +596,7 @@ impl PodMachine {
 }
 
 /// `now + d`, saturating at the end of time (a grace period may be absurdly long; nothing may panic on it).
-fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+pub(super) fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     k8s_openapi::chrono::Duration::from_std(d)
         .ok()
         .and_then(|d| now.checked_add_signed(d))
@@ -458,3 +606,7 @@ fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "lifecycle_probe_tests.rs"]
+mod probe_tests;

@@ -39,6 +39,8 @@ fn kill(signal: StopSignal, grace: u64) -> Command {
         attempt: 0,
         signal,
         grace: Duration::from_secs(grace),
+        pre_stop: None,
+        reason: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
-//! reports their status, serves their logs, and stops them gracefully. [`lifecycle`] decides per pod (and
-//! [`container`] per container), [`status`] and [`node`] say what the objects should read, [`host`] reads the
-//! machine, [`NodeAgent`] carries it all out; [`logs`] reads log files and `log_server` streams them over the bus.
+//! reports their status, serves their logs, probes them, and stops them gracefully. [`lifecycle`] decides per pod
+//! (and [`container`] per container, [`probe`] per container's probes), [`status`] and [`node`] say what the objects
+//! should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
+//! [`logs`] reads log files and `log_server` streams them over the bus.
 
 mod actor;
 pub mod container;
@@ -10,6 +11,8 @@ pub mod lifecycle;
 mod log_server;
 pub mod logs;
 pub mod node;
+pub mod probe;
+mod prober;
 pub mod status;
 
 use std::collections::BTreeMap;

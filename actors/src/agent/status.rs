@@ -65,7 +65,7 @@ fn terminated(t: &Termination) -> ContainerStateTerminated {
 }
 
 fn container_status(c: &ContainerRun) -> ContainerStatus {
-    let (state, container_id, running) = match &c.state {
+    let (state, container_id) = match &c.state {
         RunState::Waiting { reason, message } => (
             ContainerState {
                 waiting: Some(ContainerStateWaiting {
@@ -75,7 +75,6 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
                 ..Default::default()
             },
             None,
-            false,
         ),
         RunState::Starting => (
             ContainerState {
@@ -86,7 +85,6 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
                 ..Default::default()
             },
             None,
-            false,
         ),
         RunState::Running {
             started_at,
@@ -100,7 +98,6 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
                 ..Default::default()
             },
             Some(container_id.clone()),
-            true,
         ),
         RunState::Terminated(t) => (
             ContainerState {
@@ -108,7 +105,6 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
                 ..Default::default()
             },
             t.container_id.clone(),
-            false,
         ),
     };
     ContainerStatus {
@@ -116,8 +112,8 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
         image: c.image.clone(),
         image_id: String::new(),
         container_id,
-        ready: running,
-        started: Some(running),
+        ready: c.is_ready(),
+        started: Some(c.is_started()),
         restart_count: i32::try_from(c.attempt).unwrap_or(i32::MAX),
         state: Some(state),
         last_state: Some(ContainerState {
@@ -170,7 +166,7 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
     let unready: Vec<&str> = m
         .containers
         .iter()
-        .filter(|c| !matches!(c.state, RunState::Running { .. }))
+        .filter(|c| !c.is_ready())
         .map(|c| c.name.as_str())
         .collect();
     let ready = unready.is_empty() && !m.containers.is_empty();
@@ -206,14 +202,15 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
         now,
     );
     let ip = m.host_ip.clone();
+    let pod_ip = m.pod_ip().to_string();
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![scheduled, initialized, containers_ready, pod_ready]),
         container_statuses: Some(m.containers.iter().map(container_status).collect()),
         host_ip: Some(ip.clone()),
         host_ips: Some(vec![HostIP { ip: ip.clone() }]),
-        pod_ip: Some(ip.clone()),
-        pod_ips: Some(vec![PodIP { ip }]),
+        pod_ip: Some(pod_ip.clone()),
+        pod_ips: Some(vec![PodIP { ip: pod_ip }]),
         start_time: Some(Time(start)),
         ..Default::default()
     }

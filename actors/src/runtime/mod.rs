@@ -14,6 +14,8 @@
 //! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`: each start of a
 //!   container begins a fresh file and keeps the one before as [`previous_log_path`] (for `kubectl logs
 //!   --previous`; Kubernetes, too, keeps the current and the previous instance's logs only);
+//! - run `exec` commands in the container's context, bounded by their timeout, leaving nothing of them running
+//!   once they return;
 //! - leave nothing running after `stop_all` returns (agent shutdown), and nothing it can still kill after it is
 //!   dropped.
 
@@ -113,6 +115,18 @@ pub struct ContainerInfo {
     pub state: ContainerState,
 }
 
+/// The most output of an `exec` that is kept (stdout, then stderr), as the kubelet keeps of a probe's.
+pub const EXEC_OUTPUT_LIMIT: usize = 10 * 1024;
+
+/// What a command run in a container did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit code (128 + signal when killed); None when it did not finish in time.
+    pub exit_code: Option<i32>,
+    /// Its stdout then stderr, at most [`EXEC_OUTPUT_LIMIT`] bytes (invalid UTF-8 replaced).
+    pub output: String,
+}
+
 /// Why a runtime call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -166,6 +180,9 @@ pub enum RuntimeError {
     /// The container is still running (e.g. `remove` of a live container). Retryable after stopping it.
     #[error("container {0} is still running")]
     StillRunning(ContainerId),
+    /// The container is not running (e.g. `exec` in an exited container). Not retryable for this run.
+    #[error("container {0} is not running")]
+    NotRunning(ContainerId),
     /// The container did not exit even after SIGKILL (a process stuck in the kernel). Retryable.
     #[error("container {0} did not exit after SIGKILL")]
     Stuck(ContainerId),
@@ -200,6 +217,17 @@ pub trait Runtime: Send + Sync + 'static {
         signal: StopSignal,
         grace: Duration,
     ) -> Result<Exit, RuntimeError>;
+
+    /// Runs `command` in the running container `id` (its environment and working directory, and whatever else
+    /// makes up the container's context) and waits for it at most `timeout`; past that the command and everything
+    /// it started are killed and the exit code is None. Its stdout and stderr are captured up to
+    /// [`EXEC_OUTPUT_LIMIT`].
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError>;
 
     /// Waits until the container's main process exits.
     async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError>;

@@ -29,6 +29,8 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 struct Entry {
     pid: u32,
     exit: watch::Receiver<Option<Exit>>,
+    /// What it was started with (`exec` runs commands in the same environment).
+    spec: ContainerSpec,
 }
 
 impl Entry {
@@ -228,7 +230,12 @@ impl ProcessRuntime {
             signal_group(pid, Signal::SIGKILL);
             let _ = tx.send(Some(exit));
         });
-        containers.insert(spec.id.clone(), Entry { pid, exit: rx });
+        let entry = Entry {
+            pid,
+            exit: rx,
+            spec: spec.clone(),
+        };
+        containers.insert(spec.id.clone(), entry);
         Ok(pid)
     }
 }
@@ -301,6 +308,15 @@ impl Runtime for ProcessRuntime {
         }
     }
 
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<super::ExecOutput, RuntimeError> {
+        self.exec_in(id, command, timeout).await
+    }
+
     async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
         let (_, mut rx) = self.lookup(id)?;
         wait_exit(&mut rx)
@@ -357,6 +373,9 @@ fn info(id: &ContainerId, entry: &Entry) -> ContainerInfo {
         },
     }
 }
+
+#[path = "exec.rs"]
+mod exec;
 
 #[cfg(test)]
 #[path = "process_tests.rs"]

@@ -511,6 +511,7 @@ pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
             port.protocol.get_or_insert_with(|| "TCP".into());
         }
         c.resources.get_or_insert_with(Default::default);
+        super::probes::default(c);
     }
 }
 

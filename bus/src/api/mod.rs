@@ -12,6 +12,7 @@ mod kinds;
 pub mod list;
 pub mod meta;
 pub mod objects;
+mod probes;
 pub mod quantity;
 pub mod resource;
 mod validate;

@@ -205,6 +205,7 @@ fn container(errors: &mut Errors, field: &str, c: &Container, names: &mut HashSe
             }
         }
     }
+    super::probes::validate(errors, field, c);
     if let Some(policy) = &c.image_pull_policy {
         if !["Always", "IfNotPresent", "Never"].contains(&policy.as_str()) {
             errors.not_supported(
