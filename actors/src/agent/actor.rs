@@ -64,6 +64,7 @@ impl NodeAgent {
             host: HostFacts::read(config.node_ip),
             max_pods: config.max_pods,
             runtime_version: runtime.version(),
+            pod_cidr: runtime.pod_cidr(),
         };
         Self {
             objects,
@@ -132,7 +133,36 @@ impl NodeAgent {
             writing: false,
         };
         self.workers.insert(uid.clone(), worker);
-        self.feed(&uid, PodEvent::Assigned(Box::new(pod.clone())), ctx);
+        self.prepare_then_assign(uid, pod.clone(), ctx);
+    }
+
+    /// Sets up the pod's network through the runtime, then hands the pod to its machine (with the pod's own IP
+    /// when it got one). A pod forgotten meanwhile has its network released again.
+    fn prepare_then_assign(&mut self, uid: String, pod: Pod, ctx: &mut Context<Self>) {
+        let runtime = self.runtime.clone();
+        let work = async move { runtime.prepare_pod(&uid).await.map(|net| (uid, net)) };
+        let uid_for_error = pod.metadata.uid.clone().unwrap_or_default();
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            let uid = match result {
+                Ok((uid, network)) => {
+                    let Some(worker) = act.workers.get_mut(&uid) else {
+                        let runtime = act.runtime.clone();
+                        actix::spawn(async move { runtime.release_pod(&uid).await });
+                        return;
+                    };
+                    if let Some(ip) = network.ip {
+                        worker.machine.set_pod_ip(ip.to_string());
+                    }
+                    uid
+                }
+                Err(e) => {
+                    // Its containers fail to start with the same error and say so in their status.
+                    tracing::error!(pod = %uid_for_error, error = %e, "cannot set up the pod's network");
+                    uid_for_error
+                }
+            };
+            act.feed(&uid, PodEvent::Assigned(Box::new(pod)), ctx);
+        }));
     }
 
     fn feed(&mut self, uid: &str, event: PodEvent, ctx: &mut Context<Self>) {
@@ -226,6 +256,7 @@ impl NodeAgent {
                 };
                 tracing::info!(pod = %worker.key, "pod forgotten");
                 let runtime = self.runtime.clone();
+                let pod_uid = uid.to_string();
                 let ids: Vec<ContainerId> = worker
                     .machine
                     .containers()
@@ -250,6 +281,7 @@ impl NodeAgent {
                         for id in ids {
                             let _ = runtime.remove(&id).await;
                         }
+                        runtime.release_pod(&pod_uid).await;
                         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                             if e.kind() != std::io::ErrorKind::NotFound {
                                 tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
@@ -273,6 +305,7 @@ impl NodeAgent {
                     attempt: id.attempt,
                     exit_code: exit.exit_code(),
                     signal: exit.signal,
+                    oom_killed: exit.oom_killed,
                 };
                 act.feed(&uid, event, ctx);
             }

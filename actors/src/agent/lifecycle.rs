@@ -53,6 +53,8 @@ pub enum PodEvent {
         exit_code: i32,
         /// The signal that killed it, if one did.
         signal: Option<i32>,
+        /// The kernel killed it for going over its memory limit.
+        oom_killed: bool,
     },
     /// The pod object got a deletionTimestamp: stop within `grace`.
     DeletionRequested {
@@ -117,6 +119,8 @@ pub struct PodMachine {
     pub(super) transitions: Vec<(&'static str, bool, DateTime<Utc>)>,
     reported: Option<PodStatus>,
     pub(super) host_ip: String,
+    /// The pod's own IP, when it has one (else it shares the node's).
+    pub(super) pod_ip: Option<String>,
 }
 
 impl PodMachine {
@@ -126,6 +130,11 @@ impl PodMachine {
             host_ip: host_ip.into(),
             ..Default::default()
         }
+    }
+
+    /// Gives the pod its own IP (its network namespace's) instead of the node's.
+    pub fn set_pod_ip(&mut self, ip: impl Into<String>) {
+        self.pod_ip = Some(ip.into());
     }
 
     /// The pod as assigned.
@@ -207,6 +216,7 @@ impl PodMachine {
                 attempt,
                 exit_code,
                 signal,
+                oom_killed,
             } => {
                 if let Some(i) = self.run_index(&container, attempt, |s| {
                     matches!(s, RunState::Starting | RunState::Running { .. })
@@ -222,7 +232,12 @@ impl PodMachine {
                     let end = Termination {
                         exit_code,
                         signal,
-                        reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
+                        reason: match (oom_killed, exit_code) {
+                            (true, _) => "OOMKilled",
+                            (false, 0) => "Completed",
+                            (false, _) => "Error",
+                        }
+                        .into(),
                         message: None,
                         started_at,
                         finished_at: now,

@@ -206,14 +206,15 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
         now,
     );
     let ip = m.host_ip.clone();
+    let pod_ip = m.pod_ip.clone().unwrap_or_else(|| ip.clone());
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![scheduled, initialized, containers_ready, pod_ready]),
         container_statuses: Some(m.containers.iter().map(container_status).collect()),
         host_ip: Some(ip.clone()),
-        host_ips: Some(vec![HostIP { ip: ip.clone() }]),
-        pod_ip: Some(ip.clone()),
-        pod_ips: Some(vec![PodIP { ip }]),
+        host_ips: Some(vec![HostIP { ip }]),
+        pod_ip: Some(pod_ip.clone()),
+        pod_ips: Some(vec![PodIP { ip: pod_ip }]),
         start_time: Some(Time(start)),
         ..Default::default()
     }
