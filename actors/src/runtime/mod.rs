@@ -1,5 +1,6 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
-//! container is a child process on the host).
+//! container is a child process on the host); [`netns`] builds pod networks and [`cgroup`] container limits for
+//! it.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
