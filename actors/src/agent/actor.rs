@@ -137,31 +137,33 @@ impl NodeAgent {
     }
 
     /// Sets up the pod's network through the runtime, then hands the pod to its machine (with the pod's own IP
-    /// when it got one). A pod forgotten meanwhile has its network released again.
+    /// when it got one), as the cache shows it by then (so a deletion requested meanwhile starts nothing). A pod
+    /// forgotten meanwhile has its network released again.
     fn prepare_then_assign(&mut self, uid: String, pod: Pod, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
-        let work = async move { runtime.prepare_pod(&uid).await.map(|net| (uid, net)) };
-        let uid_for_error = pod.metadata.uid.clone().unwrap_or_default();
+        let prepared_uid = uid.clone();
+        let work = async move { runtime.prepare_pod(&prepared_uid).await };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
-            let uid = match result {
-                Ok((uid, network)) => {
-                    let Some(worker) = act.workers.get_mut(&uid) else {
-                        let runtime = act.runtime.clone();
-                        actix::spawn(async move { runtime.release_pod(&uid).await });
-                        return;
-                    };
+            let Some(worker) = act.workers.get_mut(&uid) else {
+                let runtime = act.runtime.clone();
+                actix::spawn(async move { runtime.release_pod(&uid).await });
+                return;
+            };
+            match result {
+                Ok(network) => {
                     if let Some(ip) = network.ip {
                         worker.machine.set_pod_ip(ip.to_string());
                     }
-                    uid
                 }
-                Err(e) => {
-                    // Its containers fail to start with the same error and say so in their status.
-                    tracing::error!(pod = %uid_for_error, error = %e, "cannot set up the pod's network");
-                    uid_for_error
-                }
-            };
-            act.feed(&uid, PodEvent::Assigned(Box::new(pod)), ctx);
+                // Its containers fail to start with the same error and say so in their status.
+                Err(e) => tracing::error!(pod = %worker.key, error = %e, "cannot set up the pod's network"),
+            }
+            let latest = act
+                .pods
+                .get(&worker.key)
+                .filter(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+                .map_or(pod, |p| (*p).clone());
+            act.feed(&uid, PodEvent::Assigned(Box::new(latest)), ctx);
         }));
     }
 
