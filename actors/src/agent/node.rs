@@ -182,13 +182,17 @@ pub fn with_status(
     serde_json::to_value(&node).map_err(ApiError::internal)
 }
 
-/// `stored` (the Node object) with the agent's labels set (others stay), for a read-modify-write of the object.
+/// `stored` (the Node object) with the agent's labels set (others stay) and its pod CIDR (a restarted agent may
+/// have another), for a read-modify-write of the object.
 pub fn with_labels(stored: Value, facts: &NodeFacts) -> Result<Value, ApiError> {
     let mut node: Node = serde_json::from_value(stored).map_err(ApiError::internal)?;
     node.metadata
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(facts.labels());
+    let spec = node.spec.get_or_insert_with(Default::default);
+    spec.pod_cidr = facts.pod_cidr.clone();
+    spec.pod_cidrs = facts.pod_cidr.clone().map(|c| vec![c]);
     serde_json::to_value(&node).map_err(ApiError::internal)
 }
 
@@ -270,5 +274,6 @@ mod tests {
         assert_eq!(next["metadata"]["labels"]["team"], "x");
         assert_eq!(next["metadata"]["labels"]["zone"], "a");
         assert_eq!(next["metadata"]["labels"]["kubernetes.io/os"], "linux");
+        assert_eq!(next["spec"]["podCIDR"], "10.88.0.0/24");
     }
 }
