@@ -447,3 +447,21 @@ async fn agent(args: AgentArgs) -> Result<()> {
     println!("node agent {node} is running");
     roles.serve().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidr_flags() {
+        assert_eq!(pod_cidr(None, true).unwrap(), Some(PodCidr::Auto));
+        assert_eq!(pod_cidr(None, false).unwrap(), None);
+        assert_eq!(pod_cidr(Some("none"), true).unwrap(), None);
+        assert_eq!(pod_cidr(Some("auto"), false).unwrap(), Some(PodCidr::Auto));
+        assert_eq!(
+            pod_cidr(Some("10.88.3.0/24"), false).unwrap(),
+            Some(PodCidr::Fixed("10.88.3.0/24".parse().unwrap()))
+        );
+        assert!(pod_cidr(Some("10.88.3.1/24"), true).is_err());
+    }
+}
