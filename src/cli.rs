@@ -94,6 +94,11 @@ pub struct UpArgs {
     /// Name of the node the built-in agent registers (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// Give each pod its own network namespace and an IP from this CIDR (e.g. 10.88.0.0/24) on a node bridge;
+    /// `auto` picks a free 10.88.N.0/24, `none` keeps pods on the host's network. Default: `auto` as root, else
+    /// `none` (without root pods always share the host's network).
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// Also serve the etcd v3 gRPC API of the store on this address (off unless given; port 0 picks a free port).
     #[arg(long)]
     pub etcd_listen: Option<SocketAddr>,
@@ -336,6 +341,10 @@ pub struct AgentArgs {
     /// Name of the node to register (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
+    /// Give each pod its own network namespace and an IP from this CIDR (e.g. 10.88.0.0/24) on a node bridge
+    /// (needs root); `auto` picks a free 10.88.N.0/24. Default: pods share the host's network.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
 }
 
 #[cfg(test)]

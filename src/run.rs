@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
+use navarch_actors::runtime::netns::PodCidr;
 use navarch_bus::api::encryption::key_file;
 use navarch_bus::api::EncryptionKeys;
 use navarch_bus::transport::embedded::Embedded;
@@ -268,6 +269,10 @@ async fn up(args: UpArgs) -> Result<()> {
         let agent_config = navarch_actors::AgentConfig {
             node_name: args.node_name.clone().unwrap_or_else(host_name),
             data_dir: data_dir.join("agent"),
+            pod_cidr: pod_cidr(
+                args.pod_cidr.as_deref(),
+                navarch_actors::runtime::running_as_root(),
+            )?,
             ..Default::default()
         };
         roles.agent =
@@ -414,11 +419,24 @@ async fn gateway(args: GatewayArgs) -> Result<()> {
     roles.serve().await
 }
 
+/// The agent's pod CIDR from `--pod-cidr` (`auto`, `none` or a CIDR); without the flag, `auto` if `auto_default`.
+fn pod_cidr(flag: Option<&str>, auto_default: bool) -> Result<Option<PodCidr>> {
+    match flag {
+        None if auto_default => Ok(Some(PodCidr::Auto)),
+        None | Some("none") => Ok(None),
+        Some(value) => value
+            .parse()
+            .map(Some)
+            .with_context(|| "--pod-cidr".to_string()),
+    }
+}
+
 async fn agent(args: AgentArgs) -> Result<()> {
     let bus = connect(&args.common, "agent").await?;
     let config = navarch_actors::AgentConfig {
         node_name: args.node_name.unwrap_or_else(host_name),
         data_dir: absolute(&args.data_dir)?,
+        pod_cidr: pod_cidr(args.pod_cidr.as_deref(), false)?,
         ..Default::default()
     };
     let node = config.node_name.clone();
@@ -428,4 +446,22 @@ async fn agent(args: AgentArgs) -> Result<()> {
     };
     println!("node agent {node} is running");
     roles.serve().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_cidr_flags() {
+        assert_eq!(pod_cidr(None, true).unwrap(), Some(PodCidr::Auto));
+        assert_eq!(pod_cidr(None, false).unwrap(), None);
+        assert_eq!(pod_cidr(Some("none"), true).unwrap(), None);
+        assert_eq!(pod_cidr(Some("auto"), false).unwrap(), Some(PodCidr::Auto));
+        assert_eq!(
+            pod_cidr(Some("10.88.3.0/24"), false).unwrap(),
+            Some(PodCidr::Fixed("10.88.3.0/24".parse().unwrap()))
+        );
+        assert!(pod_cidr(Some("10.88.3.1/24"), true).is_err());
+    }
 }

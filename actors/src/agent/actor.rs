@@ -65,6 +65,7 @@ impl NodeAgent {
             host: HostFacts::read(config.node_ip),
             max_pods: config.max_pods,
             runtime_version: runtime.version(),
+            pod_cidr: runtime.pod_cidr(),
         };
         Self {
             objects,
@@ -133,7 +134,38 @@ impl NodeAgent {
             writing: false,
         };
         self.workers.insert(uid.clone(), worker);
-        self.feed(&uid, PodEvent::Assigned(Box::new(pod.clone())), ctx);
+        self.prepare_then_assign(uid, pod.clone(), ctx);
+    }
+
+    /// Sets up the pod's network through the runtime, then hands the pod to its machine (with the pod's own IP
+    /// when it got one), as the cache shows it by then (so a deletion requested meanwhile starts nothing). A pod
+    /// forgotten meanwhile has its network released again.
+    fn prepare_then_assign(&mut self, uid: String, pod: Pod, ctx: &mut Context<Self>) {
+        let runtime = self.runtime.clone();
+        let prepared_uid = uid.clone();
+        let work = async move { runtime.prepare_pod(&prepared_uid).await };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            let Some(worker) = act.workers.get_mut(&uid) else {
+                let runtime = act.runtime.clone();
+                actix::spawn(async move { runtime.release_pod(&uid).await });
+                return;
+            };
+            match result {
+                Ok(network) => {
+                    if let Some(ip) = network.ip {
+                        worker.machine.set_pod_ip(ip.to_string());
+                    }
+                }
+                // Its containers fail to start with the same error and say so in their status.
+                Err(e) => tracing::error!(pod = %worker.key, error = %e, "cannot set up the pod's network"),
+            }
+            let latest = act
+                .pods
+                .get(&worker.key)
+                .filter(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
+                .map_or(pod, |p| (*p).clone());
+            act.feed(&uid, PodEvent::Assigned(Box::new(latest)), ctx);
+        }));
     }
 
     fn feed(&mut self, uid: &str, event: PodEvent, ctx: &mut Context<Self>) {
@@ -275,6 +307,7 @@ impl NodeAgent {
                 };
                 tracing::info!(pod = %worker.key, "pod forgotten");
                 let runtime = self.runtime.clone();
+                let pod_uid = uid.to_string();
                 let ids: Vec<ContainerId> = worker
                     .machine
                     .containers()
@@ -299,6 +332,7 @@ impl NodeAgent {
                         for id in ids {
                             let _ = runtime.remove(&id).await;
                         }
+                        runtime.release_pod(&pod_uid).await;
                         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                             if e.kind() != std::io::ErrorKind::NotFound {
                                 tracing::warn!(dir = %dir.display(), error = %e, "cannot remove pod directory");
@@ -322,6 +356,7 @@ impl NodeAgent {
                     attempt: id.attempt,
                     exit_code: exit.exit_code(),
                     signal: exit.signal,
+                    oom_killed: exit.oom_killed,
                 };
                 act.feed(&uid, event, ctx);
             }

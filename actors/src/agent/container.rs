@@ -186,5 +186,13 @@ pub fn spec_for(
             .clone()
             .filter(|d| !d.is_empty())
             .map(Into::into),
+        limits: limits(c),
     })
+}
+
+/// The container's `resources.limits` for memory and CPU.
+fn limits(c: &k8s_openapi::api::core::v1::Container) -> crate::runtime::Limits {
+    let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+    let get = |name: &str| limits.and_then(|l| l.get(name)).map(|q| q.0.as_str());
+    crate::runtime::Limits::from_quantities(get("memory"), get("cpu"))
 }

@@ -57,6 +57,8 @@ pub enum PodEvent {
         exit_code: i32,
         /// The signal that killed it, if one did.
         signal: Option<i32>,
+        /// The kernel killed it for going over its memory limit.
+        oom_killed: bool,
     },
     /// The pod object got a deletionTimestamp: stop within `grace`.
     DeletionRequested {
@@ -150,6 +152,8 @@ pub struct PodMachine {
     pub(super) transitions: Vec<(&'static str, bool, DateTime<Utc>)>,
     reported: Option<PodStatus>,
     pub(super) host_ip: String,
+    /// The pod's own IP, when it has one (else it shares the node's).
+    pub(super) pod_ip: Option<String>,
 }
 
 impl PodMachine {
@@ -159,6 +163,11 @@ impl PodMachine {
             host_ip: host_ip.into(),
             ..Default::default()
         }
+    }
+
+    /// Gives the pod its own IP (its network namespace's) instead of the node's.
+    pub fn set_pod_ip(&mut self, ip: impl Into<String>) {
+        self.pod_ip = Some(ip.into());
     }
 
     /// The pod as assigned.
@@ -171,10 +180,10 @@ impl PodMachine {
         &self.containers
     }
 
-    /// The pod's IP: where its probes connect by default and what its status shows. The node's IP for now; the
-    /// one place to change when pods get addresses of their own.
+    /// The pod's IP: where its probes connect by default and what its status shows. Its network namespace's
+    /// address when it has one, else the node's.
     pub fn pod_ip(&self) -> &str {
-        &self.host_ip
+        self.pod_ip.as_deref().unwrap_or(&self.host_ip)
     }
 
     /// The pod's `terminationGracePeriodSeconds` (default 30).
@@ -258,6 +267,7 @@ impl PodMachine {
                 attempt,
                 exit_code,
                 signal,
+                oom_killed,
             } => {
                 if let Some(i) = self.run_index(&container, attempt, |s| {
                     matches!(s, RunState::Starting | RunState::Running { .. })
@@ -273,7 +283,12 @@ impl PodMachine {
                     let end = Termination {
                         exit_code,
                         signal,
-                        reason: if exit_code == 0 { "Completed" } else { "Error" }.into(),
+                        reason: match (oom_killed, exit_code) {
+                            (true, _) => "OOMKilled",
+                            (false, 0) => "Completed",
+                            (false, _) => "Error",
+                        }
+                        .into(),
                         message: None,
                         started_at,
                         finished_at: now,

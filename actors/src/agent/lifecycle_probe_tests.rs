@@ -136,6 +136,7 @@ fn a_failing_liveness_probe_stops_the_container_with_its_pre_stop_hook_and_resta
         attempt: 0,
         exit_code: 143,
         signal: Some(15),
+        oom_killed: false,
     };
     let (cmds, status) = split(m.handle(exited, at(6)));
     assert_eq!(
@@ -191,6 +192,7 @@ fn liveness_kills_within_the_pods_grace_period_and_a_zero_grace_kills_at_once() 
         attempt: 0,
         exit_code: 137,
         signal: Some(9),
+        oom_killed: false,
     };
     let (cmds, status) = split(m.handle(exited, at(1)));
     assert_eq!(cmds, vec![], "restartPolicy Never: no restart");
@@ -266,6 +268,7 @@ fn a_startup_probe_keeps_the_container_unstarted_and_kills_it_when_it_fails() {
         attempt: 0,
         exit_code: 143,
         signal: Some(15),
+        oom_killed: false,
     };
     m.handle(exited, at(2));
     m.handle(started(1), at(2));
@@ -342,6 +345,7 @@ fn a_container_killed_by_its_liveness_probe_again_backs_off_like_a_crash() {
             attempt,
             exit_code: 143,
             signal: Some(15),
+            oom_killed: false,
         };
         split(m.handle(exited, at(t + 1)))
     };

@@ -58,6 +58,7 @@ fn exited(attempt: u32, exit_code: i32) -> PodEvent {
         attempt,
         exit_code,
         signal: (exit_code > 128).then_some(exit_code - 128),
+        oom_killed: false,
     }
 }
 
@@ -420,6 +421,7 @@ fn stale_events_are_ignored() {
         attempt: 0,
         exit_code: 1,
         signal: None,
+        oom_killed: false,
     };
     assert_eq!(m.handle(other, at(1)), vec![]);
 }
@@ -456,4 +458,29 @@ fn an_absurd_grace_period_does_not_panic() {
         }]
     ));
     assert_eq!(m.handle(PodEvent::Tick, at(100)), vec![]);
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_oomkilled_and_the_pod_ip_as_given() {
+    let mut m = running("Never");
+    m.set_pod_ip("10.88.0.2");
+    let oom = PodEvent::Exited {
+        container: "main".into(),
+        attempt: 0,
+        exit_code: 137,
+        signal: Some(9),
+        oom_killed: true,
+    };
+    let (_, status) = split(m.handle(oom, at(5)));
+    let status = status.unwrap();
+    let terminated = main_status(&status)
+        .state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .unwrap();
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"));
+    assert_eq!(terminated.exit_code, 137);
+    assert_eq!(status.pod_ip.as_deref(), Some("10.88.0.2"));
+    assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.88.0.2");
+    assert_ne!(status.host_ip.as_deref(), Some("10.88.0.2"));
 }

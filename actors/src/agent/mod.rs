@@ -29,6 +29,7 @@ use navarch_bus::Bus;
 pub use actor::{NodeAgent, Shutdown};
 
 use crate::error::{Error, Result};
+use crate::runtime::netns::PodCidr;
 use crate::runtime::{ProcessRuntime, Runtime};
 
 /// How the node agent behaves.
@@ -55,6 +56,9 @@ pub struct AgentConfig {
     /// On agent shutdown, how long containers get between SIGTERM and SIGKILL. Default 30 s: the default
     /// `terminationGracePeriodSeconds` of a pod.
     pub shutdown_grace: Duration,
+    /// Where pods get their own network namespace and IP from (the kubelet's `--pod-cidr`); needs root. Default
+    /// None: pods share the host's network, as they do without root.
+    pub pod_cidr: Option<PodCidr>,
 }
 
 impl Default for AgentConfig {
@@ -68,6 +72,7 @@ impl Default for AgentConfig {
             node_ip: None,
             labels: BTreeMap::new(),
             shutdown_grace: Duration::from_secs(30),
+            pod_cidr: None,
         }
     }
 }
@@ -158,6 +163,8 @@ impl AgentHandle {
         let _ = self.addr.send(Shutdown).await;
         // Anything the actor started while it was stopping, or everything if it was already gone.
         stop_everything(self.runtime.as_ref(), self.shutdown_grace).await;
+        // Nothing runs any more: the pods' namespaces, cgroups and the node's bridge go.
+        self.runtime.release_all_pods().await;
     }
 }
 
@@ -190,7 +197,24 @@ pub async fn start_agent(bus: Bus, config: AgentConfig) -> Result<AgentHandle> {
             path: config.data_dir.clone(),
             source,
         })?;
-    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.clone()));
+    let runtime = match config.pod_cidr {
+        Some(cidr) if crate::runtime::running_as_root() => Arc::new(
+            ProcessRuntime::with_pod_network(config.data_dir.clone(), cidr)
+                .await
+                .map_err(|e| Error::InvalidConfig {
+                    field: "pod_cidr",
+                    reason: e.to_string(),
+                })?,
+        ),
+        Some(_) => {
+            tracing::warn!("not root: pods share the host's network (no namespaces, no pod IPs) and their limits are not enforced");
+            Arc::new(ProcessRuntime::new(config.data_dir.clone()))
+        }
+        None => {
+            tracing::info!("no pod CIDR: pods share the host's network");
+            Arc::new(ProcessRuntime::new(config.data_dir.clone()))
+        }
+    };
     start_agent_with_runtime(bus, config, runtime).await
 }
 

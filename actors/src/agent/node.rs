@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo};
+use k8s_openapi::api::core::v1::{
+    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::chrono::{DateTime, Utc};
@@ -28,6 +30,8 @@ pub struct NodeFacts {
     pub max_pods: u32,
     /// The runtime's `<name>://<version>`.
     pub runtime_version: String,
+    /// The CIDR the node's pods get their IPs from (`spec.podCIDR`), when they get their own.
+    pub pod_cidr: Option<String>,
 }
 
 impl NodeFacts {
@@ -157,7 +161,11 @@ pub fn node_object(facts: &NodeFacts, now: DateTime<Utc>) -> Node {
             labels: Some(facts.labels()),
             ..Default::default()
         },
-        spec: Some(Default::default()),
+        spec: Some(NodeSpec {
+            pod_cidr: facts.pod_cidr.clone(),
+            pod_cidrs: facts.pod_cidr.clone().map(|c| vec![c]),
+            ..Default::default()
+        }),
         status: Some(node_status(facts, None, true, now)),
     }
 }
@@ -174,13 +182,17 @@ pub fn with_status(
     serde_json::to_value(&node).map_err(ApiError::internal)
 }
 
-/// `stored` (the Node object) with the agent's labels set (others stay), for a read-modify-write of the object.
+/// `stored` (the Node object) with the agent's labels set (others stay) and its pod CIDR (a restarted agent may
+/// have another), for a read-modify-write of the object.
 pub fn with_labels(stored: Value, facts: &NodeFacts) -> Result<Value, ApiError> {
     let mut node: Node = serde_json::from_value(stored).map_err(ApiError::internal)?;
     node.metadata
         .labels
         .get_or_insert_with(BTreeMap::new)
         .extend(facts.labels());
+    let spec = node.spec.get_or_insert_with(Default::default);
+    spec.pod_cidr = facts.pod_cidr.clone();
+    spec.pod_cidrs = facts.pod_cidr.clone().map(|c| vec![c]);
     serde_json::to_value(&node).map_err(ApiError::internal)
 }
 
@@ -206,6 +218,7 @@ mod tests {
             },
             max_pods: 110,
             runtime_version: "navarch-process://0.1".into(),
+            pod_cidr: Some("10.88.0.0/24".into()),
         }
     }
 
@@ -217,6 +230,8 @@ mod tests {
         assert_eq!(node["metadata"]["labels"]["kubernetes.io/os"], "linux");
         assert_eq!(node["metadata"]["labels"]["kubernetes.io/arch"], "amd64");
         assert_eq!(node["metadata"]["labels"]["zone"], "a");
+        assert_eq!(node["spec"]["podCIDR"], "10.88.0.0/24");
+        assert_eq!(node["spec"]["podCIDRs"][0], "10.88.0.0/24");
         let status = &node["status"];
         assert_eq!(status["capacity"]["cpu"], "2");
         assert_eq!(status["allocatable"]["memory"], "4194304Ki");
@@ -259,5 +274,6 @@ mod tests {
         assert_eq!(next["metadata"]["labels"]["team"], "x");
         assert_eq!(next["metadata"]["labels"]["zone"], "a");
         assert_eq!(next["metadata"]["labels"]["kubernetes.io/os"], "linux");
+        assert_eq!(next["spec"]["podCIDR"], "10.88.0.0/24");
     }
 }

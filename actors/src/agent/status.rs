@@ -208,7 +208,7 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
         conditions: Some(vec![scheduled, initialized, containers_ready, pod_ready]),
         container_statuses: Some(m.containers.iter().map(container_status).collect()),
         host_ip: Some(ip.clone()),
-        host_ips: Some(vec![HostIP { ip: ip.clone() }]),
+        host_ips: Some(vec![HostIP { ip }]),
         pod_ip: Some(pod_ip.clone()),
         pod_ips: Some(vec![PodIP { ip: pod_ip }]),
         start_time: Some(Time(start)),

@@ -1,5 +1,5 @@
 //! Running a command in a container of the process runtime (exec probes, `preStop` hooks): the container's
-//! environment and working directory, its own process group (killed whole on timeout and once the command exits),
+//! environment, working directory, network namespace and cgroups, its own process group (killed whole on timeout and once the command exits),
 //! its output captured up to [`EXEC_OUTPUT_LIMIT`].
 
 use std::process::Stdio;
@@ -22,7 +22,7 @@ impl ProcessRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        let spec = {
+        let (spec, cgroup) = {
             let containers = self.containers();
             let entry = containers
                 .get(id)
@@ -30,7 +30,7 @@ impl ProcessRuntime {
             if entry.exit().is_some() {
                 return Err(RuntimeError::NotRunning(id.clone()));
             }
-            entry.spec.clone()
+            (entry.spec.clone(), entry.cgroup.clone())
         };
         let program = match command.first() {
             Some(p) if !p.is_empty() => p.clone(),
@@ -48,7 +48,8 @@ impl ProcessRuntime {
                 path: path_var.to_string(),
             });
         }
-        let mut cmd = tokio::process::Command::new(&program);
+        // In the container's network namespace and cgroups, as the container itself.
+        let mut cmd = self.joined_command(&program, &id.pod_uid, cgroup.as_ref());
         cmd.args(&command[1..])
             .env_clear()
             .env("PATH", DEFAULT_PATH)
@@ -103,6 +104,7 @@ impl ProcessRuntime {
                 super::Exit {
                     code: status.code(),
                     signal: std::os::unix::process::ExitStatusExt::signal(&status),
+                    oom_killed: false,
                 }
                 .exit_code()
             }),

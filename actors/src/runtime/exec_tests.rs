@@ -22,6 +22,7 @@ fn spec(dir: &Path, container: &str) -> ContainerSpec {
         args: vec![],
         env: vec![("GREETING".into(), "hello".into())],
         working_dir: Some(dir.to_path_buf()),
+        limits: crate::runtime::Limits::default(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
-//! container is a child process on the host).
+//! container is a child process on the host); [`netns`] builds pod networks and [`cgroup`] container limits for
+//! it.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
@@ -17,15 +18,23 @@
 //! - run `exec` commands in the container's context, bounded by their timeout, leaving nothing of them running
 //!   once they return;
 //! - leave nothing running after `stop_all` returns (agent shutdown), and nothing it can still kill after it is
-//!   dropped.
+//!   dropped;
+//! - where it gives pods their own network ([`Runtime::prepare_pod`] returns an IP), start every container of the
+//!   pod in that network, and undo it all in `release_pod` / `release_all_pods`;
+//! - where it enforces [`Limits`], report a container whose main process the kernel killed for going over its
+//!   memory limit with [`Exit::oom_killed`].
 
+pub mod cgroup;
+pub mod netns;
 mod process;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use process::ProcessRuntime;
+pub use cgroup::Limits;
+pub use process::{running_as_root, ProcessRuntime};
 
 /// Names one run of one container: its pod's uid, the container's name and the attempt (the pod's restart count
 /// for that container when this run started).
@@ -64,6 +73,15 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     /// Working directory, if the container sets one.
     pub working_dir: Option<PathBuf>,
+    /// CPU and memory limits (`resources.limits`).
+    pub limits: Limits,
+}
+
+/// What a pod's containers share, as [`Runtime::prepare_pod`] set it up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// The pod's own IP; None when the pod shares the node's network.
+    pub ip: Option<IpAddr>,
 }
 
 /// Which signal asks a container to stop.
@@ -82,6 +100,8 @@ pub struct Exit {
     pub code: Option<i32>,
     /// The signal that killed it, when one did.
     pub signal: Option<i32>,
+    /// The kernel killed it for going over its memory limit (Kubernetes' `OOMKilled`).
+    pub oom_killed: bool,
 }
 
 impl Exit {
@@ -186,6 +206,19 @@ pub enum RuntimeError {
     /// The container did not exit even after SIGKILL (a process stuck in the kernel). Retryable.
     #[error("container {0} did not exit after SIGKILL")]
     Stuck(ContainerId),
+    /// The pod's network could not be set up, or a container of a pod without one was started on a runtime that
+    /// gives pods their own network. Retryable once the host is fixed.
+    #[error("pod network: {0}")]
+    Network(String),
+    /// The container's cgroup could not be set up. Retryable once the host is fixed.
+    #[error("cannot set up the cgroup of {id}: {source}")]
+    Cgroup {
+        /// The container.
+        id: ContainerId,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl RuntimeError {
@@ -243,6 +276,26 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Stops every running container (SIGTERM, `grace`, SIGKILL) and returns once all have exited.
     async fn stop_all(&self, grace: Duration);
+
+    /// Sets up what the pod's containers share (its network namespace and IP) before the first of them starts.
+    /// Calling it again for the same pod returns the same network. By default pods share the node's network.
+    async fn prepare_pod(&self, pod_uid: &str) -> Result<PodNetwork, RuntimeError> {
+        let _ = pod_uid;
+        Ok(PodNetwork::default())
+    }
+
+    /// Undoes `prepare_pod` once none of the pod's containers is left; a pod never prepared is fine.
+    async fn release_pod(&self, pod_uid: &str) {
+        let _ = pod_uid;
+    }
+
+    /// Releases every pod and whatever the node shares among them (agent shutdown, after `stop_all`).
+    async fn release_all_pods(&self) {}
+
+    /// The node's pod CIDR, when pods get their own IPs from it (the Node's `spec.podCIDR`).
+    fn pod_cidr(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Where a container's stdout and stderr go: `<data_dir>/pods/<namespace>_<name>_<uid>/<container>.log`.
@@ -283,10 +336,12 @@ mod tests {
         let by_code = Exit {
             code: Some(3),
             signal: None,
+            oom_killed: false,
         };
         let by_signal = Exit {
             code: None,
             signal: Some(15),
+            oom_killed: false,
         };
         assert_eq!(by_code.exit_code(), 3);
         assert_eq!(by_signal.exit_code(), 143);

@@ -1,10 +1,12 @@
 //! The process runtime: each container is a child process of the agent on the host filesystem, in its own process
-//! group, with its output in a log file per instance.
+//! group, with its output in a log file per instance; as root, in its pod's network namespace and in a cgroup
+//! holding its limits.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,9 +14,11 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+use super::cgroup::{Cgroups, ContainerCgroup};
+use super::netns::{self, NetworkError, NodeNetwork, PodCidr};
 use super::{
     log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit,
-    Runtime, RuntimeError, StopSignal,
+    PodNetwork, Runtime, RuntimeError, StopSignal,
 };
 
 /// The `PATH` a container gets unless its `env` sets one (the default of container images).
@@ -26,11 +30,25 @@ pub const VERSION: &str = "navarch-process://0.1";
 /// How long a SIGKILLed process may take to be reaped before the container counts as stuck.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
+/// The shell that moves a container into its cgroups and its pod's network before it becomes the container's
+/// program. Workspace lints forbid `unsafe`, and with it `pre_exec`, so the child cannot join them between fork and
+/// exec in Rust; this shell does it instead, as the same process (same pid, same process group): it writes its own
+/// pid to each `cgroup.procs` file given before `--` (so nothing of the container runs outside its limits), then
+/// `exec`s what follows (`ip netns exec <pod netns> <program> <args>`, or the program alone).
+const JOIN_SCRIPT: &str = r#"for f in "$@"; do shift; [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; done; exec "$@""#;
+
+/// The shell running [`JOIN_SCRIPT`].
+const SHELL: &str = "/bin/sh";
+
+/// How long `remove` retries removing a cgroup whose killed processes are still on their way out.
+const CGROUP_REMOVE_TRIES: u32 = 40;
+
 struct Entry {
     pid: u32,
     exit: watch::Receiver<Option<Exit>>,
     /// What it was started with (`exec` runs commands in the same environment).
     spec: ContainerSpec,
+    cgroup: Option<ContainerCgroup>,
 }
 
 impl Entry {
@@ -42,6 +60,12 @@ impl Entry {
 struct Inner {
     data_dir: PathBuf,
     containers: Mutex<BTreeMap<ContainerId, Entry>>,
+    /// The pods' own networks; None: containers share the host's network.
+    network: Option<NodeNetwork>,
+    /// Where limits go; None when not root or the host has no memory cgroup.
+    cgroups: Option<Cgroups>,
+    /// Whether "limits are not enforced" was logged already.
+    warned_limits: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -77,12 +101,35 @@ impl std::fmt::Debug for ProcessRuntime {
 }
 
 impl ProcessRuntime {
-    /// A runtime keeping its log files under `data_dir` (see [`super::log_path`]).
+    /// A runtime keeping its log files under `data_dir` (see [`super::log_path`]), its containers on the host's
+    /// network; as root, with their limits in cgroups.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::build(data_dir.into(), None)
+    }
+
+    /// As [`ProcessRuntime::new`], each pod in its own network namespace with an IP from `cidr` on a node bridge
+    /// (set up here; needs root, `ip` and, for egress, `nft`). The addresses are kept in `data_dir`.
+    pub async fn with_pod_network(
+        data_dir: impl Into<PathBuf>,
+        cidr: PodCidr,
+    ) -> Result<Self, NetworkError> {
+        let data_dir = data_dir.into();
+        let network = NodeNetwork::setup(&data_dir, cidr).await?;
+        Ok(Self::build(data_dir, Some(network)))
+    }
+
+    fn build(data_dir: PathBuf, network: Option<NodeNetwork>) -> Self {
         Self {
             inner: Arc::new(Inner {
-                data_dir: data_dir.into(),
+                data_dir,
                 containers: Mutex::new(BTreeMap::new()),
+                network,
+                cgroups: if running_as_root() {
+                    Cgroups::detect()
+                } else {
+                    None
+                },
+                warned_limits: AtomicBool::new(false),
             }),
         }
     }
@@ -170,11 +217,20 @@ impl ProcessRuntime {
             let err = out.try_clone()?;
             Ok((out, err))
         };
+        if let Some(network) = &self.inner.network {
+            if network.ip_of(&spec.id.pod_uid).is_none() {
+                return Err(RuntimeError::Network(format!(
+                    "pod {} has no network yet (prepare_pod was not called)",
+                    spec.id.pod_uid
+                )));
+            }
+        }
         let (stdout, stderr) = open_log().map_err(|source| RuntimeError::Log {
             path: log.clone(),
             source,
         })?;
-        let mut command = tokio::process::Command::new(&program);
+        let cgroup = self.cgroup_for(spec)?;
+        let mut command = self.joined_command(&program, &spec.id.pod_uid, cgroup.as_ref());
         command
             .args(&spec.command[1..])
             .args(&spec.args)
@@ -191,7 +247,13 @@ impl ProcessRuntime {
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
-        let mut child = command.spawn().map_err(|source| match source.kind() {
+        let spawned = command.spawn();
+        if spawned.is_err() {
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+        }
+        let mut child = spawned.map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => RuntimeError::CommandNotFound {
                 command: program.clone(),
                 path: path_var.to_string(),
@@ -212,32 +274,112 @@ impl ProcessRuntime {
         };
         let (tx, rx) = watch::channel(None);
         let id = spec.id.clone();
+        let reaped_cgroup = cgroup.clone();
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(status) => Exit {
                     code: status.code(),
                     signal: status.signal(),
+                    // Killed by the kernel, not by us: a SIGKILL while the cgroup counts an OOM kill.
+                    oom_killed: status.signal() == Some(Signal::SIGKILL as i32)
+                        && reaped_cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0),
                 },
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "cannot wait for the container's process");
                     Exit {
                         code: None,
                         signal: None,
+                        oom_killed: false,
                     }
                 }
             };
-            // As when a container's init process exits: whatever it left running in its group goes too.
+            // As when a container's init process exits: whatever it left running in its group goes too, and
+            // (with a cgroup) whatever left the group.
             signal_group(pid, Signal::SIGKILL);
+            for pid in reaped_cgroup.iter().flat_map(ContainerCgroup::pids) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
             let _ = tx.send(Some(exit));
         });
-        let entry = Entry {
-            pid,
-            exit: rx,
-            spec: spec.clone(),
-        };
-        containers.insert(spec.id.clone(), entry);
+        containers.insert(
+            spec.id.clone(),
+            Entry {
+                pid,
+                exit: rx,
+                spec: spec.clone(),
+                cgroup,
+            },
+        );
         Ok(pid)
     }
+
+    /// A command running `program` in the pod's network namespace (when it has one) and in `cgroup` (when given):
+    /// through [`JOIN_SCRIPT`], or the program itself when there is nothing to join.
+    fn joined_command(
+        &self,
+        program: &str,
+        pod_uid: &str,
+        cgroup: Option<&ContainerCgroup>,
+    ) -> tokio::process::Command {
+        let netns = self
+            .inner
+            .network
+            .as_ref()
+            .filter(|network| network.ip_of(pod_uid).is_some())
+            .map(|network| (network.ip_tool().to_path_buf(), netns::netns_name(pod_uid)));
+        if cgroup.is_none() && netns.is_none() {
+            return tokio::process::Command::new(program);
+        }
+        let mut command = tokio::process::Command::new(SHELL);
+        command.args(["-c", JOIN_SCRIPT, "navarch-join"]);
+        command.args(cgroup.iter().flat_map(|c| c.procs_files()));
+        command.arg("--");
+        if let Some((ip, name)) = &netns {
+            command.arg(ip).args(["netns", "exec", name]);
+        }
+        command.arg(program);
+        command
+    }
+
+    /// The container's cgroup with its limits written, when it has limits and the host lets us enforce them.
+    fn cgroup_for(&self, spec: &ContainerSpec) -> Result<Option<ContainerCgroup>, RuntimeError> {
+        if !spec.limits.any() {
+            return Ok(None);
+        }
+        let Some(cgroups) = &self.inner.cgroups else {
+            if !self.inner.warned_limits.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "not root or no memory cgroup on this host: container limits are not enforced"
+                );
+            }
+            return Ok(None);
+        };
+        let name = format!("{}-{}", spec.id.container, spec.id.attempt);
+        cgroups
+            .create(&spec.id.pod_uid, &name, &spec.limits)
+            .map(Some)
+            .map_err(|source| RuntimeError::Cgroup {
+                id: spec.id.clone(),
+                source,
+            })
+    }
+}
+
+/// Whether the agent runs as root (owns `/proc/self`, as the kernel gives a process's entries its effective uid).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Removes a cgroup, retrying while its killed processes are still on their way out.
+async fn remove_cgroup(cgroup: &ContainerCgroup) {
+    for _ in 0..CGROUP_REMOVE_TRIES {
+        if cgroup.pids().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cgroup.remove();
 }
 
 /// Sends `signal` to the process group `pgid`; a group that is already gone is fine.
@@ -336,15 +478,20 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        let mut containers = self.containers();
-        match containers.get(id) {
-            None => Err(RuntimeError::NotFound(id.clone())),
-            Some(e) if e.exit().is_none() => Err(RuntimeError::StillRunning(id.clone())),
-            Some(_) => {
-                containers.remove(id);
-                Ok(())
+        let removed = {
+            let mut containers = self.containers();
+            match containers.get(id) {
+                None => return Err(RuntimeError::NotFound(id.clone())),
+                Some(e) if e.exit().is_none() => {
+                    return Err(RuntimeError::StillRunning(id.clone()))
+                }
+                Some(_) => containers.remove(id),
             }
+        };
+        if let Some(cgroup) = removed.and_then(|e| e.cgroup) {
+            remove_cgroup(&cgroup).await;
         }
+        Ok(())
     }
 
     async fn stop_all(&self, grace: Duration) {
@@ -360,6 +507,50 @@ impl Runtime for ProcessRuntime {
             }
         });
         futures::future::join_all(stops).await;
+    }
+
+    async fn prepare_pod(&self, pod_uid: &str) -> Result<PodNetwork, RuntimeError> {
+        let Some(network) = &self.inner.network else {
+            return Ok(PodNetwork::default());
+        };
+        let ip = network
+            .prepare(pod_uid)
+            .await
+            .map_err(|e| RuntimeError::Network(e.to_string()))?;
+        Ok(PodNetwork {
+            ip: Some(ip.into()),
+        })
+    }
+
+    async fn release_pod(&self, pod_uid: &str) {
+        if let Some(network) = &self.inner.network {
+            network.release(pod_uid).await;
+        }
+        if let Some(cgroups) = &self.inner.cgroups {
+            cgroups.remove_pod(pod_uid);
+        }
+    }
+
+    async fn release_all_pods(&self) {
+        let exited: Vec<(String, ContainerCgroup)> = self
+            .containers()
+            .iter()
+            .filter(|(_, e)| e.exit().is_some())
+            .filter_map(|(id, e)| Some((id.pod_uid.clone(), e.cgroup.clone()?)))
+            .collect();
+        for (pod_uid, cgroup) in exited {
+            remove_cgroup(&cgroup).await;
+            if let Some(cgroups) = &self.inner.cgroups {
+                cgroups.remove_pod(&pod_uid);
+            }
+        }
+        if let Some(network) = &self.inner.network {
+            network.teardown().await;
+        }
+    }
+
+    fn pod_cidr(&self) -> Option<String> {
+        self.inner.network.as_ref().map(|n| n.cidr().to_string())
     }
 }
 
@@ -380,3 +571,7 @@ mod exec;
 #[cfg(test)]
 #[path = "process_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "isolation_tests.rs"]
+mod isolation_tests;

@@ -18,6 +18,7 @@ fn spec(dir: &Path, container: &str, command: &[&str]) -> ContainerSpec {
         args: vec![],
         env: vec![],
         working_dir: Some(dir.to_path_buf()),
+        limits: crate::runtime::Limits::default(),
     }
 }
 
@@ -108,7 +109,8 @@ async fn exit_codes_are_reported() {
         exit,
         Exit {
             code: Some(3),
-            signal: None
+            signal: None,
+            oom_killed: false,
         }
     );
     let ok = spec(dir.path(), "ok", &["true"]);
