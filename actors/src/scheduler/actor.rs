@@ -100,7 +100,10 @@ impl Scheduler {
             scheduler_name: self.config.scheduler_name.clone(),
             heartbeat_timeout: self.config.node_heartbeat_timeout,
         };
-        let placements = placement::schedule(&pending, &nodes, &bound, meta::now(), &policy);
+        // Ties between equally good nodes are broken at random, as kube-scheduler does; std's RandomState is
+        // seeded from the OS's entropy, which is all this needs.
+        let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), seen);
+        let placements = placement::schedule(&pending, &nodes, &bound, meta::now(), &policy, seed);
 
         let info = resource::of::<Pod>();
         let mut work = Vec::new();
