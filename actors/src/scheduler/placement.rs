@@ -341,3 +341,7 @@ mod tests;
 #[cfg(test)]
 #[path = "filter_tests.rs"]
 mod filter_tests;
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod score_tests;
