@@ -5,20 +5,24 @@
 //! its own `RunRound` (also every `retry_interval`).
 //! Emits, through [`Objects`] on the store's `store.rpc` subject: a pod update setting `spec.nodeName`, made only if
 //! the pod is still at the resourceVersion the decision saw (a conflict means the pod changed: the next round
-//! decides again); then a status update setting `PodScheduled=True`. For a pod that fits nowhere, a status update
-//! setting `PodScheduled=False`, reason `Unschedulable`, with the explanation (only when it changed).
+//! decides again); then a status update setting `PodScheduled=True` and a Normal `Scheduled` Event ("Successfully
+//! assigned ns/pod to node"). For a pod that fits nowhere, a status update setting `PodScheduled=False`, reason
+//! `Unschedulable`, with the explanation (only when it changed), and a Warning `FailedScheduling` Event with the
+//! same explanation (when it changed, else at most once per `retry_interval`; a repeat bumps the Event's count).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use navarch_bus::api::admission::{FieldValidation, Part};
 use navarch_bus::api::{meta, resource, ApiError, Objects, Reason, ResourceInfo};
+use tokio::time::Instant;
 
 use super::placement::{self, Placement, Policy};
 use super::SchedulerConfig;
 use crate::conditions;
+use crate::events::{EventRecorder, EventType};
 use crate::informer::{Cache, Change, Informer, ObjectKey};
 
 /// A pod this scheduler bound that its pod cache may not show bound yet.
@@ -36,6 +40,9 @@ pub struct Scheduler {
     nodes: Cache<Node>,
     informers: Option<(Informer<Pod>, Informer<Node>)>,
     assumed: HashMap<String, Assumed>,
+    events: EventRecorder,
+    /// Per unschedulable pod (by uid), the last FailedScheduling message recorded and when.
+    failures: HashMap<String, (String, Instant)>,
     /// A round is being carried out.
     running: bool,
     /// A round is queued.
@@ -47,6 +54,8 @@ pub struct Scheduler {
 impl Scheduler {
     pub(super) fn new(objects: Objects, config: SchedulerConfig) -> Self {
         Self {
+            events: EventRecorder::new(objects.clone(), config.scheduler_name.clone()),
+            failures: HashMap::new(),
             objects,
             config,
             pods: Cache::new(),
@@ -83,6 +92,8 @@ impl Scheduler {
             .filter(|p| placement::is_pending(p, &self.config.scheduler_name))
             .filter(|p| !self.assumed.contains_key(&uid(p)))
             .collect();
+        let waiting: HashSet<String> = pending.iter().map(|p| uid(p)).collect();
+        self.failures.retain(|uid, _| waiting.contains(uid));
         if pending.is_empty() {
             return;
         }
@@ -113,6 +124,7 @@ impl Scheduler {
                     if let Some(cached) = self.pods.get(&pod) {
                         work.push(futures::FutureExt::boxed_local(bind(
                             self.objects.clone(),
+                            self.events.clone(),
                             info,
                             cached,
                             node,
@@ -133,15 +145,39 @@ impl Scheduler {
                         current.and_then(|s| s.conditions.as_deref()),
                         "PodScheduled",
                     );
-                    if conditions::same(current, &wanted) {
+                    let changed = !conditions::same(current, &wanted);
+                    let retry = self.config.retry_interval;
+                    let due = self
+                        .failures
+                        .get(&uid)
+                        .is_none_or(|(last, at)| *last != message || at.elapsed() >= retry);
+                    if !changed && !due {
                         continue;
                     }
-                    tracing::info!(pod = %pod, %message, "pod is unschedulable");
+                    if due {
+                        self.failures
+                            .insert(uid.clone(), (message.clone(), Instant::now()));
+                    }
+                    if changed {
+                        tracing::info!(pod = %pod, %message, "pod is unschedulable");
+                    }
                     let objects = self.objects.clone();
+                    let events = self.events.clone();
                     work.push(futures::FutureExt::boxed_local(
                         async move {
-                            if let Err(e) = set_condition(&objects, info, &pod, &uid, wanted).await {
-                                tracing::debug!(pod = %pod, error = %e, "cannot record that the pod is unschedulable");
+                            if changed {
+                                if let Err(e) = set_condition(&objects, info, &pod, &uid, wanted).await {
+                                    tracing::debug!(pod = %pod, error = %e, "cannot record that the pod is unschedulable");
+                                }
+                            }
+                            if due {
+                                let regarding = pod_reference(&pod, &uid);
+                                let recorded = events
+                                    .record(&regarding, EventType::Warning, "FailedScheduling", &message)
+                                    .await;
+                                if let Err(e) = recorded {
+                                    tracing::debug!(pod = %pod, error = %e, "cannot record a FailedScheduling event");
+                                }
                             }
                             None
                         },
@@ -173,6 +209,7 @@ impl Scheduler {
 /// the binding landed.
 async fn bind(
     objects: Objects,
+    events: EventRecorder,
     info: &'static ResourceInfo,
     pod: Arc<Pod>,
     node: String,
@@ -217,8 +254,32 @@ async fn bind(
     if let Err(e) = set_condition(&objects, info, &key, &uid, scheduled).await {
         tracing::debug!(pod = %key, error = %e, "cannot record PodScheduled");
     }
+    let message = format!(
+        "Successfully assigned {}/{} to {node}",
+        key.namespace().unwrap_or_default(),
+        key.name
+    );
+    let regarding = pod_reference(&key, &uid);
+    if let Err(e) = events
+        .record(&regarding, EventType::Normal, "Scheduled", &message)
+        .await
+    {
+        tracing::debug!(pod = %key, error = %e, "cannot record a Scheduled event");
+    }
     let pod: Pod = serde_json::from_value(bound).ok()?;
     Some((uid, Assumed { pod, revision }))
+}
+
+/// What an Event about the pod names.
+fn pod_reference(key: &ObjectKey, uid: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: key.namespace().map(str::to_string),
+        name: Some(key.name.clone()),
+        uid: Some(uid.to_string()),
+        ..Default::default()
+    }
 }
 
 async fn set_condition(
