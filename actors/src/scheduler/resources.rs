@@ -190,7 +190,8 @@ pub fn least_allocated(allocatable: Amounts, used: Amounts, req: Amounts) -> i64
 
 /// Kubernetes' NodeResourcesBalancedAllocation score (0..=100): 100 times one minus the standard deviation of the
 /// CPU and memory fractions in use once the node also holds `req` (actual requests, no scoring defaults). None for
-/// a pod that requests neither (kube-scheduler skips the plugin for such pods).
+/// a pod that requests neither: kube-scheduler skips the plugin for such pods since kubernetes/kubernetes#129138
+/// (after 1.32), as otherwise it packs them onto one node.
 pub fn balanced_allocation(allocatable: Amounts, used: Amounts, req: Amounts) -> Option<i64> {
     if req.cpu == 0 && req.memory == 0 {
         return None;
