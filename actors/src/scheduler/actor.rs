@@ -1,7 +1,8 @@
 //! The scheduler actor: keeps pods and nodes in informers, runs [`placement::schedule`] in rounds, and writes the
 //! bindings and `PodScheduled` conditions it decides.
 //!
-//! Accepts: [`Change<Pod>`] and [`Change<Node>`] from its informers (each asks for a round), [`crate::Stop`], and
+//! Accepts: [`Change<Pod>`], [`Change<Node>`] and [`Change<Namespace>`] from its informers (each asks for a round;
+//! namespaces' labels matter to pod affinity terms' `namespaceSelector`), [`crate::Stop`], and
 //! its own `RunRound` (also every `retry_interval`).
 //! Emits, through [`Objects`] on the store's `store.rpc` subject: a pod update setting `spec.nodeName`, made only if
 //! the pod is still at the resourceVersion the decision saw (a conflict means the pod changed: the next round
@@ -14,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod};
 use navarch_bus::api::admission::{FieldValidation, Part};
 use navarch_bus::api::{meta, resource, ApiError, Objects, Reason, ResourceInfo};
 use tokio::time::Instant;
@@ -38,7 +39,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     pods: Cache<Pod>,
     nodes: Cache<Node>,
-    informers: Option<(Informer<Pod>, Informer<Node>)>,
+    namespaces: Cache<Namespace>,
+    informers: Option<(Informer<Pod>, Informer<Node>, Informer<Namespace>)>,
     assumed: HashMap<String, Assumed>,
     events: EventRecorder,
     /// Per unschedulable pod (by uid), the last FailedScheduling message recorded and when.
@@ -60,6 +62,7 @@ impl Scheduler {
             config,
             pods: Cache::new(),
             nodes: Cache::new(),
+            namespaces: Cache::new(),
             informers: None,
             assumed: HashMap::new(),
             running: false,
@@ -79,7 +82,7 @@ impl Scheduler {
 
     fn round(&mut self, ctx: &mut Context<Self>) {
         self.queued = false;
-        if !self.pods.is_synced() || !self.nodes.is_synced() {
+        if !self.pods.is_synced() || !self.nodes.is_synced() || !self.namespaces.is_synced() {
             return; // the informers' first lists will ask again
         }
         let seen = self.pods.revision();
@@ -114,7 +117,24 @@ impl Scheduler {
         // Ties between equally good nodes are broken at random, as kube-scheduler does; std's RandomState is
         // seeded from the OS's entropy, which is all this needs.
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), seen);
-        let placements = placement::schedule(&pending, &nodes, &bound, meta::now(), &policy, seed);
+        let namespaces: placement::Namespaces = self
+            .namespaces
+            .list()
+            .iter()
+            .filter_map(|ns| {
+                let labels = ns.metadata.labels.clone().unwrap_or_default();
+                Some((ns.metadata.name.clone()?, labels))
+            })
+            .collect();
+        let placements = placement::schedule(
+            &pending,
+            &nodes,
+            &bound,
+            &namespaces,
+            meta::now(),
+            &policy,
+            seed,
+        );
 
         let info = resource::of::<Pod>();
         let mut work = Vec::new();
@@ -313,7 +333,13 @@ impl Actor for Scheduler {
             None,
             ctx.address().recipient(),
         );
-        self.informers = Some((pods, nodes));
+        let namespaces = Informer::start(
+            self.objects.clone(),
+            self.namespaces.clone(),
+            None,
+            ctx.address().recipient(),
+        );
+        self.informers = Some((pods, nodes, namespaces));
         ctx.run_interval(self.config.retry_interval, |act, ctx| {
             act.request_round(ctx)
         });
@@ -350,6 +376,14 @@ impl Handler<Change<Node>> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, _: Change<Node>, ctx: &mut Context<Self>) {
+        self.request_round(ctx);
+    }
+}
+
+impl Handler<Change<Namespace>> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: Change<Namespace>, ctx: &mut Context<Self>) {
         self.request_round(ctx);
     }
 }

@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 
 use super::placement::NodeState;
-use super::selectors::{namespace, term_selects, Domains, Labels};
+use super::selectors::{namespace, term_selects, Domains, Labels, Namespaces};
 
 pub const AFFINITY: &str = "node(s) didn't match pod affinity rules";
 pub const ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
@@ -62,6 +62,7 @@ fn preferred_anti_affinity(pod: &Pod) -> &[WeightedPodAffinityTerm] {
 /// What the filter needs to know about the cluster for one pod, counted once per pod.
 pub struct Required<'p> {
     pod: &'p Pod,
+    namespaces: &'p Namespaces,
     /// Domains holding pods that match all of the pod's required affinity terms.
     affinity: Domains,
     /// Domains holding pods that one of the pod's required anti-affinity terms selects.
@@ -72,11 +73,12 @@ pub struct Required<'p> {
 
 impl<'p> Required<'p> {
     /// Counts what the pods on `nodes` mean for `pod`.
-    pub fn count(pod: &'p Pod, nodes: &[NodeState<'_>]) -> Self {
+    pub fn count(pod: &'p Pod, nodes: &[NodeState<'_>], namespaces: &'p Namespaces) -> Self {
         let ns = namespace(pod);
         let terms = required_affinity(pod);
         let mut required = Self {
             pod,
+            namespaces,
             affinity: Domains::default(),
             anti_affinity: Domains::default(),
             existing_anti_affinity: Domains::default(),
@@ -85,19 +87,23 @@ impl<'p> Required<'p> {
             for existing in &node.pods {
                 let existing_ns = namespace(existing);
                 for t in required_anti_affinity(existing) {
-                    if term_selects(t, existing_ns, pod) {
+                    if term_selects(t, existing_ns, pod, namespaces) {
                         required
                             .existing_anti_affinity
                             .add_at(&t.topology_key, node.labels, 1);
                     }
                 }
-                if !terms.is_empty() && terms.iter().all(|t| term_selects(t, ns, existing)) {
+                if !terms.is_empty()
+                    && terms
+                        .iter()
+                        .all(|t| term_selects(t, ns, existing, namespaces))
+                {
                     for t in terms {
                         required.affinity.add_at(&t.topology_key, node.labels, 1);
                     }
                 }
                 for t in required_anti_affinity(pod) {
-                    if term_selects(t, ns, existing) {
+                    if term_selects(t, ns, existing, namespaces) {
                         required
                             .anti_affinity
                             .add_at(&t.topology_key, node.labels, 1);
@@ -124,7 +130,7 @@ impl<'p> Required<'p> {
         let first_of_its_group = self.affinity.is_empty()
             && terms
                 .iter()
-                .all(|t| term_selects(t, namespace(self.pod), self.pod));
+                .all(|t| term_selects(t, namespace(self.pod), self.pod, self.namespaces));
         if !pods_exist && !first_of_its_group {
             return Some(AFFINITY);
         }
@@ -149,7 +155,12 @@ impl<'p> Required<'p> {
 /// The preferred-affinity score of each node in `feasible` (indices into `nodes`), normalized to 0..=100 between
 /// the lowest and the highest: the pod's preferred terms (anti-affinity counting negative) over the pods already in
 /// each domain, plus existing pods' terms that select the pod.
-pub fn scores(pod: &Pod, nodes: &[NodeState<'_>], feasible: &[usize]) -> Vec<i64> {
+pub fn scores(
+    pod: &Pod,
+    nodes: &[NodeState<'_>],
+    feasible: &[usize],
+    namespaces: &Namespaces,
+) -> Vec<i64> {
     let ns = namespace(pod);
     let mut domains = Domains::default();
     for node in nodes {
@@ -157,27 +168,27 @@ pub fn scores(pod: &Pod, nodes: &[NodeState<'_>], feasible: &[usize]) -> Vec<i64
             let existing_ns = namespace(existing);
             let mut add = |key: &str, weight: i64| domains.add_at(key, node.labels, weight);
             for w in preferred_affinity(pod) {
-                if term_selects(&w.pod_affinity_term, ns, existing) {
+                if term_selects(&w.pod_affinity_term, ns, existing, namespaces) {
                     add(&w.pod_affinity_term.topology_key, i64::from(w.weight));
                 }
             }
             for w in preferred_anti_affinity(pod) {
-                if term_selects(&w.pod_affinity_term, ns, existing) {
+                if term_selects(&w.pod_affinity_term, ns, existing, namespaces) {
                     add(&w.pod_affinity_term.topology_key, -i64::from(w.weight));
                 }
             }
             for t in required_affinity(existing) {
-                if term_selects(t, existing_ns, pod) {
+                if term_selects(t, existing_ns, pod, namespaces) {
                     add(&t.topology_key, HARD_POD_AFFINITY_WEIGHT);
                 }
             }
             for w in preferred_affinity(existing) {
-                if term_selects(&w.pod_affinity_term, existing_ns, pod) {
+                if term_selects(&w.pod_affinity_term, existing_ns, pod, namespaces) {
                     add(&w.pod_affinity_term.topology_key, i64::from(w.weight));
                 }
             }
             for w in preferred_anti_affinity(existing) {
-                if term_selects(&w.pod_affinity_term, existing_ns, pod) {
+                if term_selects(&w.pod_affinity_term, existing_ns, pod, namespaces) {
                     add(&w.pod_affinity_term.topology_key, -i64::from(w.weight));
                 }
             }

@@ -44,7 +44,15 @@ pub(super) fn on(pod: &Pod, node: &str) -> Pod {
 }
 
 fn run(pending: &[&Pod], nodes: &[&Node], bound: &[&Pod]) -> Vec<Placement> {
-    schedule(pending, nodes, bound, now(), &policy(), 7)
+    schedule(
+        pending,
+        nodes,
+        bound,
+        &Namespaces::new(),
+        now(),
+        &policy(),
+        7,
+    )
 }
 
 fn taint(key: &str, value: &str, effect: &str) -> Value {
@@ -408,7 +416,15 @@ fn required_affinity_follows_the_pods_it_selects_by_topology() {
     let web = pod("web", near);
     // Zone b holds the db: b1 or b2; a1 is the wrong zone, bare has no zone at all.
     for seed in 0..8 {
-        let placed = schedule(&[&web], &nodes, &[&db], now(), &policy(), seed);
+        let placed = schedule(
+            &[&web],
+            &nodes,
+            &[&db],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            seed,
+        );
         assert!(matches!(&placed[0], Placement::Bind { node, .. } if node.starts_with('b')));
     }
     assert_eq!(
@@ -488,4 +504,40 @@ fn do_not_schedule_spread_keeps_the_skew_within_max_skew() {
     assert_eq!(run(&[&loose], &[&a], &[&placed_a]), vec![bind("w1", "a")]);
     let soft = pod("w1", spread_by_zone("ScheduleAnyway", 1));
     assert_eq!(run(&[&soft], &[&a, &bare], &[&placed_a]).len(), 1);
+}
+
+#[test]
+fn namespace_selectors_pick_namespaces_by_their_labels() {
+    let n1 = node("n1", json!({}));
+    let mut term = grouped("web", "podAntiAffinity", "kubernetes.io/hostname");
+    term["spec"]["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        [0]["namespaceSelector"] = json!({"matchLabels": {"team": "a"}});
+    let loner = on(&pod("loner", term), "n1");
+    let mut web = pod("web", json!({"metadata": {"labels": {"app": "web"}}}));
+    web.metadata.namespace = Some("other".into());
+    let key = ObjectKey::new("other", "web");
+    let refused =
+        "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.";
+    let run_with = |labels: Value| {
+        let namespaces: Namespaces =
+            serde_json::from_value(json!({"other": labels, "demo": {}})).unwrap();
+        schedule(&[&web], &[&n1], &[&loner], &namespaces, now(), &policy(), 0)
+    };
+    assert_eq!(
+        run_with(json!({"team": "a"})),
+        vec![Placement::Unschedulable {
+            pod: key.clone(),
+            uid: "uid-web".into(),
+            message: refused.into()
+        }]
+    );
+    // Not the term's own namespace: a selector replaces the default.
+    assert_eq!(
+        run_with(json!({"team": "b"})),
+        vec![Placement::Bind {
+            pod: key,
+            uid: "uid-web".into(),
+            node: "n1".into()
+        }]
+    );
 }

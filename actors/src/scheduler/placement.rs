@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::chrono::{DateTime, Utc};
 
 use super::resources::{self, Amounts, HostPort};
+pub use super::selectors::Namespaces;
 use super::selectors::{node_labels, Labels};
 use super::{affinity, nodes, spread};
 use crate::informer::ObjectKey;
@@ -179,7 +180,12 @@ fn normalize(raw: &[i64], reverse: bool) -> Vec<i64> {
 }
 
 /// The weighted sum of every score plugin for each node in `feasible` (indices into `nodes`).
-fn total_scores(pod: &Pod, nodes: &[NodeState<'_>], feasible: &[usize]) -> Vec<i64> {
+fn total_scores(
+    pod: &Pod,
+    nodes: &[NodeState<'_>],
+    feasible: &[usize],
+    namespaces: &Namespaces,
+) -> Vec<i64> {
     let req = resources::pod_requests(pod);
     let each = |f: &dyn Fn(&NodeState<'_>) -> i64| -> Vec<i64> {
         feasible.iter().map(|&i| f(&nodes[i])).collect()
@@ -196,7 +202,7 @@ fn total_scores(pod: &Pod, nodes: &[NodeState<'_>], feasible: &[usize]) -> Vec<i
     let balanced =
         each(&|n| resources::balanced_allocation(n.allocatable, n.used, req.fit).unwrap_or(0));
     let spread = spread::scores(pod, nodes, feasible).unwrap_or_else(|| vec![0; feasible.len()]);
-    let pod_affinity = affinity::scores(pod, nodes, feasible);
+    let pod_affinity = affinity::scores(pod, nodes, feasible, namespaces);
     (0..feasible.len())
         .map(|j| {
             taints[j] * Weights::TAINT_TOLERATION
@@ -245,11 +251,13 @@ fn explain(total: usize, reasons: &BTreeMap<String, usize>) -> String {
 }
 
 /// Places `pending` pods (in priority, then age order) on `nodes`, given the pods `bound` to nodes already
-/// (finished ones are ignored). Placements made earlier in the round count for later pods; `seed` breaks ties.
+/// (finished ones are ignored) and the labels of the `namespaces` (for pod affinity terms' `namespaceSelector`).
+/// Placements made earlier in the round count for later pods; `seed` breaks ties.
 pub fn schedule(
     pending: &[&Pod],
     nodes: &[&Node],
     bound: &[&Pod],
+    namespaces: &Namespaces,
     now: DateTime<Utc>,
     policy: &Policy,
     seed: u64,
@@ -302,7 +310,7 @@ pub fn schedule(
         let req = resources::pod_requests(pod);
         let ports = resources::host_ports(pod);
         let spread = spread::Hard::count(pod, &states);
-        let affinity = affinity::Required::count(pod, &states);
+        let affinity = affinity::Required::count(pod, &states, namespaces);
         let mut feasible = Vec::new();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for (i, node) in states.iter().enumerate() {
@@ -314,7 +322,7 @@ pub fn schedule(
                 *reasons.entry(why).or_default() += 1;
             }
         }
-        let scores = total_scores(pod, &states, &feasible);
+        let scores = total_scores(pod, &states, &feasible, namespaces);
         match select(&feasible, &scores, &mut rng) {
             Some(i) => {
                 states[i].hold(pod);

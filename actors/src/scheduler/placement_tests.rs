@@ -84,11 +84,27 @@ fn binds_to_the_ready_node_or_says_why_not() {
     let fits = pod("small", Some("500m"));
     let too_big = pod("big", Some("2"));
     assert_eq!(
-        schedule(&[&fits], &[&n], &[], now(), &policy(), 0),
+        schedule(
+            &[&fits],
+            &[&n],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![bind("small", "n1")]
     );
     assert_eq!(
-        schedule(&[&too_big], &[&n], &[], now(), &policy(), 0),
+        schedule(
+            &[&too_big],
+            &[&n],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![unschedulable(
             "big",
             "0/1 nodes are available: 1 Insufficient cpu."
@@ -102,7 +118,15 @@ fn stale_heartbeats_and_not_ready_nodes_take_nothing() {
     let not_ready = node_with("down", "4", "4Gi", "110", "2026-11-27T11:59:59Z", "False");
     let p = pod("p", None);
     assert_eq!(
-        schedule(&[&p], &[&stale, &not_ready], &[], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&stale, &not_ready],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![unschedulable(
             "p",
             "0/2 nodes are available: 2 node(s) were not ready."
@@ -111,7 +135,15 @@ fn stale_heartbeats_and_not_ready_nodes_take_nothing() {
     // 39 s old is still fresh.
     let recent = node_with("ok", "4", "4Gi", "110", "2026-11-27T11:59:21Z", "True");
     assert_eq!(
-        schedule(&[&p], &[&recent], &[], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&recent],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![bind("p", "ok")]
     );
 }
@@ -134,14 +166,14 @@ fn reasons_are_counted_and_sorted_like_kubernetes() {
     );
     let p = pod("p", Some("1"));
     assert_eq!(
-        schedule(&[&p], &[&small, &cordoned, &down], &[], now(), &policy(), 0),
+        schedule(&[&p], &[&small, &cordoned, &down], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
             "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready, 1 node(s) were unschedulable."
         )]
     );
     assert_eq!(
-        schedule(&[&p], &[], &[], now(), &policy(), 0),
+        schedule(&[&p], &[], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable("p", "no nodes available to schedule pods")]
     );
 }
@@ -152,7 +184,15 @@ fn pods_placed_earlier_in_the_round_count_against_the_node() {
     let a = pod("a", Some("600m"));
     let b = pod("b", Some("600m"));
     assert_eq!(
-        schedule(&[&a, &b], &[&n], &[], now(), &policy(), 0),
+        schedule(
+            &[&a, &b],
+            &[&n],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![
             bind("a", "n1"),
             unschedulable("b", "0/1 nodes are available: 1 Insufficient cpu.")
@@ -167,14 +207,30 @@ fn bound_pods_hold_resources_until_they_finish() {
     let done = bound("done", Some("800m"), "n1", "Succeeded");
     let p = pod("p", Some("500m"));
     assert_eq!(
-        schedule(&[&p], &[&n], &[&running], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&n],
+            &[&running],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![unschedulable(
             "p",
             "0/1 nodes are available: 1 Insufficient cpu."
         )]
     );
     assert_eq!(
-        schedule(&[&p], &[&n], &[&done], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&n],
+            &[&done],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![bind("p", "n1")]
     );
 }
@@ -185,7 +241,15 @@ fn the_pod_count_is_a_limit_too() {
     let other = bound("other", None, "n1", "Running");
     let p = pod("p", None);
     assert_eq!(
-        schedule(&[&p], &[&n], &[&other], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&n],
+            &[&other],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![unschedulable(
             "p",
             "0/1 nodes are available: 1 Too many pods."
@@ -200,14 +264,30 @@ fn the_least_allocated_node_wins_and_pods_without_requests_spread() {
     let busy = bound("busy", Some("1"), "a", "Running");
     let p = pod("p", Some("100m"));
     assert_eq!(
-        schedule(&[&p], &[&a, &b], &[&busy], now(), &policy(), 0),
+        schedule(
+            &[&p],
+            &[&a, &b],
+            &[&busy],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![bind("p", "b")]
     );
     // Equal nodes: the first pod goes to either, the second to the other, the third to either again.
     let (p1, p2, p3) = (pod("p1", None), pod("p2", None), pod("p3", None));
     let mut first = std::collections::BTreeSet::new();
     for seed in 0..16 {
-        let placed = schedule(&[&p1, &p2, &p3], &[&a, &b], &[], now(), &policy(), seed);
+        let placed = schedule(
+            &[&p1, &p2, &p3],
+            &[&a, &b],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            seed,
+        );
         let node = |i: usize| match &placed[i] {
             Placement::Bind { node, .. } => node.clone(),
             other => panic!("not bound: {other:?}"),
@@ -217,7 +297,15 @@ fn the_least_allocated_node_wins_and_pods_without_requests_spread() {
         // The same seed, the same answer.
         assert_eq!(
             placed,
-            schedule(&[&p1, &p2, &p3], &[&a, &b], &[], now(), &policy(), seed)
+            schedule(
+                &[&p1, &p2, &p3],
+                &[&a, &b],
+                &[],
+                &Namespaces::new(),
+                now(),
+                &policy(),
+                seed
+            )
         );
     }
     assert_eq!(first.len(), 2, "ties are broken both ways over 16 seeds");
@@ -236,11 +324,27 @@ fn higher_priority_and_older_pods_go_first() {
     let vip: Pod = serde_json::from_value(vip).unwrap();
     let full = "0/1 nodes are available: 1 Insufficient cpu.";
     assert_eq!(
-        schedule(&[&young, &old], &[&n], &[], now(), &policy(), 0),
+        schedule(
+            &[&young, &old],
+            &[&n],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![bind("old", "n1"), unschedulable("young", full)]
     );
     assert_eq!(
-        schedule(&[&young, &old, &vip], &[&n], &[], now(), &policy(), 0),
+        schedule(
+            &[&young, &old, &vip],
+            &[&n],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
         vec![
             bind("vip", "n1"),
             unschedulable("old", full),
@@ -256,7 +360,7 @@ fn node_selectors_are_honoured() {
     v["spec"]["nodeSelector"] = json!({"kubernetes.io/hostname": "n2"});
     let p: Pod = serde_json::from_value(v).unwrap();
     assert_eq!(
-        schedule(&[&p], &[&n], &[], now(), &policy(), 0),
+        schedule(&[&p], &[&n], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
             "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
@@ -269,7 +373,7 @@ fn garbage_quantities_do_not_panic() {
     let n = node_with("n1", "lots", "???", "many", "2026-11-27T11:59:50Z", "True");
     let p = pod("p", Some("1"));
     assert_eq!(
-        schedule(&[&p], &[&n], &[], now(), &policy(), 0),
+        schedule(&[&p], &[&n], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
             "0/1 nodes are available: 1 Insufficient cpu, 1 Too many pods."

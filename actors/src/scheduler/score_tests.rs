@@ -15,7 +15,17 @@ fn requests(cpu: &str, memory: &str) -> Value {
 fn chosen(pending: &Pod, nodes: &[&Node], bound: &[&Pod]) -> String {
     let mut picks = std::collections::BTreeSet::new();
     for seed in 0..8 {
-        match schedule(&[pending], nodes, bound, now(), &policy(), seed).pop() {
+        match schedule(
+            &[pending],
+            nodes,
+            bound,
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            seed,
+        )
+        .pop()
+        {
             Some(Placement::Bind { node, .. }) => picks.insert(node),
             other => panic!("not bound: {other:?}"),
         };
@@ -193,6 +203,7 @@ fn scores_only_rank_nodes_that_passed_the_filters() {
             &[&pod("p", json!({}))],
             &[&a, &b],
             &[&busy],
+            &Namespaces::new(),
             now(),
             &policy(),
             3

@@ -8,6 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// An object's labels.
 pub type Labels = BTreeMap<String, String>;
 
+/// The labels of every namespace, by name (what a pod affinity term's `namespaceSelector` matches).
+pub type Namespaces = BTreeMap<String, Labels>;
+
 static NO_LABELS: Labels = BTreeMap::new();
 
 /// A pod's labels (none if it has none).
@@ -103,21 +106,25 @@ pub fn term_matches(term: &NodeSelectorTerm, node_name: &str, labels: &Labels) -
         })
 }
 
-/// Whether the pod affinity `term` of a pod in namespace `owner` selects `pod`. The term's namespaces default to
-/// `owner`'s; an empty `namespaceSelector` means every namespace. A missing `labelSelector` selects nothing.
-/// A non-empty `namespaceSelector` would need the namespaces' labels, which the core does not see: only the
-/// namespaces the term lists count then.
-pub fn term_selects(term: &PodAffinityTerm, owner: &str, pod: &Pod) -> bool {
+/// Whether the pod affinity `term` of a pod in namespace `owner` selects `pod`: the pod is in one of the term's
+/// `namespaces` or in a namespace its `namespaceSelector` matches (an empty one matches every namespace); with
+/// neither, in `owner`. A missing `labelSelector` selects nothing.
+pub fn term_selects(
+    term: &PodAffinityTerm,
+    owner: &str,
+    pod: &Pod,
+    namespaces: &Namespaces,
+) -> bool {
     let Some(selector) = &term.label_selector else {
         return false;
     };
     let ns = namespace(pod);
     let listed = term.namespaces.as_deref().unwrap_or_default();
-    let in_namespace = match &term.namespace_selector {
-        None if listed.is_empty() => ns == owner,
-        Some(s) if is_empty(s) => true,
-        _ => listed.iter().any(|n| n == ns),
-    };
+    let in_namespace = listed.iter().any(|n| n == ns)
+        || match &term.namespace_selector {
+            None => listed.is_empty() && ns == owner,
+            Some(s) => is_empty(s) || namespaces.get(ns).is_some_and(|labels| selects(s, labels)),
+        };
     in_namespace && selects(selector, pod_labels(pod))
 }
 
