@@ -541,3 +541,67 @@ fn namespace_selectors_pick_namespaces_by_their_labels() {
         }]
     );
 }
+
+#[test]
+fn spread_counts_where_the_node_inclusion_policies_say_and_by_match_label_keys() {
+    let zone = |z: &str| json!({"metadata": {"labels": {"topology.kubernetes.io/zone": z}}});
+    let a = node("a", zone("a"));
+    let tainted = node("b", merged(zone("b"), taint("gpu", "", "NoSchedule")));
+    let web = |name: &str, extra: Value| {
+        let mut v = spread_by_zone("DoNotSchedule", 1);
+        v["spec"]["topologySpreadConstraints"][0]
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        pod(name, v)
+    };
+    // Zone b (empty) counts by default though its node's taint turns the pod away: a is at skew 2, refused.
+    let w0 = on(&web("w0", json!({})), "a");
+    let both = "0/2 nodes are available: 1 node(s) didn't match pod topology spread constraints, \
+                1 node(s) had untolerated taint {gpu: }.";
+    assert_eq!(
+        run(&[&web("w1", json!({}))], &[&a, &tainted], &[&w0]),
+        vec![unschedulable("w1", both)]
+    );
+    // Honoring taints leaves zone b out: a is the only domain.
+    let honoring = web("w1", json!({"nodeTaintsPolicy": "Honor"}));
+    assert_eq!(
+        run(&[&honoring], &[&a, &tainted], &[&w0]),
+        vec![bind("w1", "a")]
+    );
+    // A nodeSelector for zone a leaves b out too, unless nodeAffinityPolicy is Ignore.
+    let mut selecting = web("w1", json!({}));
+    selecting.spec.as_mut().unwrap().node_selector =
+        Some([("topology.kubernetes.io/zone".to_string(), "a".to_string())].into());
+    let b = node("b", zone("b"));
+    assert_eq!(run(&[&selecting], &[&a, &b], &[&w0]), vec![bind("w1", "a")]);
+    let mut ignoring = web("w1", json!({"nodeAffinityPolicy": "Ignore"}));
+    ignoring.spec.as_mut().unwrap().node_selector =
+        selecting.spec.as_ref().unwrap().node_selector.clone();
+    assert_eq!(
+        run(&[&ignoring], &[&a, &b], &[&w0]),
+        vec![unschedulable(
+            "w1",
+            "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, \
+             1 node(s) didn't match pod topology spread constraints."
+        )]
+    );
+    // matchLabelKeys: only pods of the same revision count, so w0 (another hash) does not.
+    let revision = |name: &str, hash: &str| {
+        let mut p = web(name, json!({"matchLabelKeys": ["pod-template-hash"]}));
+        p.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert("pod-template-hash".into(), hash.into());
+        p
+    };
+    let old = on(&revision("w0", "old"), "a");
+    assert_eq!(
+        run(&[&revision("w1", "new")], &[&a], &[&old]),
+        vec![bind("w1", "a")]
+    );
+    assert_eq!(
+        run(&[&revision("w1", "old")], &[&a, &tainted], &[&old]),
+        vec![unschedulable("w1", both)]
+    );
+}

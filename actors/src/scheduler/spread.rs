@@ -2,12 +2,15 @@
 //! refused when placing the pod there would make its domain exceed the least populated domain by more than
 //! `maxSkew`), `ScheduleAnyway` constraints as a score (fewer matching pods in the node's domains is better). A pod
 //! with no constraints that a controller owns is spread by Kubernetes' default constraints: across nodes (maxSkew
-//! 3) and zones (maxSkew 5), counting the pods of the same controller.
+//! 3) and zones (maxSkew 5), counting the pods of the same controller. Pods are counted on the nodes each
+//! constraint's `nodeAffinityPolicy` (default Honor: nodes the pod's node affinity allows) and `nodeTaintsPolicy`
+//! (default Ignore; Honor: nodes whose taints the pod tolerates) include; `matchLabelKeys` narrow the selector to
+//! pods sharing the pod's values for those labels.
 
 use k8s_openapi::api::core::v1::{Pod, TopologySpreadConstraint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use super::nodes::node_matches;
+use super::nodes::{node_matches, untolerated_taint};
 use super::placement::NodeState;
 use super::selectors::{namespace, pod_labels, selects, Domains, Labels};
 
@@ -32,16 +35,43 @@ struct Constraint {
     max_skew: i64,
     min_domains: i64,
     counted: Counted,
+    /// Count only on nodes the pod's node affinity and nodeSelector allow (`nodeAffinityPolicy: Honor`).
+    honor_affinity: bool,
+    /// Count only on nodes whose NoSchedule and NoExecute taints the pod tolerates (`nodeTaintsPolicy: Honor`).
+    honor_taints: bool,
 }
 
 impl Constraint {
-    fn of(c: &TopologySpreadConstraint) -> Self {
+    /// `c` as declared by `pod` (whose labels fill in `matchLabelKeys`).
+    fn of(c: &TopologySpreadConstraint, pod: &Pod) -> Self {
+        let labels = pod_labels(pod);
+        let selector = c.label_selector.clone().map(|mut s| {
+            let narrowed = c.match_label_keys.iter().flatten().filter_map(|key| {
+                Some(LabelSelectorRequirement {
+                    key: key.clone(),
+                    operator: "In".into(),
+                    values: Some(vec![labels.get(key)?.clone()]),
+                })
+            });
+            s.match_expressions
+                .get_or_insert_with(Vec::new)
+                .extend(narrowed);
+            s
+        });
         Self {
             key: c.topology_key.clone(),
             max_skew: i64::from(c.max_skew),
             min_domains: i64::from(c.min_domains.unwrap_or(1)),
-            counted: Counted::Labels(c.label_selector.clone()),
+            counted: Counted::Labels(selector),
+            honor_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+            honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
         }
+    }
+
+    /// Whether pods on `node` count for `pod` under this constraint's node inclusion policies.
+    fn includes(&self, pod: &Pod, node: &NodeState<'_>) -> bool {
+        (!self.honor_affinity || node_matches(pod, node.node))
+            && (!self.honor_taints || untolerated_taint(node.node, pod).is_none())
     }
 
     fn selects(&self, pod: &Pod) -> bool {
@@ -101,19 +131,18 @@ impl<'p> Hard<'p> {
         let constraints: Vec<Constraint> = declared(pod)
             .iter()
             .filter(|c| c.when_unsatisfiable == "DoNotSchedule")
-            .map(Constraint::of)
+            .map(|c| Constraint::of(c, pod))
             .collect();
         let ns = namespace(pod);
         let mut domains = vec![Domains::default(); constraints.len()];
         for node in nodes {
-            if constraints.is_empty()
-                || !has_keys(&constraints, node.labels)
-                || !node_matches(pod, node.node)
-            {
+            if constraints.is_empty() || !has_keys(&constraints, node.labels) {
                 continue;
             }
             for (c, d) in constraints.iter().zip(&mut domains) {
-                d.add_at(&c.key, node.labels, c.count_on(ns, node));
+                if c.includes(pod, node) {
+                    d.add_at(&c.key, node.labels, c.count_on(ns, node));
+                }
             }
         }
         let min = constraints
@@ -162,7 +191,7 @@ fn soft(pod: &Pod) -> (Vec<Constraint>, bool) {
         let soft = declared
             .iter()
             .filter(|c| c.when_unsatisfiable == "ScheduleAnyway")
-            .map(Constraint::of)
+            .map(|c| Constraint::of(c, pod))
             .collect();
         return (soft, false);
     }
@@ -174,6 +203,8 @@ fn soft(pod: &Pod) -> (Vec<Constraint>, bool) {
         max_skew,
         min_domains: 1,
         counted: Counted::Owner(uid.to_string()),
+        honor_affinity: true,
+        honor_taints: false,
     };
     (vec![default(HOSTNAME, 3), default(ZONE, 5)], true)
 }
@@ -215,14 +246,14 @@ pub fn scores(pod: &Pod, nodes: &[NodeState<'_>], feasible: &[usize]) -> Option<
         })
         .collect();
     for node in nodes {
-        if ignored(node.labels) || !node_matches(pod, node.node) {
+        if ignored(node.labels) {
             continue;
         }
         for (c, d) in constraints.iter().zip(&mut domains) {
             let Some(value) = node.labels.get(&c.key) else {
                 continue;
             };
-            if c.key != HOSTNAME && d.has(&c.key, value) {
+            if c.key != HOSTNAME && d.has(&c.key, value) && c.includes(pod, node) {
                 d.add(&c.key, value, c.count_on(ns, node));
             }
         }
