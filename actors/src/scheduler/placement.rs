@@ -351,5 +351,9 @@ mod tests;
 mod filter_tests;
 
 #[cfg(test)]
+#[path = "topology_tests.rs"]
+mod topology_tests;
+
+#[cfg(test)]
 #[path = "score_tests.rs"]
 mod score_tests;
