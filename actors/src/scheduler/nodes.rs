@@ -1,6 +1,11 @@
-//! What a node itself says about a pod: readiness and cordons (`NodeUnschedulable`), taints against the pod's
-//! tolerations (`TaintToleration`), and its labels against the pod's `nodeSelector` and node affinity
+//! What a node itself says about a pod: cordons (`NodeUnschedulable`), taints against the pod's tolerations
+//! (`TaintToleration`), readiness, and its labels against the pod's `nodeSelector` and node affinity
 //! (`NodeAffinity`), as filters and as scores.
+//!
+//! Readiness works as in Kubernetes, where the node lifecycle controller taints a node whose Ready condition is
+//! False with `node.kubernetes.io/not-ready:NoSchedule`, and one whose Ready is Unknown (its heartbeats stopped)
+//! with `node.kubernetes.io/unreachable:NoSchedule`: Navarch has no such controller, so the scheduler reads these
+//! taints off the Ready condition itself. Pods that tolerate them (as DaemonSet pods do) still go there.
 
 use std::time::Duration;
 
@@ -9,28 +14,46 @@ use k8s_openapi::chrono::{DateTime, Utc};
 
 use super::selectors::{node_labels, term_matches, Labels};
 
-pub const NOT_READY: &str = "node(s) were not ready";
 pub const UNSCHEDULABLE: &str = "node(s) were unschedulable";
 pub const SELECTOR: &str = "node(s) didn't match Pod's node affinity/selector";
 
 /// The taint the node controller puts on cordoned nodes; a pod tolerating it may go to a cordoned node.
 const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
-/// Whether a node is not ready at `now`: its Ready condition is not True, or its heartbeat is `timeout` old.
-pub fn not_ready(node: &Node, now: DateTime<Utc>, timeout: Duration) -> bool {
+/// The taint the node lifecycle controller would put on a node that is not ready at `now`: `not-ready` when its
+/// Ready condition is False, `unreachable` when it is Unknown, missing, or its heartbeat is `timeout` old.
+pub fn readiness_taint(node: &Node, now: DateTime<Utc>, timeout: Duration) -> Option<Taint> {
     let ready = node
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-    let Some(ready) = ready.filter(|c| c.status == "True") else {
-        return true;
+    let fresh = ready
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .is_some_and(|hb| {
+            let age = now.signed_duration_since(hb.0);
+            age.to_std().map_or(true, |age| age < timeout) // a heartbeat from the future (clock skew) is fresh
+        });
+    let key = match ready.map(|c| c.status.as_str()) {
+        Some("True") if fresh => return None,
+        Some("False") if fresh => NOT_READY_TAINT,
+        _ => UNREACHABLE_TAINT,
     };
-    let fresh = ready.last_heartbeat_time.as_ref().is_some_and(|hb| {
-        let age = now.signed_duration_since(hb.0);
-        age.to_std().map_or(true, |age| age < timeout) // a heartbeat from the future (clock skew) counts as fresh
-    });
-    !fresh
+    let declared = node.spec.as_ref().and_then(|s| s.taints.as_deref());
+    if declared
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.key == key && t.effect == "NoSchedule")
+    {
+        return None; // already there
+    }
+    Some(Taint {
+        key: key.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    })
 }
 
 fn tolerations(pod: &Pod) -> &[Toleration] {
@@ -73,12 +96,14 @@ pub fn cordoned_against(node: &Node, pod: &Pod) -> bool {
             .any(|t| tolerates(t, UNSCHEDULABLE_TAINT, "", "NoSchedule"))
 }
 
-/// Kubernetes' reason for the first `NoSchedule` or `NoExecute` taint of `node` that `pod` does not tolerate.
-pub fn untolerated_taint(node: &Node, pod: &Pod) -> Option<String> {
+/// Kubernetes' reason for the first `NoSchedule` or `NoExecute` taint of `node` (then `implied`, the readiness
+/// taint) that `pod` does not tolerate.
+pub fn untolerated_taint(node: &Node, implied: Option<&Taint>, pod: &Pod) -> Option<String> {
     let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref());
     let taint = taints
         .unwrap_or_default()
         .iter()
+        .chain(implied)
         .filter(|t| matches!(t.effect.as_str(), "NoSchedule" | "NoExecute"))
         .find(|t| !tolerated(pod, t))?;
     Some(format!(

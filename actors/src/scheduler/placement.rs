@@ -1,18 +1,19 @@
 //! Decides where pending pods go. Pure: `(pending pods, nodes, pods already bound, now, seed) -> placements`.
 //!
 //! As kube-scheduler: each pod in turn (higher `spec.priority` first, then older) goes through the filters, in
-//! kube-scheduler's order, a node failing at the first filter that refuses it: NodeUnschedulable (cordoned), node
-//! readiness (Ready True with a fresh heartbeat), TaintToleration, NodeAffinity (`nodeSelector` and required node
+//! kube-scheduler's order, a node failing at the first filter that refuses it: NodeUnschedulable (cordoned),
+//! TaintToleration (with the taint a node that is not ready would carry, see [`nodes`]), NodeAffinity (`nodeSelector` and required node
 //! affinity), NodePorts, NodeResourcesFit (CPU, memory, pod count against `status.allocatable`), PodTopologySpread
 //! (`DoNotSchedule`), InterPodAffinity (required terms). Pods placed earlier in the round count like bound ones.
 //! The nodes left are scored by each plugin, normalized to 0..=100 and summed with kube-scheduler's default weights
 //! (see [`Weights`]); the best wins, ties broken at random from `seed`. A pod with no node left gets Kubernetes'
-//! explanation, e.g. `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were not ready.`
+//! explanation, e.g. `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node
+//! affinity/selector.`
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::chrono::{DateTime, Utc};
 
 use super::resources::{self, Amounts, HostPort};
@@ -95,7 +96,8 @@ pub(super) struct NodeState<'a> {
     pub node: &'a Node,
     pub name: &'a str,
     pub labels: &'a Labels,
-    pub not_ready: bool,
+    /// The readiness taint the node would carry, if it is not ready.
+    pub readiness: Option<Taint>,
     allocatable: Amounts,
     used: Amounts,
     used_for_score: Amounts,
@@ -139,10 +141,7 @@ fn refusals(
     if nodes::cordoned_against(node.node, pod) {
         return vec![nodes::UNSCHEDULABLE.into()];
     }
-    if node.not_ready {
-        return vec![nodes::NOT_READY.into()];
-    }
-    if let Some(taint) = nodes::untolerated_taint(node.node, pod) {
+    if let Some(taint) = nodes::untolerated_taint(node.node, node.readiness.as_ref(), pod) {
         return vec![taint];
     }
     if !nodes::required_affinity_matches(pod, node.name, node.labels) {
@@ -269,7 +268,7 @@ pub fn schedule(
                 node: n,
                 name: n.metadata.name.as_deref().filter(|s| !s.is_empty())?,
                 labels: node_labels(n),
-                not_ready: nodes::not_ready(n, now, policy.heartbeat_timeout),
+                readiness: nodes::readiness_taint(n, now, policy.heartbeat_timeout),
                 allocatable: resources::allocatable(n),
                 used: Amounts::default(),
                 used_for_score: Amounts::default(),

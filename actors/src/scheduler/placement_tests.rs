@@ -113,7 +113,7 @@ fn binds_to_the_ready_node_or_says_why_not() {
 }
 
 #[test]
-fn stale_heartbeats_and_not_ready_nodes_take_nothing() {
+fn stale_heartbeats_and_not_ready_nodes_carry_kubernetes_readiness_taints() {
     let stale = node_with("old", "4", "4Gi", "110", "2026-11-27T11:59:20Z", "True");
     let not_ready = node_with("down", "4", "4Gi", "110", "2026-11-27T11:59:59Z", "False");
     let p = pod("p", None);
@@ -129,8 +129,27 @@ fn stale_heartbeats_and_not_ready_nodes_take_nothing() {
         ),
         vec![unschedulable(
             "p",
-            "0/2 nodes are available: 2 node(s) were not ready."
+            "0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, \
+             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."
         )]
+    );
+    // Pods that tolerate them (DaemonSet pods do) may go there.
+    let mut tolerant = pod_value("p", None);
+    tolerant["spec"]["tolerations"] = json!([
+        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}
+    ]);
+    let tolerant: Pod = serde_json::from_value(tolerant).unwrap();
+    assert_eq!(
+        schedule(
+            &[&tolerant],
+            &[&stale, &not_ready],
+            &[],
+            &Namespaces::new(),
+            now(),
+            &policy(),
+            0
+        ),
+        vec![bind("p", "down")]
     );
     // 39 s old is still fresh.
     let recent = node_with("ok", "4", "4Gi", "110", "2026-11-27T11:59:21Z", "True");
@@ -169,7 +188,8 @@ fn reasons_are_counted_and_sorted_like_kubernetes() {
         schedule(&[&p], &[&small, &cordoned, &down], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
-            "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) were not ready, 1 node(s) were unschedulable."
+            "0/3 nodes are available: 1 Insufficient cpu, \
+             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 1 node(s) were unschedulable."
         )]
     );
     assert_eq!(

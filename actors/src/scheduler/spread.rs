@@ -71,7 +71,8 @@ impl Constraint {
     /// Whether pods on `node` count for `pod` under this constraint's node inclusion policies.
     fn includes(&self, pod: &Pod, node: &NodeState<'_>) -> bool {
         (!self.honor_affinity || node_matches(pod, node.node))
-            && (!self.honor_taints || untolerated_taint(node.node, pod).is_none())
+            && (!self.honor_taints
+                || untolerated_taint(node.node, node.readiness.as_ref(), pod).is_none())
     }
 
     fn selects(&self, pod: &Pod) -> bool {
