@@ -1,7 +1,8 @@
 //! The scheduler's filters and events seen through the real kubectl, with every role in its own process and three
 //! node agents: required pod anti-affinity spreads a Deployment one pod per node and explains the pod left over;
 //! a pod too big for any node stays Pending with a FailedScheduling event (deduplicated: its count rises); a pod
-//! whose nodeSelector no node matches is scheduled once `kubectl label node` makes one match.
+//! whose nodeSelector no node matches is scheduled once `kubectl label node` makes one match; a pod of higher
+//! priority preempts one of lower priority.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -147,7 +148,9 @@ spec:
         (nodes == NODES).then_some(())
     });
     k.ok(&["scale", "deployment", "web", "-n", "demo", "--replicas=4"]);
-    let anti = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.";
+    // kube-scheduler 1.32's words, preemption's included (every pod has priority 0: no victims).
+    let anti = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. \
+                preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod..";
     let left_over = wait_for("the 4th web pod to be explained", || {
         let pods = k.json(&["get", "pods", "-n", "demo", "-l", "app=web"]);
         let pending: Vec<&Value> = pods["items"]
@@ -172,7 +175,8 @@ spec:
     assert_eq!(pod["status"]["phase"], "Pending");
 
     // (b) Too big for every node: Pending, explained, and a FailedScheduling event.
-    let insufficient = "0/3 nodes are available: 3 Insufficient cpu.";
+    let insufficient = "0/3 nodes are available: 3 Insufficient cpu. \
+                        preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod..";
     wait_for("hog to be explained", || {
         let pod = k.json(&["get", "pod", "-n", "demo", "hog"]);
         let c = scheduled_condition(&pod)?;
@@ -229,15 +233,63 @@ spec:
     wait_for("picky to be explained", || {
         let pod = k.json(&["get", "pod", "-n", "demo", "picky"]);
         let c = scheduled_condition(&pod)?;
-        (c["message"]
-            == "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.")
-            .then_some(())
+        let selector = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. \
+                        preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling..";
+        (c["message"] == selector).then_some(())
     });
     k.ok(&["label", "node", "n2", "disk=ssd"]);
     wait_for("picky Running on n2", || {
         let pod = k.json(&["get", "pod", "-n", "demo", "picky"]);
         (pod["spec"]["nodeName"] == "n2" && pod["status"]["phase"] == "Running").then_some(())
     });
+
+    // (d) Preemption: a pod of priority 1000 wanting all of n3's CPU makes room by evicting one of priority 0.
+    let cpu = k.json(&["get", "node", "n3"])["status"]["allocatable"]["cpu"]
+        .as_str()
+        .expect("n3's allocatable cpu")
+        .to_string();
+    let on_n3 = |name: &str, priority: u32| {
+        format!(
+            r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: demo}}
+spec:
+  priority: {priority}
+  nodeSelector: {{kubernetes.io/hostname: n3}}
+  containers:
+  - {{name: main, image: busybox, command: ["sleep", "3600"], resources: {{requests: {{cpu: "{cpu}"}}}}}}
+"#
+        )
+    };
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &on_n3("filler", 0))
+        .status
+        .success());
+    wait_for("filler Running on n3", || {
+        let pod = k.json(&["get", "pod", "-n", "demo", "filler"]);
+        (pod["spec"]["nodeName"] == "n3" && pod["status"]["phase"] == "Running").then_some(())
+    });
+    assert!(k
+        .apply_stdin(&["apply", "-f", "-"], &on_n3("vip", 1000))
+        .status
+        .success());
+    let vip = wait_for("vip Running on n3", || {
+        let pod = k.json(&["get", "pod", "-n", "demo", "vip"]);
+        (pod["spec"]["nodeName"] == "n3" && pod["status"]["phase"] == "Running").then_some(pod)
+    });
+    assert_eq!(vip["status"]["nominatedNodeName"], "n3");
+    let gone = k.run(&["get", "pod", "-n", "demo", "filler"]);
+    assert!(!gone.status.success(), "the victim is deleted");
+    let events = k.json(&["get", "events", "-n", "demo"]);
+    let preempted = events_about(&events, "filler", "Preempted");
+    assert_eq!(preempted.len(), 1);
+    assert_eq!(
+        preempted[0]["message"],
+        format!(
+            "Preempted by pod {} on node n3",
+            vip["metadata"]["uid"].as_str().expect("uid")
+        )
+    );
 
     // The scheduler tries hog again (every 10 s): the same event, counted, not a new one.
     wait_for("hog's FailedScheduling event counted twice", || {

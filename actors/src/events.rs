@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 /// How many distinct events a recorder remembers for deduplication (client-go's event cache holds 4096).
 const REMEMBERED: usize = 4096;
 
+/// How many names an event tries before giving up (each one nanosecond later).
+const NAME_ATTEMPTS: i64 = 8;
+
 /// An Event's `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
@@ -170,21 +173,36 @@ impl EventRecorder {
                 Err(e) => return Err(e),
             }
         }
-        let name = event_name(regarding, now);
-        let event = new_event(
-            &name,
-            &self.component,
-            regarding,
-            type_,
-            reason,
-            message,
-            now,
-        );
-        self.objects
-            .create(info, Some(&namespace), event, FieldValidation::Ignore)
-            .await?;
-        self.remember(identity, name);
-        Ok(())
+        // Named by the time in nanoseconds, as client-go names events; two events about one object within the same
+        // nanosecond (or clock step) take the next free name.
+        let precise = meta::now();
+        let mut last = None;
+        for step in 0..NAME_ATTEMPTS {
+            let at = precise + k8s_openapi::chrono::Duration::nanoseconds(step);
+            let name = event_name(regarding, at);
+            let event = new_event(
+                &name,
+                &self.component,
+                regarding,
+                type_,
+                reason,
+                message,
+                now,
+            );
+            match self
+                .objects
+                .create(info, Some(&namespace), event, FieldValidation::Ignore)
+                .await
+            {
+                Ok(_) => {
+                    self.remember(identity, name);
+                    return Ok(());
+                }
+                Err(e) if e.reason == Reason::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::internal("no event name left")))
     }
 }
 

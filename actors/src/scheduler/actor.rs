@@ -15,8 +15,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures::future::LocalBoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod};
 use navarch_bus::api::admission::{FieldValidation, Part};
+use navarch_bus::api::objects::DeleteOptions;
 use navarch_bus::api::{meta, resource, ApiError, Objects, Reason, ResourceInfo};
 use tokio::time::Instant;
 
@@ -45,6 +47,9 @@ pub struct Scheduler {
     events: EventRecorder,
     /// Per unschedulable pod (by uid), the last FailedScheduling message recorded and when.
     failures: HashMap<String, (String, Instant)>,
+    /// The revision of the last preemption's writes: rounds wait until the pod cache has reached it, so that the
+    /// nomination and the victims' deletion are seen (and the same pods are not preempted twice).
+    settling: i64,
     /// A round is being carried out.
     running: bool,
     /// A round is queued.
@@ -58,6 +63,7 @@ impl Scheduler {
         Self {
             events: EventRecorder::new(objects.clone(), config.scheduler_name.clone()),
             failures: HashMap::new(),
+            settling: 0,
             objects,
             config,
             pods: Cache::new(),
@@ -80,12 +86,79 @@ impl Scheduler {
         }
     }
 
+    /// The writes for a pod that fits nowhere: `PodScheduled=False` with `message` when it changed (with
+    /// `nominated` as its `status.nominatedNodeName`, when preempting: always written then), and a FailedScheduling
+    /// event when it changed or `retry_interval` has passed. None when there is nothing to write.
+    fn failure(
+        &mut self,
+        pod: ObjectKey,
+        uid: String,
+        message: String,
+        nominated: Option<String>,
+    ) -> Option<LocalBoxFuture<'static, Done>> {
+        let wanted = conditions::pod_condition(
+            "PodScheduled",
+            false,
+            Some("Unschedulable"),
+            Some(&message),
+            meta::now(),
+        );
+        let current = self.pods.get(&pod);
+        let current = current.as_ref().and_then(|p| p.status.as_ref());
+        let current = conditions::find(
+            current.and_then(|s| s.conditions.as_deref()),
+            "PodScheduled",
+        );
+        let changed = nominated.is_some() || !conditions::same(current, &wanted);
+        let retry = self.config.retry_interval;
+        let due = self
+            .failures
+            .get(&uid)
+            .is_none_or(|(last, at)| *last != message || at.elapsed() >= retry);
+        if !changed && !due {
+            return None;
+        }
+        if due {
+            self.failures
+                .insert(uid.clone(), (message.clone(), Instant::now()));
+        }
+        if changed {
+            tracing::info!(pod = %pod, %message, "pod is unschedulable");
+        }
+        let objects = self.objects.clone();
+        let events = self.events.clone();
+        Some(futures::FutureExt::boxed_local(async move {
+            let mut done = Done::default();
+            if changed {
+                match set_status(&objects, &pod, &uid, wanted, nominated.as_deref()).await {
+                    Ok(written) => done.wrote = written,
+                    Err(e) => {
+                        tracing::debug!(pod = %pod, error = %e, "cannot record that the pod is unschedulable")
+                    }
+                }
+            }
+            if due {
+                let regarding = pod_reference(&pod, &uid);
+                let recorded = events
+                    .record(&regarding, EventType::Warning, "FailedScheduling", &message)
+                    .await;
+                if let Err(e) = recorded {
+                    tracing::debug!(pod = %pod, error = %e, "cannot record a FailedScheduling event");
+                }
+            }
+            done
+        }))
+    }
+
     fn round(&mut self, ctx: &mut Context<Self>) {
         self.queued = false;
         if !self.pods.is_synced() || !self.nodes.is_synced() || !self.namespaces.is_synced() {
             return; // the informers' first lists will ask again
         }
         let seen = self.pods.revision();
+        if seen < self.settling {
+            return; // the cache has yet to show a preemption; its change will ask again
+        }
         self.assumed.retain(|_, a| a.revision > seen);
         let all = self.pods.list();
         let uid = |p: &Pod| p.metadata.uid.clone().unwrap_or_default();
@@ -142,66 +215,49 @@ impl Scheduler {
             match p {
                 Placement::Bind { pod, node, .. } => {
                     if let Some(cached) = self.pods.get(&pod) {
-                        work.push(futures::FutureExt::boxed_local(bind(
+                        let bound = bind(
                             self.objects.clone(),
                             self.events.clone(),
                             info,
                             cached,
                             node,
-                        )));
+                        );
+                        work.push(futures::FutureExt::boxed_local(async move {
+                            Done {
+                                assumed: bound.await,
+                                wrote: 0,
+                            }
+                        }));
                     }
                 }
                 Placement::Unschedulable { pod, uid, message } => {
-                    let wanted = conditions::pod_condition(
-                        "PodScheduled",
-                        false,
-                        Some("Unschedulable"),
-                        Some(&message),
-                        meta::now(),
-                    );
-                    let current = self.pods.get(&pod);
-                    let current = current.as_ref().and_then(|p| p.status.as_ref());
-                    let current = conditions::find(
-                        current.and_then(|s| s.conditions.as_deref()),
-                        "PodScheduled",
-                    );
-                    let changed = !conditions::same(current, &wanted);
-                    let retry = self.config.retry_interval;
-                    let due = self
-                        .failures
-                        .get(&uid)
-                        .is_none_or(|(last, at)| *last != message || at.elapsed() >= retry);
-                    if !changed && !due {
-                        continue;
+                    if let Some(w) = self.failure(pod, uid, message, None) {
+                        work.push(w);
                     }
-                    if due {
-                        self.failures
-                            .insert(uid.clone(), (message.clone(), Instant::now()));
-                    }
-                    if changed {
-                        tracing::info!(pod = %pod, %message, "pod is unschedulable");
-                    }
+                }
+                Placement::Preempt {
+                    pod,
+                    uid,
+                    node,
+                    victims,
+                    message,
+                } => {
+                    tracing::info!(pod = %pod, node = %node, victims = victims.len(), "preempting");
+                    let failure = self.failure(pod, uid.clone(), message, Some(node.clone()));
                     let objects = self.objects.clone();
                     let events = self.events.clone();
-                    work.push(futures::FutureExt::boxed_local(
-                        async move {
-                            if changed {
-                                if let Err(e) = set_condition(&objects, info, &pod, &uid, wanted).await {
-                                    tracing::debug!(pod = %pod, error = %e, "cannot record that the pod is unschedulable");
-                                }
-                            }
-                            if due {
-                                let regarding = pod_reference(&pod, &uid);
-                                let recorded = events
-                                    .record(&regarding, EventType::Warning, "FailedScheduling", &message)
-                                    .await;
-                                if let Err(e) = recorded {
-                                    tracing::debug!(pod = %pod, error = %e, "cannot record a FailedScheduling event");
-                                }
-                            }
-                            None
-                        },
-                    ));
+                    work.push(futures::FutureExt::boxed_local(async move {
+                        let mut done = match failure {
+                            Some(f) => f.await,
+                            None => Done::default(),
+                        };
+                        for (victim, victim_uid) in victims {
+                            let revision =
+                                evict(&objects, &events, &victim, &victim_uid, &uid, &node).await;
+                            done.wrote = done.wrote.max(revision);
+                        }
+                        done
+                    }));
                 }
             }
         }
@@ -213,8 +269,11 @@ impl Scheduler {
             futures::future::join_all(work)
                 .into_actor(self)
                 .map(|results, act, ctx| {
-                    for (uid, assumed) in results.into_iter().flatten() {
-                        act.assumed.insert(uid, assumed);
+                    for done in results {
+                        if let Some((uid, assumed)) = done.assumed {
+                            act.assumed.insert(uid, assumed);
+                        }
+                        act.settling = act.settling.max(done.wrote);
                     }
                     act.running = false;
                     if std::mem::take(&mut act.again) {
@@ -223,6 +282,62 @@ impl Scheduler {
                 }),
         );
     }
+}
+
+/// What one piece of a round's work leaves behind.
+#[derive(Default)]
+struct Done {
+    /// A pod bound, which the pod cache may not show bound yet.
+    assumed: Option<(String, Assumed)>,
+    /// The revision of a write the next round must see (0: none).
+    wrote: i64,
+}
+
+/// Deletes a preemption `victim` (if it still has `victim_uid`) and records a Preempted event on it. The revision
+/// of the deletion (0 if it did not happen).
+async fn evict(
+    objects: &Objects,
+    events: &EventRecorder,
+    victim: &ObjectKey,
+    victim_uid: &str,
+    preemptor_uid: &str,
+    node: &str,
+) -> i64 {
+    let options = DeleteOptions {
+        uid: Some(victim_uid.to_string()),
+        ..Default::default()
+    };
+    let deleted = objects
+        .delete(
+            resource::of::<Pod>(),
+            victim.namespace(),
+            &victim.name,
+            &options,
+        )
+        .await;
+    let revision = match deleted {
+        Ok(object) => revision_of(&object),
+        Err(e) => {
+            tracing::debug!(pod = %victim, error = %e, "cannot delete a preemption victim");
+            return 0;
+        }
+    };
+    tracing::info!(pod = %victim, node = %node, "preempted");
+    let message = format!("Preempted by pod {preemptor_uid} on node {node}");
+    let regarding = pod_reference(victim, victim_uid);
+    if let Err(e) = events
+        .record(&regarding, EventType::Normal, "Preempted", &message)
+        .await
+    {
+        tracing::debug!(pod = %victim, error = %e, "cannot record a Preempted event");
+    }
+    revision
+}
+
+fn revision_of(object: &serde_json::Value) -> i64 {
+    meta::resource_version(object)
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Binds `pod` to `node` if it is still at the version decided on, then marks it scheduled. The pod as bound, if
@@ -315,6 +430,27 @@ async fn set_condition(
         })
         .await
         .map(|_| ())
+}
+
+/// Sets the pod's condition and, if given, its `status.nominatedNodeName`. The revision written.
+async fn set_status(
+    objects: &Objects,
+    key: &ObjectKey,
+    uid: &str,
+    wanted: k8s_openapi::api::core::v1::PodCondition,
+    nominated: Option<&str>,
+) -> Result<i64, ApiError> {
+    let info = resource::of::<Pod>();
+    let written = objects
+        .update_with(info, key.namespace(), &key.name, Part::Status, |current| {
+            let mut next = conditions::set_in_pod(current, uid, wanted.clone())?;
+            if let Some(node) = nominated {
+                next["status"]["nominatedNodeName"] = serde_json::Value::String(node.to_string());
+            }
+            Ok(next)
+        })
+        .await?;
+    Ok(revision_of(&written))
 }
 
 impl Actor for Scheduler {

@@ -73,7 +73,8 @@ fn taints_turn_away_pods_that_do_not_tolerate_them() {
         vec![unschedulable(
             "p",
             "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, \
-             1 node(s) had untolerated taint {maintenance: }."
+             1 node(s) had untolerated taint {maintenance: }. \
+             preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         )]
     );
     // Equal needs the same key and value; Exists any value; the effect, if given, must agree.
@@ -101,7 +102,7 @@ fn taints_turn_away_pods_that_do_not_tolerate_them() {
         } else {
             unschedulable(
                 "p",
-                "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}.",
+                "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling..",
             )
         };
         assert_eq!(run(&[&p], &[&gpu], &[]), vec![expected], "{t}");
@@ -119,7 +120,7 @@ fn cordoned_nodes_take_pods_that_tolerate_the_unschedulable_taint() {
         run(&[&plain], &[&cordoned], &[]),
         vec![unschedulable(
             "p",
-            "0/1 nodes are available: 1 node(s) were unschedulable."
+            "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
         )]
     );
     let tolerant = pod(
@@ -158,7 +159,7 @@ fn required_node_affinity_ors_terms_and_ands_expressions() {
         let expected = match name {
             "" => unschedulable(
                 "p",
-                "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+                "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling..",
             ),
             n => bind("p", n),
         };
@@ -232,7 +233,7 @@ fn required_node_affinity_ors_terms_and_ands_expressions() {
         placed[2],
         unschedulable(
             "s",
-            "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu."
+            "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 2 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.."
         )
     );
     // The nodeSelector and the affinity must both hold.
@@ -262,7 +263,7 @@ fn host_ports_clash_by_protocol_and_address() {
     );
     let held = on(&web, "n1");
     let full =
-        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports.";
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..";
     let cases = [
         (json!([{"containerPort": 80, "hostPort": 8080}]), false),
         (

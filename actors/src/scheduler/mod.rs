@@ -6,6 +6,7 @@
 //! - `resources`: CPU, memory, pod count and host ports; the two resource scores.
 //! - `spread`: topology spread constraints (and the default spreading of a controller's pods).
 //! - `affinity`: inter-pod affinity and anti-affinity.
+//! - `preemption`: which pods of lower priority to delete when no node fits a pod.
 //! - `selectors`: label selectors, node selector terms, pod affinity terms, counts per topology domain.
 //! - `actor`: the [`Scheduler`] actor, which watches pods and nodes and writes bindings, conditions and events.
 
@@ -13,6 +14,7 @@ mod actor;
 mod affinity;
 mod nodes;
 pub mod placement;
+mod preemption;
 mod resources;
 mod selectors;
 mod spread;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::chrono::{DateTime, Utc};
 
+use super::preemption::{self, Preemption};
 use super::resources::{self, Amounts, HostPort};
 pub use super::selectors::Namespaces;
 use super::selectors::{node_labels, Labels};
@@ -42,6 +43,20 @@ pub enum Placement {
         uid: String,
         /// The chosen node.
         node: String,
+    },
+    /// No node fits the pod, but one would once `victims`, pods of lower priority, are gone: delete them and
+    /// nominate the pod to `node` (`status.nominatedNodeName`).
+    Preempt {
+        /// The pod.
+        pod: ObjectKey,
+        /// Its uid.
+        uid: String,
+        /// The node it is nominated to.
+        node: String,
+        /// The pods to delete, with their uids.
+        victims: Vec<(ObjectKey, String)>,
+        /// Why no node fits now, as Kubernetes words it.
+        message: String,
     },
     /// No node fits the pod now.
     Unschedulable {
@@ -92,6 +107,7 @@ fn is_finished(pod: &Pod) -> bool {
 }
 
 /// A node as the round sees it, with the pods on it (bound, or placed earlier in the round).
+#[derive(Clone)]
 pub(super) struct NodeState<'a> {
     pub node: &'a Node,
     pub name: &'a str,
@@ -106,7 +122,19 @@ pub(super) struct NodeState<'a> {
 }
 
 impl<'a> NodeState<'a> {
-    fn hold(&mut self, pod: &'a Pod) {
+    /// The same node with no pods on it.
+    pub(super) fn emptied(&self) -> Self {
+        Self {
+            used: Amounts::default(),
+            used_for_score: Amounts::default(),
+            ports: Vec::new(),
+            pods: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Counts `pod` as on this node.
+    pub(super) fn hold(&mut self, pod: &'a Pod) {
         let req = resources::pod_requests(pod);
         self.used += req.fit;
         self.used_for_score += req.score;
@@ -160,6 +188,20 @@ fn refusals(
         .map(String::from)
         .into_iter()
         .collect()
+}
+
+/// Why `pod` may not go to the node at `i` of `states` (empty when it may).
+pub(super) fn refusals_on(
+    pod: &Pod,
+    states: &[NodeState<'_>],
+    i: usize,
+    namespaces: &Namespaces,
+) -> Vec<String> {
+    let req = resources::pod_requests(pod);
+    let ports = resources::host_ports(pod);
+    let spread = spread::Hard::count(pod, states);
+    let affinity = affinity::Required::count(pod, states, namespaces);
+    refusals(&states[i], pod, req.fit, &ports, &spread, &affinity)
 }
 
 /// Scales raw scores to 0..=100 against the highest (kube-scheduler's `DefaultNormalizeScore`); `reverse` makes
@@ -237,7 +279,7 @@ fn select(feasible: &[usize], scores: &[i64], rng: &mut Rng) -> Option<usize> {
 }
 
 /// Kubernetes' explanation of why no node fits.
-fn explain(total: usize, reasons: &BTreeMap<String, usize>) -> String {
+pub(super) fn explain(total: usize, reasons: &BTreeMap<String, usize>) -> String {
     if total == 0 {
         return "no nodes available to schedule pods".to_string();
     }
@@ -312,14 +354,16 @@ pub fn schedule(
         let affinity = affinity::Required::count(pod, &states, namespaces);
         let mut feasible = Vec::new();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut refused = Vec::with_capacity(states.len());
         for (i, node) in states.iter().enumerate() {
-            let refused = refusals(node, pod, req.fit, &ports, &spread, &affinity);
-            if refused.is_empty() {
+            let why = refusals(node, pod, req.fit, &ports, &spread, &affinity);
+            if why.is_empty() {
                 feasible.push(i);
             }
-            for why in refused {
-                *reasons.entry(why).or_default() += 1;
+            for w in &why {
+                *reasons.entry(w.clone()).or_default() += 1;
             }
+            refused.push(why);
         }
         let scores = total_scores(pod, &states, &feasible, namespaces);
         match select(&feasible, &scores, &mut rng) {
@@ -331,11 +375,37 @@ pub fn schedule(
                     node: states[i].name.to_string(),
                 });
             }
-            None => placements.push(Placement::Unschedulable {
+            None if states.is_empty() => placements.push(Placement::Unschedulable {
                 pod: key,
                 uid,
-                message: explain(states.len(), &reasons),
+                message: explain(0, &reasons),
             }),
+            None => {
+                let message = explain(states.len(), &reasons);
+                placements.push(
+                    match preemption::preempt(pod, &states, &refused, namespaces) {
+                        Preemption::Evict { node, victims } => Placement::Preempt {
+                            pod: key,
+                            uid,
+                            node: states[node].name.to_string(),
+                            victims: victims
+                                .iter()
+                                .map(|v| {
+                                    let uid = v.metadata.uid.clone().unwrap_or_default();
+                                    (ObjectKey::of(&v.metadata), uid)
+                                })
+                                .collect(),
+                            message,
+                        },
+                        // kube-scheduler's FitError appends the PostFilter message the same way (" %v.").
+                        Preemption::NotHelpful(why) => Placement::Unschedulable {
+                            pod: key,
+                            uid,
+                            message: format!("{message} preemption: {why}."),
+                        },
+                    },
+                )
+            }
         }
     }
     placements
@@ -356,3 +426,7 @@ mod topology_tests;
 #[cfg(test)]
 #[path = "score_tests.rs"]
 mod score_tests;
+
+#[cfg(test)]
+#[path = "preemption_tests.rs"]
+mod preemption_tests;

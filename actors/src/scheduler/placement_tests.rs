@@ -107,7 +107,7 @@ fn binds_to_the_ready_node_or_says_why_not() {
         ),
         vec![unschedulable(
             "big",
-            "0/1 nodes are available: 1 Insufficient cpu."
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )]
     );
 }
@@ -130,7 +130,8 @@ fn stale_heartbeats_and_not_ready_nodes_carry_kubernetes_readiness_taints() {
         vec![unschedulable(
             "p",
             "0/2 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, \
-             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."
+             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }. \
+             preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         )]
     );
     // Pods that tolerate them (DaemonSet pods do) may go there.
@@ -189,7 +190,8 @@ fn reasons_are_counted_and_sorted_like_kubernetes() {
         vec![unschedulable(
             "p",
             "0/3 nodes are available: 1 Insufficient cpu, \
-             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 1 node(s) were unschedulable."
+             1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }, 1 node(s) were unschedulable. \
+             preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling.."
         )]
     );
     assert_eq!(
@@ -215,7 +217,7 @@ fn pods_placed_earlier_in_the_round_count_against_the_node() {
         ),
         vec![
             bind("a", "n1"),
-            unschedulable("b", "0/1 nodes are available: 1 Insufficient cpu.")
+            unschedulable("b", "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..")
         ]
     );
 }
@@ -238,7 +240,7 @@ fn bound_pods_hold_resources_until_they_finish() {
         ),
         vec![unschedulable(
             "p",
-            "0/1 nodes are available: 1 Insufficient cpu."
+            "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )]
     );
     assert_eq!(
@@ -272,7 +274,7 @@ fn the_pod_count_is_a_limit_too() {
         ),
         vec![unschedulable(
             "p",
-            "0/1 nodes are available: 1 Too many pods."
+            "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )]
     );
 }
@@ -342,7 +344,7 @@ fn higher_priority_and_older_pods_go_first() {
     vip["metadata"]["creationTimestamp"] = json!("2026-11-27T11:50:00Z");
     vip["spec"]["priority"] = json!(100);
     let vip: Pod = serde_json::from_value(vip).unwrap();
-    let full = "0/1 nodes are available: 1 Insufficient cpu.";
+    let full = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..";
     assert_eq!(
         schedule(
             &[&young, &old],
@@ -383,7 +385,7 @@ fn node_selectors_are_honoured() {
         schedule(&[&p], &[&n], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
-            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+            "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
         )]
     );
 }
@@ -396,7 +398,7 @@ fn garbage_quantities_do_not_panic() {
         schedule(&[&p], &[&n], &[], &Namespaces::new(), now(), &policy(), 0),
         vec![unschedulable(
             "p",
-            "0/1 nodes are available: 1 Insufficient cpu, 1 Too many pods."
+            "0/1 nodes are available: 1 Insufficient cpu, 1 Too many pods. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )]
     );
 }

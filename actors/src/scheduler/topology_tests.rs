@@ -46,7 +46,7 @@ fn required_anti_affinity_puts_one_pod_per_node_even_within_a_round() {
         placed[3],
         unschedulable(
             "web-3",
-            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.."
         )
     );
 }
@@ -70,7 +70,7 @@ fn existing_pods_anti_affinity_keeps_matching_pods_away() {
         run(&[&web], &[&n1], &[&loner]),
         vec![unschedulable(
             "web",
-            "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."
+            "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )]
     );
     // Terms select in their pod's namespace unless they list others.
@@ -94,7 +94,7 @@ fn existing_pods_anti_affinity_keeps_matching_pods_away() {
         vec![Placement::Unschedulable {
             pod: ObjectKey::new("other", "web"),
             uid: "uid-web".into(),
-            message: "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."
+            message: "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
                 .into(),
         }]
     );
@@ -136,7 +136,7 @@ fn required_affinity_follows_the_pods_it_selects_by_topology() {
         run(&[&web], &[&a1, &bare], &[&db]),
         vec![unschedulable(
             "web",
-            "0/2 nodes are available: 2 node(s) didn't match pod affinity rules."
+            "0/2 nodes are available: 2 node(s) didn't match pod affinity rules. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.."
         )]
     );
     // With no db anywhere it waits; the first pod of a group with affinity to itself does not.
@@ -144,7 +144,7 @@ fn required_affinity_follows_the_pods_it_selects_by_topology() {
         run(&[&web], &[&a1], &[]),
         vec![unschedulable(
             "web",
-            "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
+            "0/1 nodes are available: 1 node(s) didn't match pod affinity rules. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.."
         )]
     );
     let first = pod(
@@ -201,7 +201,8 @@ fn do_not_schedule_spread_keeps_the_skew_within_max_skew() {
         vec![unschedulable(
             "big",
             "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) didn't match pod topology spread constraints, \
-             1 node(s) didn't match pod topology spread constraints (missing required label)."
+             1 node(s) didn't match pod topology spread constraints (missing required label). \
+             preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.."
         )]
     );
     // maxSkew 2 allows it; ScheduleAnyway never refuses.
@@ -222,7 +223,7 @@ fn namespace_selectors_pick_namespaces_by_their_labels() {
     web.metadata.namespace = Some("other".into());
     let key = ObjectKey::new("other", "web");
     let refused =
-        "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.";
+        "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod..";
     let run_with = |labels: Value| {
         let namespaces: Namespaces =
             serde_json::from_value(json!({"other": labels, "demo": {}})).unwrap();
@@ -263,7 +264,8 @@ fn spread_counts_where_the_node_inclusion_policies_say_and_by_match_label_keys()
     // Zone b (empty) counts by default though its node's taint turns the pod away: a is at skew 2, refused.
     let w0 = on(&web("w0", json!({})), "a");
     let both = "0/2 nodes are available: 1 node(s) didn't match pod topology spread constraints, \
-                1 node(s) had untolerated taint {gpu: }.";
+                1 node(s) had untolerated taint {gpu: }. \
+                preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling..";
     assert_eq!(
         run(&[&web("w1", json!({}))], &[&a, &tainted], &[&w0]),
         vec![unschedulable("w1", both)]
@@ -288,7 +290,8 @@ fn spread_counts_where_the_node_inclusion_policies_say_and_by_match_label_keys()
         vec![unschedulable(
             "w1",
             "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, \
-             1 node(s) didn't match pod topology spread constraints."
+             1 node(s) didn't match pod topology spread constraints. \
+             preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling.."
         )]
     );
     // matchLabelKeys: only pods of the same revision count, so w0 (another hash) does not.
