@@ -277,10 +277,16 @@ spec:
         let pod = k.json(&["get", "pod", "-n", "demo", "vip"]);
         (pod["spec"]["nodeName"] == "n3" && pod["status"]["phase"] == "Running").then_some(pod)
     });
-    assert_eq!(vip["status"]["nominatedNodeName"], "n3");
     let gone = k.run(&["get", "pod", "-n", "demo", "filler"]);
     assert!(!gone.status.success(), "the victim is deleted");
     let events = k.json(&["get", "events", "-n", "demo"]);
+    // The round that preempted explained why nothing fit then (without preemption text: preemption helped).
+    let failed = events_about(&events, "vip", "FailedScheduling");
+    assert!(
+        failed.iter().any(|e| e["message"]
+            == "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector."),
+        "{failed:?}"
+    );
     let preempted = events_about(&events, "filler", "Preempted");
     assert_eq!(preempted.len(), 1);
     assert_eq!(

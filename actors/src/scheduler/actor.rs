@@ -47,9 +47,10 @@ pub struct Scheduler {
     events: EventRecorder,
     /// Per unschedulable pod (by uid), the last FailedScheduling message recorded and when.
     failures: HashMap<String, (String, Instant)>,
-    /// The revision of the last preemption's writes: rounds wait until the pod cache has reached it, so that the
-    /// nomination and the victims' deletion are seen (and the same pods are not preempted twice).
-    settling: i64,
+    /// The revision of the last preemption's writes and when they were made: rounds wait until the pod cache has
+    /// reached it, so that the nomination and the victims' deletion are seen (and the same pods are not preempted
+    /// twice); at most `retry_interval`, should the cache never get there.
+    settling: (i64, Instant),
     /// A round is being carried out.
     running: bool,
     /// A round is queued.
@@ -63,7 +64,7 @@ impl Scheduler {
         Self {
             events: EventRecorder::new(objects.clone(), config.scheduler_name.clone()),
             failures: HashMap::new(),
-            settling: 0,
+            settling: (0, Instant::now()),
             objects,
             config,
             pods: Cache::new(),
@@ -156,7 +157,8 @@ impl Scheduler {
             return; // the informers' first lists will ask again
         }
         let seen = self.pods.revision();
-        if seen < self.settling {
+        let (written, at) = self.settling;
+        if seen < written && at.elapsed() < self.config.retry_interval {
             return; // the cache has yet to show a preemption; its change will ask again
         }
         self.assumed.retain(|_, a| a.revision > seen);
@@ -273,7 +275,9 @@ impl Scheduler {
                         if let Some((uid, assumed)) = done.assumed {
                             act.assumed.insert(uid, assumed);
                         }
-                        act.settling = act.settling.max(done.wrote);
+                        if done.wrote > act.settling.0 {
+                            act.settling = (done.wrote, Instant::now());
+                        }
                     }
                     act.running = false;
                     if std::mem::take(&mut act.again) {
