@@ -1,15 +1,17 @@
-//! Decides where pending pods go. Pure: `(pending pods, nodes, pods already bound, now, seed) -> placements`.
+//! Decides where pending pods go. Pure: `(pending pods, nodes, pods already bound, namespaces, now, seed) ->
+//! placements`.
 //!
-//! As kube-scheduler: each pod in turn (higher `spec.priority` first, then older) goes through the filters, in
+//! As kube-scheduler: each pod in turn (higher `spec.priority` first, then older) goes through the filters in
 //! kube-scheduler's order, a node failing at the first filter that refuses it: NodeUnschedulable (cordoned),
-//! TaintToleration (with the taint a node that is not ready would carry, see [`nodes`]), NodeAffinity (`nodeSelector` and required node
-//! affinity), NodePorts, NodeResourcesFit (CPU, memory, pod count against `status.allocatable`), PodTopologySpread
-//! (`DoNotSchedule`), InterPodAffinity (required terms). Pods placed earlier in the round count like bound ones.
-//! The nodes left are scored by each plugin, normalized to 0..=100 and summed with kube-scheduler's default weights
-//! (see [`Weights`]); the best wins, ties broken at random from `seed`. A pod with no node left gets Kubernetes'
-//! explanation, e.g. `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node
-//! affinity/selector.`
-
+//! TaintToleration (with the taint a node that is not ready would carry, see `nodes`), NodeAffinity (`nodeSelector`
+//! and required node affinity), NodePorts, NodeResourcesFit (CPU, memory, pod count against `status.allocatable`),
+//! PodTopologySpread (`DoNotSchedule`), InterPodAffinity (required terms). Pods placed earlier in the round count
+//! like bound ones. The nodes left are scored by each plugin, normalized to 0..=100 and summed with
+//! kube-scheduler's default weights (`Weights`); the best wins, ties broken at random from `seed`. A pod with no
+//! node left may preempt pods of lower priority (`preemption`); if it cannot, it gets Kubernetes' explanation, e.g.
+//! `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector. preemption:
+//! 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for
+//! scheduling..` (the double period is kube-scheduler's).
 use std::collections::BTreeMap;
 use std::time::Duration;
 
