@@ -12,6 +12,7 @@
 //! `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector. preemption:
 //! 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for
 //! scheduling..` (the double period is kube-scheduler's).
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
