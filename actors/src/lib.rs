@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`informer`]: lists and watches one kind into a shared cache and tells an actor what changed.
 //! - [`conditions`]: pod conditions the Kubernetes way (transition times move only when the status flips).
+//! - [`events`]: records Kubernetes Events about objects, deduplicated (a repeat bumps the count).
 //! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
 //! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
 //! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod).
@@ -21,6 +22,7 @@ pub mod agent;
 pub mod conditions;
 pub mod controllers;
 pub mod error;
+pub mod events;
 pub mod informer;
 pub mod runtime;
 pub mod scheduler;

@@ -1,7 +1,23 @@
 //! The scheduler role: binds pending pods to nodes. [`placement`] decides; [`Scheduler`] watches and carries out.
+//!
+//! # Layout
+//! - [`placement`]: the pure core: filters, scores and the choice, one round at a time.
+//! - `nodes`: what a node says about a pod: readiness, cordons, taints, node selector and node affinity.
+//! - `resources`: CPU, memory, pod count and host ports; the two resource scores.
+//! - `spread`: topology spread constraints (and the default spreading of a controller's pods).
+//! - `affinity`: inter-pod affinity and anti-affinity.
+//! - `preemption`: which pods of lower priority to delete when no node fits a pod.
+//! - `selectors`: label selectors, node selector terms, pod affinity terms, counts per topology domain.
+//! - `actor`: the [`Scheduler`] actor, which watches pods and nodes and writes bindings, conditions and events.
 
 mod actor;
+mod affinity;
+mod nodes;
 pub mod placement;
+mod preemption;
+mod resources;
+mod selectors;
+mod spread;
 
 use std::time::Duration;
 

@@ -1,20 +1,29 @@
-//! Decides where pending pods go. Pure: `(pending pods, nodes, pods already bound, now) -> placements`.
+//! Decides where pending pods go. Pure: `(pending pods, nodes, pods already bound, namespaces, now, seed) ->
+//! placements`.
 //!
-//! A node is eligible for a pod when it is schedulable, its Ready condition is True with a fresh heartbeat, its
-//! labels match the pod's `nodeSelector`, and it has room for the pod's CPU and memory requests and one more pod
-//! (against `status.allocatable`, minus the requests of pods already on it, including those placed earlier in the
-//! same round). Among eligible nodes the least allocated wins (Kubernetes' `LeastAllocated` score, with its
-//! defaults of 100m CPU / 200Mi memory for containers that request nothing, so that such pods spread too); ties go
-//! to the first node by name. A pod with no eligible node gets Kubernetes' explanation, e.g.
-//! `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were not ready.`
+//! As kube-scheduler: each pod in turn (higher `spec.priority` first, then older) goes through the filters in
+//! kube-scheduler's order, a node failing at the first filter that refuses it: NodeUnschedulable (cordoned),
+//! TaintToleration (with the taint a node that is not ready would carry, see `nodes`), NodeAffinity (`nodeSelector`
+//! and required node affinity), NodePorts, NodeResourcesFit (CPU, memory, pod count against `status.allocatable`),
+//! PodTopologySpread (`DoNotSchedule`), InterPodAffinity (required terms). Pods placed earlier in the round count
+//! like bound ones. The nodes left are scored by each plugin, normalized to 0..=100 and summed with
+//! kube-scheduler's default weights (`Weights`); the best wins, ties broken at random from `seed`. A pod with no
+//! node left may preempt pods of lower priority (`preemption`); if it cannot, it gets Kubernetes' explanation, e.g.
+//! `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match Pod's node affinity/selector. preemption:
+//! 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for
+//! scheduling..` (the double period is kube-scheduler's).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::chrono::{DateTime, Utc};
-use navarch_bus::api::quantity::Quantity;
 
+use super::preemption::{self, Preemption};
+use super::resources::{self, Amounts, HostPort};
+pub use super::selectors::Namespaces;
+use super::selectors::{node_labels, Labels};
+use super::{affinity, nodes, spread};
 use crate::informer::ObjectKey;
 
 /// What the scheduler tells its core.
@@ -38,6 +47,20 @@ pub enum Placement {
         /// The chosen node.
         node: String,
     },
+    /// No node fits the pod, but one would once `victims`, pods of lower priority, are gone: delete them and
+    /// nominate the pod to `node` (`status.nominatedNodeName`).
+    Preempt {
+        /// The pod.
+        pod: ObjectKey,
+        /// Its uid.
+        uid: String,
+        /// The node it is nominated to.
+        node: String,
+        /// The pods to delete, with their uids.
+        victims: Vec<(ObjectKey, String)>,
+        /// Why no node fits now, as Kubernetes words it.
+        message: String,
+    },
     /// No node fits the pod now.
     Unschedulable {
         /// The pod.
@@ -49,31 +72,16 @@ pub enum Placement {
     },
 }
 
-const NOT_READY: &str = "node(s) were not ready";
-const UNSCHEDULABLE: &str = "node(s) were unschedulable";
-const SELECTOR: &str = "node(s) didn't match Pod's node affinity/selector";
-const INSUFFICIENT_CPU: &str = "Insufficient cpu";
-const INSUFFICIENT_MEMORY: &str = "Insufficient memory";
-const TOO_MANY_PODS: &str = "Too many pods";
+/// kube-scheduler's default score weights (`KubeSchedulerConfiguration` v1 defaults).
+struct Weights;
 
-/// Kubernetes' defaults for scoring a container that requests nothing (not for fitting).
-const DEFAULT_CPU_MILLI: i128 = 100;
-const DEFAULT_MEMORY_MILLI: i128 = 200 * 1024 * 1024 * 1000;
-
-/// CPU (millicores), memory (milli-bytes) and a pod count.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Amounts {
-    cpu: i128,
-    memory: i128,
-    pods: i128,
-}
-
-impl std::ops::AddAssign for Amounts {
-    fn add_assign(&mut self, o: Self) {
-        self.cpu += o.cpu;
-        self.memory += o.memory;
-        self.pods += o.pods;
-    }
+impl Weights {
+    const TAINT_TOLERATION: i64 = 3;
+    const NODE_AFFINITY: i64 = 2;
+    const RESOURCES_FIT: i64 = 1;
+    const TOPOLOGY_SPREAD: i64 = 2;
+    const INTER_POD_AFFINITY: i64 = 2;
+    const BALANCED_ALLOCATION: i64 = 1;
 }
 
 /// Whether `pod` waits for this scheduler: no node yet, our scheduler name, not being deleted, not finished.
@@ -101,159 +109,180 @@ fn is_finished(pod: &Pod) -> bool {
     )
 }
 
-fn quantity(
-    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
-    key: &str,
-) -> Option<i128> {
-    map?.get(key)
-        .and_then(|q| Quantity::parse(&q.0).ok())
-        .map(|q| q.milli().max(0))
-}
-
-/// What a container requests (a limit stands for a missing request, as Kubernetes defaults it), and the same
-/// with the scoring defaults for what it leaves unset.
-fn container_requests(c: &Container) -> (Amounts, Amounts) {
-    let res = c.resources.as_ref();
-    let get = |key| {
-        quantity(res.and_then(|r| r.requests.as_ref()), key)
-            .or_else(|| quantity(res.and_then(|r| r.limits.as_ref()), key))
-    };
-    let (cpu, memory) = (get("cpu"), get("memory"));
-    (
-        Amounts {
-            cpu: cpu.unwrap_or(0),
-            memory: memory.unwrap_or(0),
-            pods: 0,
-        },
-        Amounts {
-            cpu: cpu.unwrap_or(DEFAULT_CPU_MILLI),
-            memory: memory.unwrap_or(DEFAULT_MEMORY_MILLI),
-            pods: 0,
-        },
-    )
-}
-
-/// A pod's requests (for fitting) and non-zero requests (for scoring): the sum over its containers, or the largest
-/// init container if that is more, plus one pod.
-fn pod_requests(pod: &Pod) -> (Amounts, Amounts) {
-    let mut sum = (Amounts::default(), Amounts::default());
-    let mut init_max = (Amounts::default(), Amounts::default());
-    if let Some(spec) = &pod.spec {
-        for c in &spec.containers {
-            let (r, n) = container_requests(c);
-            sum.0 += r;
-            sum.1 += n;
-        }
-        for c in spec.init_containers.iter().flatten() {
-            let (r, n) = container_requests(c);
-            init_max.0.cpu = init_max.0.cpu.max(r.cpu);
-            init_max.0.memory = init_max.0.memory.max(r.memory);
-            init_max.1.cpu = init_max.1.cpu.max(n.cpu);
-            init_max.1.memory = init_max.1.memory.max(n.memory);
-        }
-    }
-    let max = |a: Amounts, b: Amounts| Amounts {
-        cpu: a.cpu.max(b.cpu),
-        memory: a.memory.max(b.memory),
-        pods: 1,
-    };
-    (max(sum.0, init_max.0), max(sum.1, init_max.1))
-}
-
-struct Candidate<'a> {
-    node: &'a Node,
-    name: &'a str,
+/// A node as the round sees it, with the pods on it (bound, or placed earlier in the round).
+#[derive(Clone)]
+pub(super) struct NodeState<'a> {
+    pub node: &'a Node,
+    pub name: &'a str,
+    pub labels: &'a Labels,
+    /// The readiness taint the node would carry, if it is not ready.
+    pub readiness: Option<Taint>,
     allocatable: Amounts,
     used: Amounts,
     used_for_score: Amounts,
-    /// Why no pod can go there, whatever it requests.
-    unusable: Option<&'static str>,
+    ports: Vec<HostPort>,
+    pub pods: Vec<&'a Pod>,
 }
 
-/// Why a node takes no pods at all at `now`, if it does not.
-fn node_unusable(node: &Node, now: DateTime<Utc>, timeout: Duration) -> Option<&'static str> {
-    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
-        return Some(UNSCHEDULABLE);
-    }
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
-    let Some(ready) = ready.filter(|c| c.status == "True") else {
-        return Some(NOT_READY);
-    };
-    let fresh = ready.last_heartbeat_time.as_ref().is_some_and(|hb| {
-        let age = now.signed_duration_since(hb.0);
-        age.to_std().map_or(true, |age| age < timeout) // a heartbeat from the future (clock skew) counts as fresh
-    });
-    if !fresh {
-        return Some(NOT_READY);
-    }
-    None
-}
-
-fn allocatable(node: &Node) -> Amounts {
-    let status = node.status.as_ref();
-    let get = |key| {
-        quantity(status.and_then(|s| s.allocatable.as_ref()), key)
-            .or_else(|| quantity(status.and_then(|s| s.capacity.as_ref()), key))
-            .unwrap_or(0)
-    };
-    Amounts {
-        cpu: get("cpu"),
-        memory: get("memory"),
-        pods: get("pods") / 1000,
-    }
-}
-
-fn selector_matches(pod: &Pod, node: &Node) -> bool {
-    let Some(selector) = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref()) else {
-        return true;
-    };
-    let labels = node.metadata.labels.as_ref();
-    selector
-        .iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-}
-
-/// The reasons `pod` (requesting `req`) does not fit `c`; empty when it fits.
-fn misfits(c: &Candidate<'_>, pod: &Pod, req: Amounts) -> Vec<&'static str> {
-    if let Some(why) = c.unusable {
-        return vec![why];
-    }
-    if !selector_matches(pod, c.node) {
-        return vec![SELECTOR];
-    }
-    let mut why = Vec::new();
-    if c.used.pods + 1 > c.allocatable.pods {
-        why.push(TOO_MANY_PODS);
-    }
-    if req.cpu > 0 && c.used.cpu + req.cpu > c.allocatable.cpu {
-        why.push(INSUFFICIENT_CPU);
-    }
-    if req.memory > 0 && c.used.memory + req.memory > c.allocatable.memory {
-        why.push(INSUFFICIENT_MEMORY);
-    }
-    why
-}
-
-/// Kubernetes' LeastAllocated score (0..=100) of `c` once it also holds `req`.
-fn score(c: &Candidate<'_>, req: Amounts) -> i128 {
-    let part = |capacity: i128, requested: i128| {
-        if capacity <= 0 || requested > capacity {
-            0
-        } else {
-            (capacity - requested) * 100 / capacity
+impl<'a> NodeState<'a> {
+    /// The same node with no pods on it.
+    pub(super) fn emptied(&self) -> Self {
+        Self {
+            used: Amounts::default(),
+            used_for_score: Amounts::default(),
+            ports: Vec::new(),
+            pods: Vec::new(),
+            ..self.clone()
         }
+    }
+
+    /// Counts `pod` as on this node.
+    pub(super) fn hold(&mut self, pod: &'a Pod) {
+        let req = resources::pod_requests(pod);
+        self.used += req.fit;
+        self.used_for_score += req.score;
+        self.ports.extend(resources::host_ports(pod));
+        self.pods.push(pod);
+    }
+}
+
+/// A small seeded generator (SplitMix64): ties are broken at random, yet a test's seed gives one answer.
+struct Rng(u64);
+
+impl Rng {
+    /// A number in `0..n` (`n` > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n.max(1)
+    }
+}
+
+/// Why `pod` may not go to `node`, from the first filter that refuses it (empty when it may).
+fn refusals(
+    node: &NodeState<'_>,
+    pod: &Pod,
+    req: Amounts,
+    ports: &[HostPort],
+    spread: &spread::Hard<'_>,
+    affinity: &affinity::Required<'_>,
+) -> Vec<String> {
+    if nodes::cordoned_against(node.node, pod) {
+        return vec![nodes::UNSCHEDULABLE.into()];
+    }
+    if let Some(taint) = nodes::untolerated_taint(node.node, node.readiness.as_ref(), pod) {
+        return vec![taint];
+    }
+    if !nodes::required_affinity_matches(pod, node.name, node.labels) {
+        return vec![nodes::SELECTOR.into()];
+    }
+    if resources::ports_clash(ports, &node.ports) {
+        return vec![resources::PORTS.into()];
+    }
+    let misfits = resources::misfits(node.allocatable, node.used, req);
+    if !misfits.is_empty() {
+        return misfits.into_iter().map(String::from).collect();
+    }
+    spread
+        .filter(node.labels)
+        .or_else(|| affinity.filter(node.labels))
+        .map(String::from)
+        .into_iter()
+        .collect()
+}
+
+/// Why `pod` may not go to the node at `i` of `states` (empty when it may).
+pub(super) fn refusals_on(
+    pod: &Pod,
+    states: &[NodeState<'_>],
+    i: usize,
+    namespaces: &Namespaces,
+) -> Vec<String> {
+    let req = resources::pod_requests(pod);
+    let ports = resources::host_ports(pod);
+    let spread = spread::Hard::count(pod, states);
+    let affinity = affinity::Required::count(pod, states, namespaces);
+    refusals(&states[i], pod, req.fit, &ports, &spread, &affinity)
+}
+
+/// Scales raw scores to 0..=100 against the highest (kube-scheduler's `DefaultNormalizeScore`); `reverse` makes
+/// the lowest raw score the best.
+fn normalize(raw: &[i64], reverse: bool) -> Vec<i64> {
+    let max = raw.iter().copied().max().unwrap_or(0);
+    raw.iter()
+        .map(|&s| {
+            let s = if max > 0 { s * 100 / max } else { 0 };
+            if reverse {
+                100 - s
+            } else {
+                s
+            }
+        })
+        .collect()
+}
+
+/// The weighted sum of every score plugin for each node in `feasible` (indices into `nodes`).
+fn total_scores(
+    pod: &Pod,
+    nodes: &[NodeState<'_>],
+    feasible: &[usize],
+    namespaces: &Namespaces,
+) -> Vec<i64> {
+    let req = resources::pod_requests(pod);
+    let each = |f: &dyn Fn(&NodeState<'_>) -> i64| -> Vec<i64> {
+        feasible.iter().map(|&i| f(&nodes[i])).collect()
     };
-    let cpu = part(c.allocatable.cpu, c.used_for_score.cpu + req.cpu);
-    let memory = part(c.allocatable.memory, c.used_for_score.memory + req.memory);
-    (cpu + memory) / 2
+    let taints = normalize(
+        &each(&|n| nodes::intolerable_preferences(n.node, pod)),
+        true,
+    );
+    let node_affinity = normalize(
+        &each(&|n| nodes::preferred_affinity(pod, n.name, n.labels)),
+        false,
+    );
+    let least = each(&|n| resources::least_allocated(n.allocatable, n.used_for_score, req.score));
+    let balanced =
+        each(&|n| resources::balanced_allocation(n.allocatable, n.used, req.fit).unwrap_or(0));
+    let spread = spread::scores(pod, nodes, feasible).unwrap_or_else(|| vec![0; feasible.len()]);
+    let pod_affinity = affinity::scores(pod, nodes, feasible, namespaces);
+    (0..feasible.len())
+        .map(|j| {
+            taints[j] * Weights::TAINT_TOLERATION
+                + node_affinity[j] * Weights::NODE_AFFINITY
+                + least[j] * Weights::RESOURCES_FIT
+                + spread[j] * Weights::TOPOLOGY_SPREAD
+                + pod_affinity[j] * Weights::INTER_POD_AFFINITY
+                + balanced[j] * Weights::BALANCED_ALLOCATION
+        })
+        .collect()
+}
+
+/// The best of `feasible` by `scores`; among equals each has the same chance (kube-scheduler's reservoir sampling).
+fn select(feasible: &[usize], scores: &[i64], rng: &mut Rng) -> Option<usize> {
+    let mut best: Option<(usize, i64)> = None;
+    let mut ties = 0;
+    for (&i, &s) in feasible.iter().zip(scores) {
+        match best {
+            Some((_, b)) if s < b => {}
+            Some((_, b)) if s == b => {
+                ties += 1;
+                if rng.below(ties) == 0 {
+                    best = Some((i, s));
+                }
+            }
+            _ => {
+                ties = 1;
+                best = Some((i, s));
+            }
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// Kubernetes' explanation of why no node fits.
-fn explain(total: usize, reasons: &BTreeMap<&'static str, usize>) -> String {
+pub(super) fn explain(total: usize, reasons: &BTreeMap<String, usize>) -> String {
     if total == 0 {
         return "no nodes available to schedule pods".to_string();
     }
@@ -266,40 +295,43 @@ fn explain(total: usize, reasons: &BTreeMap<&'static str, usize>) -> String {
 }
 
 /// Places `pending` pods (in priority, then age order) on `nodes`, given the pods `bound` to nodes already
-/// (finished ones are ignored). Placements made earlier in the round count against the nodes for later pods.
+/// (finished ones are ignored) and the labels of the `namespaces` (for pod affinity terms' `namespaceSelector`).
+/// Placements made earlier in the round count for later pods; `seed` breaks ties.
 pub fn schedule(
     pending: &[&Pod],
     nodes: &[&Node],
     bound: &[&Pod],
+    namespaces: &Namespaces,
     now: DateTime<Utc>,
     policy: &Policy,
+    seed: u64,
 ) -> Vec<Placement> {
-    let mut candidates: Vec<Candidate<'_>> = nodes
+    let mut states: Vec<NodeState<'_>> = nodes
         .iter()
         .filter_map(|n| {
-            Some(Candidate {
+            Some(NodeState {
                 node: n,
                 name: n.metadata.name.as_deref().filter(|s| !s.is_empty())?,
-                allocatable: allocatable(n),
+                labels: node_labels(n),
+                readiness: nodes::readiness_taint(n, now, policy.heartbeat_timeout),
+                allocatable: resources::allocatable(n),
                 used: Amounts::default(),
                 used_for_score: Amounts::default(),
-                unusable: node_unusable(n, now, policy.heartbeat_timeout),
+                ports: Vec::new(),
+                pods: Vec::new(),
             })
         })
         .collect();
-    candidates.sort_by(|a, b| a.name.cmp(b.name));
-    let index: BTreeMap<&str, usize> = candidates
+    states.sort_by(|a, b| a.name.cmp(b.name));
+    let index: BTreeMap<&str, usize> = states
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name, i))
         .collect();
     for pod in bound {
-        let Some(&i) = occupied_node(pod).and_then(|n| index.get(n)) else {
-            continue;
-        };
-        let (req, for_score) = pod_requests(pod);
-        candidates[i].used += req;
-        candidates[i].used_for_score += for_score;
+        if let Some(&i) = occupied_node(pod).and_then(|n| index.get(n)) {
+            states[i].hold(pod);
+        }
     }
 
     let mut order: Vec<&Pod> = pending.to_vec();
@@ -314,42 +346,69 @@ pub fn schedule(
             .then_with(|| ObjectKey::of(&a.metadata).cmp(&ObjectKey::of(&b.metadata)))
     });
 
+    let mut rng = Rng(seed);
     let mut placements = Vec::with_capacity(order.len());
     for pod in order {
         let key = ObjectKey::of(&pod.metadata);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let (req, for_score) = pod_requests(pod);
-        let mut best: Option<(usize, i128)> = None;
-        let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for (i, c) in candidates.iter().enumerate() {
-            let why = misfits(c, pod, req);
+        let req = resources::pod_requests(pod);
+        let ports = resources::host_ports(pod);
+        let spread = spread::Hard::count(pod, &states);
+        let affinity = affinity::Required::count(pod, &states, namespaces);
+        let mut feasible = Vec::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut refused = Vec::with_capacity(states.len());
+        for (i, node) in states.iter().enumerate() {
+            let why = refusals(node, pod, req.fit, &ports, &spread, &affinity);
             if why.is_empty() {
-                let s = score(c, for_score);
-                if best.is_none_or(|(_, b)| s > b) {
-                    best = Some((i, s));
-                }
-            } else {
-                for w in why {
-                    *reasons.entry(w).or_default() += 1;
-                }
+                feasible.push(i);
             }
+            for w in &why {
+                *reasons.entry(w.clone()).or_default() += 1;
+            }
+            refused.push(why);
         }
-        match best {
-            Some((i, _)) => {
-                let chosen = &mut candidates[i];
-                chosen.used += req;
-                chosen.used_for_score += for_score;
+        let scores = total_scores(pod, &states, &feasible, namespaces);
+        match select(&feasible, &scores, &mut rng) {
+            Some(i) => {
+                states[i].hold(pod);
                 placements.push(Placement::Bind {
                     pod: key,
                     uid,
-                    node: chosen.name.to_string(),
+                    node: states[i].name.to_string(),
                 });
             }
-            None => placements.push(Placement::Unschedulable {
+            None if states.is_empty() => placements.push(Placement::Unschedulable {
                 pod: key,
                 uid,
-                message: explain(candidates.len(), &reasons),
+                message: explain(0, &reasons),
             }),
+            None => {
+                let message = explain(states.len(), &reasons);
+                placements.push(
+                    match preemption::preempt(pod, &states, &refused, namespaces) {
+                        Preemption::Evict { node, victims } => Placement::Preempt {
+                            pod: key,
+                            uid,
+                            node: states[node].name.to_string(),
+                            victims: victims
+                                .iter()
+                                .map(|v| {
+                                    let uid = v.metadata.uid.clone().unwrap_or_default();
+                                    (ObjectKey::of(&v.metadata), uid)
+                                })
+                                .collect(),
+                            message,
+                        },
+                        // kube-scheduler's FitError appends the PostFilter message the same way (" %v.").
+                        Preemption::NotHelpful(why) => Placement::Unschedulable {
+                            pod: key,
+                            uid,
+                            message: format!("{message} preemption: {why}."),
+                        },
+                    },
+                )
+            }
         }
     }
     placements
@@ -358,3 +417,19 @@ pub fn schedule(
 #[cfg(test)]
 #[path = "placement_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "filter_tests.rs"]
+mod filter_tests;
+
+#[cfg(test)]
+#[path = "topology_tests.rs"]
+mod topology_tests;
+
+#[cfg(test)]
+#[path = "score_tests.rs"]
+mod score_tests;
+
+#[cfg(test)]
+#[path = "preemption_tests.rs"]
+mod preemption_tests;
