@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use navarch_bus::api::{meta, ApiError, ObjectEvent, Objects, ResourceInfo, WatchType};
+use navarch_bus::api::{meta, ApiError, ObjectEvent, Objects, Page, ResourceInfo, WatchType};
 use navarch_bus::store::{prefix_end, HistoryRequest};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
@@ -273,6 +273,52 @@ impl WatchCache {
             .map(|(_, o)| o.clone())
             .collect();
         Ok((objects, state.revision))
+    }
+
+    /// One page of the objects of `info` in `namespace` (None: all) that `keep` accepts, from the cache once it has
+    /// reached revision `at` (waiting up to `wait`): at most `limit` (0: all) from `start` (relative to the kind's
+    /// prefix, as a continue token gives it), with where the next page starts and how many objects follow. The
+    /// page's revision is the cache's, so the store can serve the next pages at exactly that revision.
+    pub async fn page(
+        &self,
+        info: &'static ResourceInfo,
+        namespace: Option<&str>,
+        at: i64,
+        (start, limit): (&str, usize),
+        mut keep: impl FnMut(&Value) -> bool,
+        wait: Duration,
+    ) -> Result<Page, ApiError> {
+        let cache = self.kind(info);
+        self.caught_up(info, &cache, at.max(1), wait).await?;
+        let state = cache.state.read().unwrap_or_else(|e| e.into_inner());
+        let prefix = info.prefix(namespace);
+        let mut in_scope = state
+            .objects
+            .range(format!("{prefix}{start}")..)
+            .take_while(|(k, _)| k.starts_with(&prefix));
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, object) in in_scope.by_ref() {
+            if keep(object) {
+                items.push(object.clone());
+            }
+            last = Some(key);
+            if limit > 0 && items.len() >= limit {
+                break;
+            }
+        }
+        let remaining = in_scope.count();
+        let next = match last {
+            // The smallest key after the last one examined, as the store's pages give it.
+            Some(key) if remaining > 0 => Some(format!("{}\0", &key[prefix.len()..])),
+            _ => None,
+        };
+        Ok(Page {
+            items,
+            revision: state.revision,
+            next,
+            remaining: i64::try_from(remaining).unwrap_or(i64::MAX),
+        })
     }
 
     /// The revision the kind's cache has reached (0 before its first list).

@@ -93,6 +93,38 @@ async fn read(call: &Call, options: &ListOptions, selectors: &Selectors) -> Resu
             remaining: 0,
         });
     }
+    // The first page of a list at the latest revision (or one not older than a given one) comes from the watch
+    // cache once it has caught up with that revision, as kube-apiserver's consistent lists from cache: one
+    // count-only store read instead of reading every object. Later pages read the store at the page's revision.
+    // A cache that cannot catch up in time (its store watch is being re-established) leaves the list to the store.
+    let from_cache = match options.read {
+        Read::Latest if options.start.is_none() => Some(call.gw.objects.current_revision().await?),
+        Read::NotOlderThan(n) => Some(n),
+        _ => None,
+    };
+    if let Some(at) = from_cache {
+        let page = call
+            .gw
+            .watch_cache
+            .page(
+                call.info,
+                call.ns(),
+                at,
+                ("", options.limit),
+                |o| selectors.matches(o),
+                call.gw.config.list_revision_wait,
+            )
+            .await;
+        match page {
+            Ok(page) => return Ok(page),
+            Err(e) if is_too_large(&e) && matches!(options.read, Read::NotOlderThan(_)) => {
+                return Err(e)
+            }
+            Err(e) => {
+                tracing::debug!(kind = call.info.kind, error = %e, "list not served from the watch cache")
+            }
+        }
+    }
     let (revision, wanted) = match options.read {
         Read::Latest => (0, 0),
         Read::NotOlderThan(n) => (0, n),
