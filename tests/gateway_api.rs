@@ -565,6 +565,129 @@ fn lists_at_the_latest_revision_come_from_the_watch_cache() -> Result<()> {
     })
 }
 
+/// Reads watch events from `response` until `n` have arrived (10 s at most).
+async fn watch_events(response: &mut reqwest::Response, n: usize) -> Result<Vec<Value>> {
+    let mut buffer = Vec::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .with_context(|| format!("{} of {n} watch events in time", events.len()))??
+            .context("the watch ended")?;
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            events.push(serde_json::from_slice(&line)?);
+        }
+    }
+    Ok(events)
+}
+
+#[test]
+fn watches_stream_initial_events_ending_with_a_bookmark() -> Result<()> {
+    run(async {
+        let c = Cluster::start().await?;
+        for name in ["a", "b"] {
+            let (code, _) = c
+                .call(
+                    "POST",
+                    "/api/v1/namespaces/default/configmaps",
+                    Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})),
+                )
+                .await?;
+            assert_eq!(code, 201);
+        }
+        const CMS: &str = "/api/v1/namespaces/default/configmaps";
+        // A streaming list: the objects as ADDED, then a bookmark at their revision marking the end, then changes.
+        let mut stream = c
+            .request(
+                "GET",
+                &format!("{CMS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+            )?
+            .send()
+            .await?;
+        assert_eq!(stream.status().as_u16(), 200);
+        let initial = watch_events(&mut stream, 3).await?;
+        let names: Vec<&str> = initial[..2]
+            .iter()
+            .map(|e| {
+                assert_eq!(e["type"], "ADDED", "{e}");
+                e["object"]["metadata"]["name"].as_str().unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        let end = &initial[2];
+        assert_eq!(end["type"], "BOOKMARK", "{end}");
+        assert_eq!(
+            end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
+        let at: i64 = end["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .context("bookmark resourceVersion")?
+            .parse()?;
+        let b_rv: i64 = initial[1]["object"]["metadata"]["resourceVersion"]
+            .as_str()
+            .context("rv")?
+            .parse()?;
+        assert!(
+            at >= b_rv,
+            "the bookmark ({at}) is at or after the objects ({b_rv})"
+        );
+        // Without initial events: only what happens from now on.
+        let mut quiet = c
+            .request(
+                "GET",
+                &format!(
+                    "{CMS}?watch=true&sendInitialEvents=false&resourceVersionMatch=NotOlderThan"
+                ),
+            )?
+            .send()
+            .await?;
+        assert_eq!(quiet.status().as_u16(), 200);
+        let (code, _) = c
+            .call(
+                "POST",
+                CMS,
+                Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}})),
+            )
+            .await?;
+        assert_eq!(code, 201);
+        for events in [
+            watch_events(&mut stream, 1).await?,
+            watch_events(&mut quiet, 1).await?,
+        ] {
+            assert_eq!(events[0]["type"], "ADDED");
+            assert_eq!(events[0]["object"]["metadata"]["name"], "c");
+        }
+        // kube-apiserver's checks of the options.
+        for (query, field) in [
+            (
+                "watch=true&sendInitialEvents=true&allowWatchBookmarks=true",
+                "resourceVersionMatch",
+            ),
+            (
+                "watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+                "allowWatchBookmarks",
+            ),
+            (
+                "watch=true&resourceVersion=1&resourceVersionMatch=NotOlderThan",
+                "resourceVersionMatch",
+            ),
+            ("sendInitialEvents=true", "sendInitialEvents"),
+        ] {
+            let (code, status) = c.call("GET", &format!("{CMS}?{query}"), None).await?;
+            assert_eq!(code, 422, "{query}: {status}");
+            assert_eq!(status["reason"], "Invalid", "{query}");
+            assert_eq!(
+                status["details"]["causes"][0]["field"], field,
+                "{query}: {status}"
+            );
+        }
+        c.stop().await
+    })
+}
+
 /// The store reads (ranges and history reads: what lists and watches cost) seen by `spy` until it is quiet for
 /// `quiet`. Writes are not counted: the gateway's start-up writes (the default roles) may still be going on.
 async fn store_reads(spy: &mut navarch_bus::Subscription, quiet: Duration) -> Result<usize> {

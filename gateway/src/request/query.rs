@@ -32,6 +32,8 @@ pub struct Query {
     pub timeout_seconds: Option<u64>,
     /// `allowWatchBookmarks`.
     pub allow_watch_bookmarks: bool,
+    /// `sendInitialEvents` of a watch (a streaming list): None when not given.
+    pub send_initial_events: Option<bool>,
     /// `labelSelector`.
     pub label_selector: String,
     /// `fieldSelector`.
@@ -78,6 +80,9 @@ impl Query {
                 }
                 "allowWatchBookmarks" => {
                     q.allow_watch_bookmarks = parse_bool("allowWatchBookmarks", value)?
+                }
+                "sendInitialEvents" => {
+                    q.send_initial_events = Some(parse_bool("sendInitialEvents", value)?)
                 }
                 "labelSelector" => q.label_selector = value.to_string(),
                 "fieldSelector" => q.field_selector = value.to_string(),

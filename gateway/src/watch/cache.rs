@@ -91,10 +91,22 @@ pub struct WatchCache {
     shutdown: watch::Receiver<bool>,
 }
 
+/// Where a watch asks to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// From a snapshot of the objects: `None` as of the store's current revision (a consistent start), `Some(n)`
+    /// as of revision `n` or later (`Some(0)`: any).
+    Snapshot(Option<i64>),
+    /// From the changes after this revision.
+    Revision(i64),
+    /// From the changes after the store's current revision.
+    Now,
+}
+
 /// Where a cached watch starts.
 pub enum Start {
-    /// A snapshot of the objects (sent as ADDED) and the changes after it.
-    Snapshot(Vec<Value>, broadcast::Receiver<Arc<Change>>),
+    /// A snapshot of the objects (sent as ADDED), the revision it is current at, and the changes after it.
+    Snapshot(Vec<Value>, i64, broadcast::Receiver<Arc<Change>>),
     /// The changes after the revision asked for: those buffered, then the live ones.
     Resume(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>),
     /// The cache does not reach back that far: the caller watches the store itself.
@@ -204,24 +216,25 @@ impl WatchCache {
         });
     }
 
-    /// Where a watch of `info` in `namespace` (None: all) from `revision` starts. `None` or `Some(0)` start from a
-    /// snapshot; `None` (a consistent start) first lets the cache catch up with the store's current revision.
+    /// Where a watch of `info` in `namespace` (None: all) starts, `from` a snapshot or a revision. A consistent
+    /// snapshot (`From::Snapshot(None)`) first lets the cache catch up with the store's current revision.
     pub async fn start(
         &self,
         info: &'static ResourceInfo,
         namespace: Option<&str>,
-        revision: Option<i64>,
+        from: From,
         wait: Duration,
     ) -> Result<Start, ApiError> {
         let cache = self.kind(info);
-        match revision {
-            None => {
-                let current = self.objects.current_revision().await?;
-                self.caught_up(info, &cache, current, wait).await?;
+        let (at, from) = match from {
+            From::Snapshot(None) => (self.objects.current_revision().await?, from),
+            From::Now => {
+                let now = self.objects.current_revision().await?;
+                (now, From::Revision(now))
             }
-            Some(0) => self.caught_up(info, &cache, 1, wait).await?,
-            Some(n) => self.caught_up(info, &cache, n, wait).await?,
-        }
+            From::Snapshot(Some(n)) | From::Revision(n) => (n.max(1), from),
+        };
+        self.caught_up(info, &cache, at, wait).await?;
         // Subscribing under the read lock: the feed publishes under the write lock, so nothing falls between the
         // snapshot (or history) and the live stream.
         let state = cache.state.read().unwrap_or_else(|e| e.into_inner());
@@ -230,18 +243,19 @@ impl WatchCache {
             Some(ns) => key.starts_with(&info.prefix(Some(ns))),
             None => true,
         };
-        match revision {
-            None | Some(0) => {
+        match from {
+            From::Snapshot(_) => {
                 let objects = state
                     .objects
                     .iter()
                     .filter(|(k, _)| in_scope(k))
                     .map(|(_, o)| o.clone())
                     .collect();
-                Ok(Start::Snapshot(objects, live))
+                Ok(Start::Snapshot(objects, state.revision, live))
             }
-            Some(n) if n < state.complete_after => Ok(Start::TooOld),
-            Some(n) => {
+            From::Revision(n) if n < state.complete_after => Ok(Start::TooOld),
+            From::Revision(_) | From::Now => {
+                let n = at;
                 let changes = state
                     .history
                     .iter()

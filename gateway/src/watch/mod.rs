@@ -50,6 +50,7 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
         .min(config.max_watch_timeout);
     let revision = meta::parse_resource_version(&call.query.resource_version)
         .map_err(ApiError::bad_request)?;
+    let (from, initial_events_end) = starting_point(&call.query, revision)?;
     let events = Events {
         info: call.info,
         table: call.table.map(|accept| call.table_options(accept)),
@@ -60,12 +61,17 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
     let cached = call
         .gw
         .watch_cache
-        .start(call.info, call.ns(), revision, config.list_revision_wait)
+        .start(call.info, call.ns(), from, config.list_revision_wait)
         .await?;
-    let (initial, backlog, live) = match cached {
-        cache::Start::Snapshot(objects, live) => (objects, Vec::new(), Some(live)),
-        cache::Start::Resume(changes, live) => (Vec::new(), changes, Some(live)),
-        cache::Start::TooOld => (Vec::new(), Vec::new(), None),
+    let (initial, backlog, live, end) = match cached {
+        cache::Start::Snapshot(objects, at, live) => (
+            objects,
+            Vec::new(),
+            Some(live),
+            initial_events_end.then_some(at),
+        ),
+        cache::Start::Resume(changes, live) => (Vec::new(), changes, Some(live), None),
+        cache::Start::TooOld => (Vec::new(), Vec::new(), None, None),
     };
     if let Some(live) = live {
         let run = Cached {
@@ -78,7 +84,7 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
             deadline,
             shutdown: call.gw.shutdown.clone(),
         };
-        tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
+        tokio::spawn(run.run(initial, end).instrument(tracing::Span::current()));
         return Ok(streaming(rx));
     }
     // Older than the cache reaches: a store watch of this request's own (410 Expired when compacted).
@@ -99,6 +105,66 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
     // The stream outlives the handler; it stays in the request's span (and trace).
     tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
     Ok(streaming(rx))
+}
+
+/// The annotation of the bookmark that ends a watch's initial events (`sendInitialEvents=true`).
+pub const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// Where a watch starts, from its `resourceVersion` (`revision`), `resourceVersionMatch` and `sendInitialEvents`,
+/// checked as kube-apiserver checks a watch's options (422 with field causes); and whether the initial events end
+/// with a bookmark.
+///
+/// Without `sendInitialEvents`, an unset resourceVersion or `0` starts from a snapshot (sent as ADDED events) and
+/// any other from the changes after it. With `sendInitialEvents=true` (a streaming list, which requires
+/// `resourceVersionMatch=NotOlderThan` and `allowWatchBookmarks=true`), the snapshot is as of the store's current
+/// revision (unset), any (`0`), or at least the given revision, and a bookmark annotated
+/// `k8s.io/initial-events-end` follows it. With `sendInitialEvents=false` no snapshot is sent: the watch starts
+/// at the given revision, or now.
+fn starting_point(
+    query: &crate::request::Query,
+    revision: Option<i64>,
+) -> Result<(cache::From, bool), ApiError> {
+    let matching = query.resource_version_match.as_str();
+    let forbidden = |field: &str, message: &str| navarch_bus::api::Cause {
+        reason: "FieldValueForbidden".into(),
+        field: field.into(),
+        message: format!("Forbidden: {message}"),
+    };
+    let mut causes = Vec::new();
+    match query.send_initial_events {
+        None if !matching.is_empty() => causes.push(forbidden(
+            "resourceVersionMatch",
+            "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
+        )),
+        Some(_) if matching != "NotOlderThan" => causes.push(forbidden(
+            "resourceVersionMatch",
+            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+        )),
+        _ => {}
+    }
+    if query.send_initial_events == Some(true) && !query.allow_watch_bookmarks {
+        causes.push(forbidden(
+            "allowWatchBookmarks",
+            "allowWatchBookmarks must be true when sendInitialEvents is true",
+        ));
+    }
+    if !causes.is_empty() {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            causes,
+        ));
+    }
+    Ok(match (query.send_initial_events, revision) {
+        (Some(true), at) => (cache::From::Snapshot(at), true),
+        (Some(false), Some(n)) if n > 0 => (cache::From::Revision(n), false),
+        // Nothing of the past: from the store's current revision.
+        (Some(false), _) => (cache::From::Now, false),
+        (None, None) => (cache::From::Snapshot(None), false),
+        (None, Some(0)) => (cache::From::Snapshot(Some(0)), false),
+        (None, Some(n)) => (cache::From::Revision(n), false),
+    })
 }
 
 /// The response whose body is the lines sent on `rx`.
@@ -151,7 +217,9 @@ impl Cached {
         self.tx.send(Ok(line)).await.is_ok()
     }
 
-    async fn run(mut self, initial: Vec<Value>) {
+    /// Sends the initial objects, then (for `sendInitialEvents`) the bookmark marking their end at revision
+    /// `end`, then the changes.
+    async fn run(mut self, initial: Vec<Value>, end: Option<i64>) {
         for object in initial {
             if self.filter.initial(&object)
                 && self
@@ -160,6 +228,16 @@ impl Cached {
                     .await
                     .is_err()
             {
+                return;
+            }
+        }
+        if let Some(revision) = end {
+            let bookmark = serde_json::json!({"metadata": {
+                "resourceVersion": revision.to_string(),
+                "annotations": {INITIAL_EVENTS_END: "true"},
+            }});
+            let line = self.events.encode(WatchType::Bookmark.as_str(), bookmark);
+            if self.tx.send(Ok(line)).await.is_err() {
                 return;
             }
         }

@@ -84,6 +84,18 @@ impl ListOptions {
 
 /// apimachinery's `ValidateListOptions` for a list (not a watch): 422 on `ListOptions.meta.k8s.io`.
 fn validate(query: &Query) -> Result<(), ApiError> {
+    if query.send_initial_events.is_some() {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            vec![Cause {
+                reason: "FieldValueForbidden".into(),
+                field: "sendInitialEvents".into(),
+                message: "Forbidden: sendInitialEvents is forbidden for list".into(),
+            }],
+        ));
+    }
     let matching = query.resource_version_match.as_str();
     if matching.is_empty() {
         return Ok(());
