@@ -141,6 +141,7 @@ mod tests {
             tls: Some(crate::tls::TlsConfig {
                 cert_chain_pem: b"-----BEGIN CERTIFICATE-----\nAAAA".to_vec(),
                 key_pem: Vec::new(),
+                files: None,
             }),
             ..GatewayConfig::default()
         };

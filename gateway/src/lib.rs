@@ -50,6 +50,7 @@ pub mod server;
 pub mod status;
 pub mod table;
 pub mod tls;
+mod tls_reload;
 pub mod watch;
 
 pub use config::{ConfigError, GatewayConfig};

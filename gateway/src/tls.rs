@@ -111,6 +111,8 @@ pub struct TlsConfig {
     pub cert_chain_pem: Vec<u8>,
     /// The private key, PEM (PKCS#8, PKCS#1 or SEC1), as kube-apiserver's `--tls-private-key-file`.
     pub key_pem: Vec<u8>,
+    /// The files both came from (certificate, key): when set, the gateway reloads them when they change.
+    pub files: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -131,27 +133,36 @@ impl TlsConfig {
         let config = Self {
             cert_chain_pem: read(cert_file)?,
             key_pem: read(key_file)?,
+            files: Some((cert_file.to_path_buf(), key_file.to_path_buf())),
         };
         config.server_config()?;
         Ok(config)
     }
 
-    /// The rustls server configuration: ring as the crypto provider (not the process default, so the gateway
-    /// works whatever the binary installed), ALPN `h2` then `http/1.1` (client-go speaks HTTP/2 over TLS).
-    pub fn server_config(&self) -> Result<rustls::ServerConfig> {
+    /// The chain and key, parsed and checked to belong together.
+    pub(crate) fn certified_key(
+        &self,
+        provider: &rustls::crypto::CryptoProvider,
+    ) -> Result<rustls::sign::CertifiedKey> {
         let chain = certificates(&self.cert_chain_pem, "serving certificate")?;
         let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| Error::Key {
             what: "serving key",
             reason: e.to_string(),
         })?;
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(Error::Rejected)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(Error::Rejected)?;
+        rustls::sign::CertifiedKey::from_der(chain, key, provider).map_err(Error::Rejected)
+    }
+
+    /// The rustls server configuration: ring as the crypto provider (not the process default, so the gateway
+    /// works whatever the binary installed), ALPN `h2` then `http/1.1` (client-go speaks HTTP/2 over TLS).
+    pub fn server_config(&self) -> Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = self.certified_key(&provider)?;
+        let resolver = crate::tls_reload::Reloading::new(key, self.files.clone(), provider.clone());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(Error::Rejected)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
@@ -246,6 +257,7 @@ pub fn ensure_pki(dir: &Path, hosts: &[String]) -> Result<Pki> {
         serving: TlsConfig {
             cert_chain_pem: cert_pem,
             key_pem: key.serialize_pem().into_bytes(),
+            files: Some((cert_file.clone(), key_file.clone())),
         },
         ca_file,
     })

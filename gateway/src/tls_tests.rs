@@ -109,6 +109,7 @@ fn bad_hosts_and_bad_pem_are_errors_not_panics() {
         let config = TlsConfig {
             cert_chain_pem,
             key_pem,
+            files: None,
         };
         assert!(config.server_config().is_err(), "{config:?}");
     }
@@ -125,6 +126,7 @@ fn debug_never_shows_the_key() {
     let config = TlsConfig {
         cert_chain_pem: b"CERT".to_vec(),
         key_pem: b"SECRET KEY".to_vec(),
+        files: None,
     };
     let shown = format!("{config:?}");
     assert!(

@@ -143,3 +143,68 @@ async fn the_rate_limit_sees_the_client_address_over_tls() -> anyhow::Result<()>
     tokio::time::timeout(Duration::from_secs(15), gateway.shutdown()).await??;
     Ok(())
 }
+
+/// Replaces `to` with a copy of `from`, atomically (as an operator's `mv` or a cert manager would).
+fn replace(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    let temp = to.with_extension("new");
+    std::fs::copy(from, &temp)?;
+    std::fs::rename(&temp, to)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_serving_certificate_is_served_without_a_restart() -> anyhow::Result<()> {
+    install_ring();
+    let (first_dir, second_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let first = ensure_pki(first_dir.path(), &[])?;
+    let second = ensure_pki(second_dir.path(), &[])?;
+    let gateway = start(&first, None).await?;
+    let url = format!("https://localhost:{}/version", gateway.addr().port());
+    let works = |ca: &[u8]| {
+        let client = trusting(ca).and_then(|b| Ok(b.build()?));
+        let url = url.clone();
+        async move {
+            match client {
+                Ok(client) => client
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(works(&first.ca_pem).await);
+    assert!(!works(&second.ca_pem).await);
+
+    // The operator puts the second certificate (another CA's) in place of the first: key, then certificate.
+    for name in ["apiserver.key", "apiserver.crt"] {
+        replace(&second_dir.path().join(name), &first_dir.path().join(name))?;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !works(&second.ca_pem).await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!works(&first.ca_pem).await, "the old certificate is gone");
+
+    // A broken replacement keeps the last good certificate in service.
+    std::fs::write(
+        first_dir.path().join("apiserver.crt.new"),
+        b"not a certificate",
+    )?;
+    std::fs::rename(
+        first_dir.path().join("apiserver.crt.new"),
+        first_dir.path().join("apiserver.crt"),
+    )?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        works(&second.ca_pem).await,
+        "a broken file must not stop TLS"
+    );
+    tokio::time::timeout(Duration::from_secs(15), gateway.shutdown()).await??;
+    Ok(())
+}
