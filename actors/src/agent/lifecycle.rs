@@ -698,3 +698,7 @@ mod tests;
 #[cfg(test)]
 #[path = "lifecycle_probe_tests.rs"]
 mod probe_tests;
+
+#[cfg(test)]
+#[path = "lifecycle_init_tests.rs"]
+mod init_tests;

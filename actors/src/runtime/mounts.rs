@@ -133,3 +133,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "mounts_tests.rs"]
+mod runtime_tests;
