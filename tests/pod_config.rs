@@ -217,7 +217,8 @@ fn env_volumes_and_init_containers_configure_pods() {
             "jsonpath={.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}",
         ]);
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        text.starts_with("CreateContainerConfigError").then_some(text)
+        text.starts_with("CreateContainerConfigError")
+            .then_some(text)
     });
     assert_eq!(
         message,
@@ -248,7 +249,14 @@ fn env_volumes_and_init_containers_configure_pods() {
             .then_some(())
     });
 
-    k.ok(&["delete", "pod", "config-demo", "late", "slow-init", "--wait=true"]);
+    k.ok(&[
+        "delete",
+        "pod",
+        "config-demo",
+        "late",
+        "slow-init",
+        "--wait=true",
+    ]);
     let status = up.proc.terminate();
     assert!(status.success(), "navarch up exited with {status}");
     assert_host_untouched();

@@ -200,7 +200,8 @@ impl NodeAgent {
                     host_ip: self.facts.host.ip.to_string(),
                 };
                 let key = worker.key.clone();
-                let pod_dir = crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
+                let pod_dir =
+                    crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
                 let (objects, runtime) = (self.objects.clone(), self.runtime.clone());
                 let scheme = runtime
                     .version()
@@ -465,7 +466,8 @@ impl NodeAgent {
                 continue;
             }
             let (objects, pod, key) = (self.objects.clone(), pod.clone(), worker.key.clone());
-            let pod_dir = crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
+            let pod_dir =
+                crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
             let work = async move {
                 let sources = super::sources::fetch(&objects, &pod).await.ok()?;
                 let blocking = move || super::volumes::refresh(&pod_dir, &pod, &sources);
@@ -513,14 +515,7 @@ async fn configure(
     let container = container.to_string();
     let blocking = move || {
         let volumes = super::volumes::prepare(&pod_dir, &pod, &sources)?;
-        super::container::spec_for(
-            &pod,
-            &key,
-            &container,
-            attempt,
-            (&sources, &ips),
-            &volumes,
-        )
+        super::container::spec_for(&pod, &key, &container, attempt, (&sources, &ips), &volumes)
     };
     tokio::task::spawn_blocking(blocking)
         .await

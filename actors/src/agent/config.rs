@@ -27,7 +27,11 @@ pub fn references(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
     let Some(spec) = pod.spec.as_ref() else {
         return (maps, secrets);
     };
-    let containers = spec.init_containers.iter().flatten().chain(&spec.containers);
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
     for c in containers {
         for e in c.env.iter().flatten() {
             let from = e.value_from.as_ref();
@@ -152,7 +156,11 @@ fn field(pod: &Pod, path: &str, ips: &PodIps) -> Result<String, ConfigError> {
         "status.hostIP" | "status.hostIPs" => ips.host_ip.clone(),
         _ => {
             if let Some(k) = subscript("metadata.labels") {
-                meta.labels.as_ref().and_then(|l| l.get(k)).cloned().unwrap_or_default()
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(k))
+                    .cloned()
+                    .unwrap_or_default()
             } else if let Some(k) = subscript("metadata.annotations") {
                 meta.annotations
                     .as_ref()
@@ -223,7 +231,14 @@ pub fn environment(
             }
             Some(from) => {
                 let resolved = if let Some(r) = &from.config_map_key_ref {
-                    key_of(sources, ns, false, &r.name, &r.key, r.optional == Some(true))?
+                    key_of(
+                        sources,
+                        ns,
+                        false,
+                        &r.name,
+                        &r.key,
+                        r.optional == Some(true),
+                    )?
                 } else if let Some(r) = &from.secret_key_ref {
                     key_of(sources, ns, true, &r.name, &r.key, r.optional == Some(true))?
                 } else if let Some(r) = &from.field_ref {
@@ -317,7 +332,9 @@ const DEFAULT_MODE: u32 = 0o644;
 pub fn is_safe_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
-        && path.split('/').all(|p| !p.is_empty() && p != ".." && p != ".")
+        && path
+            .split('/')
+            .all(|p| !p.is_empty() && p != ".." && p != ".")
 }
 
 /// The files of a configMap or secret volume of `pod` (None for other kinds). An optional missing object gives no

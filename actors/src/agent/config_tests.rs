@@ -96,20 +96,27 @@ fn missing_objects_and_keys_are_reported_as_the_kubelet_words_them() {
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}}]}));
     assert_eq!(
         missing_key,
-        Err(ConfigError("couldn't find key k in ConfigMap demo/cfg".into()))
+        Err(ConfigError(
+            "couldn't find key k in ConfigMap demo/cfg".into()
+        ))
     );
     let missing_secret_key = env_of(json!({"name": "c", "env": [
         {"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "user"}}}]}));
     assert_eq!(
         missing_secret_key,
-        Err(ConfigError("couldn't find key user in Secret demo/creds".into()))
+        Err(ConfigError(
+            "couldn't find key user in Secret demo/creds".into()
+        ))
     );
-    let missing_env_from = env_of(json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope"}}]}));
+    let missing_env_from =
+        env_of(json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope"}}]}));
     assert_eq!(
         missing_env_from,
         Err(ConfigError("secret \"nope\" not found".into()))
     );
-    let optional = env_of(json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope", "optional": true}}]}));
+    let optional = env_of(
+        json!({"name": "c", "envFrom": [{"secretRef": {"name": "nope", "optional": true}}]}),
+    );
     assert_eq!(optional, Ok(vec![]));
     let bad_field = env_of(json!({"name": "c", "env": [
         {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.hostname"}}}]}));
@@ -122,11 +129,11 @@ fn missing_objects_and_keys_are_reported_as_the_kubelet_words_them() {
 #[test]
 fn resource_fields_give_whole_cores_and_bytes() {
     let env = env_of(json!({"name": "c",
-        "resources": {"limits": {"cpu": "1500m", "memory": "64Mi"}},
-        "env": [
-            {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
-            {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}
-        ]}))
+    "resources": {"limits": {"cpu": "1500m", "memory": "64Mi"}},
+    "env": [
+        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}
+    ]}))
     .unwrap();
     assert_eq!(env, pairs(&[("CPU", "2"), ("MEM", "67108864")]));
 }
@@ -134,7 +141,10 @@ fn resource_fields_give_whole_cores_and_bytes() {
 #[test]
 fn expansion_follows_kubernetes() {
     let env = HashMap::from([("A", "x"), ("EMPTY", "")]);
-    assert_eq!(expand("$(A)$(EMPTY)|$(B)|$$|$$$(A)|$(A", &env), "x|$(B)|$|$x|$(A");
+    assert_eq!(
+        expand("$(A)$(EMPTY)|$(B)|$$|$$$(A)|$(A", &env),
+        "x|$(B)|$|$x|$(A"
+    );
     assert_eq!(expand("no vars", &env), "no vars");
     assert_eq!(expand("trailing $", &env), "trailing $");
 }
@@ -158,10 +168,16 @@ fn references_cover_env_env_from_and_volumes_of_every_container() {
 fn volume_files_follow_items_modes_and_optional() {
     let p = pod(json!({"name": "c"}), json!([]));
     let volume = |v: serde_json::Value| -> Volume { serde_json::from_value(v).unwrap() };
-    let all = volume_files(&p, &volume(json!({"name": "v", "configMap": {"name": "cfg", "defaultMode": 0o600}})), &sources());
+    let all = volume_files(
+        &p,
+        &volume(json!({"name": "v", "configMap": {"name": "cfg", "defaultMode": 0o600}})),
+        &sources(),
+    );
     let all = all.unwrap().unwrap();
     assert_eq!(
-        all.iter().map(|f| (f.path.as_str(), f.mode)).collect::<Vec<_>>(),
+        all.iter()
+            .map(|f| (f.path.as_str(), f.mode))
+            .collect::<Vec<_>>(),
         [("bad key", 0o600), ("color", 0o600), ("size", 0o600)]
     );
     let items = volume_files(
@@ -178,7 +194,11 @@ fn volume_files_follow_items_modes_and_optional() {
             mode: 0o400
         }]))
     );
-    let missing = volume_files(&p, &volume(json!({"name": "v", "configMap": {"name": "absent"}})), &sources());
+    let missing = volume_files(
+        &p,
+        &volume(json!({"name": "v", "configMap": {"name": "absent"}})),
+        &sources(),
+    );
     assert_eq!(
         missing,
         Some(Err(ConfigError("configmap \"absent\" not found".into())))
@@ -191,9 +211,18 @@ fn volume_files_follow_items_modes_and_optional() {
     assert_eq!(optional, Some(Ok(vec![])));
     let escape = volume_files(
         &p,
-        &volume(json!({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "color", "path": "../x"}]}})),
+        &volume(
+            json!({"name": "v", "configMap": {"name": "cfg", "items": [{"key": "color", "path": "../x"}]}}),
+        ),
         &sources(),
     );
     assert!(matches!(escape, Some(Err(_))));
-    assert_eq!(volume_files(&p, &volume(json!({"name": "v", "emptyDir": {}})), &sources()), None);
+    assert_eq!(
+        volume_files(
+            &p,
+            &volume(json!({"name": "v", "emptyDir": {}})),
+            &sources()
+        ),
+        None
+    );
 }

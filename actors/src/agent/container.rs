@@ -117,6 +117,11 @@ impl ContainerRun {
     pub(super) fn of_init(c: &Container) -> Self {
         Self {
             init: true,
+            // The kubelet's default waiting reason in a pod with init containers.
+            state: RunState::Waiting {
+                reason: "PodInitializing".into(),
+                message: None,
+            },
             ..Self::new(c.name.clone(), c.image.clone().unwrap_or_default())
         }
     }

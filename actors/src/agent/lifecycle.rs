@@ -416,7 +416,9 @@ impl PodMachine {
         }
         self.start_time = Some(now);
         let spec = pod.spec.as_ref();
-        let inits = spec.into_iter().flat_map(|s| s.init_containers.iter().flatten());
+        let inits = spec
+            .into_iter()
+            .flat_map(|s| s.init_containers.iter().flatten());
         let apps = spec.into_iter().flat_map(|s| s.containers.iter());
         self.containers = inits
             .map(ContainerRun::of_init)
@@ -434,7 +436,11 @@ impl PodMachine {
     /// Starts the first init container that has not completed, or, once all have, every app container; while
     /// init containers run, the app containers wait as `PodInitializing`.
     fn start_next(&mut self, commands: &mut Vec<Command>) {
-        if let Some(i) = self.containers.iter().position(|c| c.init && !c.init_done()) {
+        if let Some(i) = self
+            .containers
+            .iter()
+            .position(|c| c.init && !c.init_done())
+        {
             for c in self.containers.iter_mut().filter(|c| !c.init) {
                 c.state = RunState::Waiting {
                     reason: "PodInitializing".into(),

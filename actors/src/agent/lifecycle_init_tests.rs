@@ -91,6 +91,10 @@ fn init_containers_run_one_by_one_before_the_app_containers() {
         inits.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         ["i1", "i2"]
     );
+    assert_eq!(
+        inits.iter().map(waiting_reason).collect::<Vec<_>>(),
+        [Some("PodInitializing"), Some("PodInitializing")]
+    );
     let apps = s.container_statuses.clone().unwrap();
     assert_eq!(
         apps.iter().map(waiting_reason).collect::<Vec<_>>(),
@@ -149,7 +153,10 @@ fn a_failing_init_container_backs_off_and_blocks_the_app_containers() {
     assert_eq!(init.restart_count, 1);
     assert_eq!(s.phase.as_deref(), Some("Pending"));
     assert_eq!(split(m.handle(PodEvent::Tick, at(13))).0, vec![]);
-    assert_eq!(split(m.handle(PodEvent::Tick, at(14))).0, vec![start("i1", 2)]);
+    assert_eq!(
+        split(m.handle(PodEvent::Tick, at(14))).0,
+        vec![start("i1", 2)]
+    );
 }
 
 #[test]
@@ -200,7 +207,10 @@ fn a_config_error_waits_and_retries_the_same_attempt() {
     assert_eq!(s.phase.as_deref(), Some("Pending"));
     assert_eq!(split(m.handle(PodEvent::Tick, at(2))).0, vec![]);
     // CONFIG_RETRY later, the same attempt again: it never ran, so it is no restart.
-    assert_eq!(split(m.handle(PodEvent::Tick, at(3))).0, vec![start("a", 0)]);
+    assert_eq!(
+        split(m.handle(PodEvent::Tick, at(3))).0,
+        vec![start("a", 0)]
+    );
     let (_, status) = split(m.handle(started("a", 0), at(4)));
     assert_eq!(status.unwrap().phase.as_deref(), Some("Running"));
 }

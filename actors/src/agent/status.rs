@@ -88,7 +88,15 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
         RunState::Starting => (
             ContainerState {
                 waiting: Some(ContainerStateWaiting {
-                    reason: Some("ContainerCreating".into()),
+                    // kubectl shows an init container being created as `Init:N/M`, as the kubelet reports it.
+                    reason: Some(
+                        if c.init {
+                            "PodInitializing"
+                        } else {
+                            "ContainerCreating"
+                        }
+                        .into(),
+                    ),
                     message: None,
                 }),
                 ..Default::default()
@@ -204,7 +212,10 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
         let since = transition(m, "Initialized", true, start);
         conditions::pod_condition("Initialized", true, None, None, since)
     } else {
-        let message = format!("containers with incomplete status: [{}]", incomplete.join(" "));
+        let message = format!(
+            "containers with incomplete status: [{}]",
+            incomplete.join(" ")
+        );
         let reason = "ContainersNotInitialized";
         condition(m, "Initialized", false, Some(reason), Some(&message), now)
     };
@@ -236,17 +247,13 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
                 .map(container_status)
                 .collect(),
         ),
-        init_container_statuses: m
-            .containers
-            .iter()
-            .any(|c| c.init)
-            .then(|| {
-                m.containers
-                    .iter()
-                    .filter(|c| c.init)
-                    .map(container_status)
-                    .collect()
-            }),
+        init_container_statuses: m.containers.iter().any(|c| c.init).then(|| {
+            m.containers
+                .iter()
+                .filter(|c| c.init)
+                .map(container_status)
+                .collect()
+        }),
         host_ip: Some(ip.clone()),
         host_ips: Some(vec![HostIP { ip }]),
         pod_ip: Some(pod_ip.clone()),

@@ -84,7 +84,7 @@ fn prepare_one(
 fn check_host_path(path: &Path, type_: &str) -> Result<(), String> {
     use std::os::unix::fs::FileTypeExt;
     let meta = std::fs::metadata(path);
-    let is = |f: &dyn Fn(&std::fs::Metadata) -> bool| meta.as_ref().is_ok_and(|m| f(m));
+    let is = |f: &dyn Fn(&std::fs::Metadata) -> bool| meta.as_ref().is_ok_and(f);
     let ok = match type_ {
         "" => true,
         "DirectoryOrCreate" => {
@@ -287,7 +287,10 @@ mod tests {
             .filter(|n| n.starts_with(".."))
             .collect();
         assert_eq!(hidden.len(), 2, "{hidden:?}"); // ..data and one timestamped directory
-        let mode = std::fs::metadata(dir.join("a")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("a"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o644);
     }
 

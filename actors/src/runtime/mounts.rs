@@ -126,10 +126,23 @@ mod tests {
             },
         ];
         let args = wrapper(&mounts, Path::new("/s"), "/bin/sh");
-        assert_eq!(args[..4], ["unshare", "--mount", "--propagation", "private"]);
+        assert_eq!(
+            args[..4],
+            ["unshare", "--mount", "--propagation", "private"]
+        );
         assert_eq!(
             args[7..],
-            ["navarch-mount", "/s", "/v/a", "/etc/a", "ro", "/v/b", "/b", "rw", "--"]
+            [
+                "navarch-mount",
+                "/s",
+                "/v/a",
+                "/etc/a",
+                "ro",
+                "/v/b",
+                "/b",
+                "rw",
+                "--"
+            ]
         );
     }
 }

@@ -29,7 +29,13 @@ fn spec(container: &str, script: &str, mounts: Vec<Mount>) -> ContainerSpec {
 }
 
 fn log_of(dir: &Path, s: &ContainerSpec) -> String {
-    let path = log_path(dir, &s.pod_namespace, &s.pod_name, &s.id.pod_uid, &s.id.container);
+    let path = log_path(
+        dir,
+        &s.pod_namespace,
+        &s.pod_name,
+        &s.id.pod_uid,
+        &s.id.container,
+    );
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
@@ -72,7 +78,10 @@ async fn volumes_appear_at_their_paths_inside_the_container_only() {
     );
     let s = spec("c", &script, mounts);
     if !running_as_root() {
-        assert!(matches!(runtime.start(&s).await, Err(RuntimeError::Mounts(_))));
+        assert!(matches!(
+            runtime.start(&s).await,
+            Err(RuntimeError::Mounts(_))
+        ));
         println!("skipping the rest: needs root (mount namespaces)");
         return;
     }
@@ -112,4 +121,35 @@ async fn a_mount_needing_a_new_top_level_directory_is_refused_in_the_log() {
     assert_eq!(exit.exit_code(), 125);
     assert!(log_of(runtime.data_dir(), &s).contains("does not add top-level directories"));
     assert!(!Path::new("/navarch-no-such-top-level-dir").exists());
+}
+
+#[tokio::test]
+async fn exec_sees_the_containers_volumes() {
+    if !running_as_root() {
+        println!("skipping: needs root (mount namespaces)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let volume = tmp.path().join("vol");
+    std::fs::create_dir(&volume).unwrap();
+    std::fs::write(volume.join("probe"), "ok").unwrap();
+    let runtime = ProcessRuntime::new(tmp.path().join("data"));
+    let mounts = vec![Mount {
+        source: volume,
+        target: "/etc/navarch-exec-test-7".into(),
+        read_only: true,
+    }];
+    let s = spec("c", "sleep 30", mounts);
+    runtime.start(&s).await.unwrap();
+    let command = [
+        "cat".to_string(),
+        "/etc/navarch-exec-test-7/probe".to_string(),
+    ];
+    let out = runtime
+        .exec(&s.id, &command, Duration::from_secs(10))
+        .await
+        .unwrap();
+    runtime.stop_all(Duration::from_secs(1)).await;
+    assert_eq!((out.exit_code, out.output.as_str()), (Some(0), "ok"));
+    assert!(!Path::new("/etc/navarch-exec-test-7").exists());
 }
