@@ -128,6 +128,22 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
+const BAD_INIT: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: bad-init
+spec:
+  restartPolicy: Never
+  initContainers:
+  - name: fail
+    image: busybox
+    command: ["sh", "-c", "exit 3"]
+  containers:
+  - name: app
+    image: busybox
+    command: ["sleep", "3600"]
+"#;
+
 /// Whether the host's mount table has anything at `path`.
 fn mounted_on_host(path: &str) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")

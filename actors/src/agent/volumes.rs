@@ -179,6 +179,10 @@ pub fn mounts_for(
 
 /// Makes `dir` hold exactly `files` (see the module docs); returns whether anything changed.
 pub fn write_atomic(dir: &Path, files: &[VolumeFile]) -> io::Result<bool> {
+    // A container start and the periodic resync may write the same volume at once; each would remove the other's
+    // fresh directory. Writes are small and rare, so one at a time in the whole agent.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
     std::fs::create_dir_all(dir)?;
     let mut wanted: Vec<VolumeFile> = files.to_vec();
     wanted.sort_by(|a, b| a.path.cmp(&b.path));
