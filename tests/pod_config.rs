@@ -15,6 +15,7 @@ use util::*;
 
 const CONFIG_PATH: &str = "/etc/navarch-test-config";
 const SCRATCH_PATH: &str = "/etc/navarch-test-scratch";
+const SUB_PATH: &str = "/etc/navarch-test-sub";
 
 fn running_as_root() -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -50,10 +51,13 @@ spec:
   initContainers:
   - name: prepare
     image: busybox
-    command: ["sh", "-c", "echo made-by-init > /etc/navarch-test-scratch/init.txt"]
+    command: ["sh", "-c", "echo made-by-init > /etc/navarch-test-scratch/init.txt && echo in-sub > /etc/navarch-test-sub/f"]
     volumeMounts:
     - name: scratch
       mountPath: /etc/navarch-test-scratch
+    - name: scratch
+      mountPath: /etc/navarch-test-sub
+      subPath: nested/dir
   containers:
   - name: app
     image: busybox
@@ -79,7 +83,7 @@ spec:
     - -c
     - |
       echo "env COLOR=$COLOR PASS=$PASS NAME=$MY_NAME IP=$MY_IP CFG=$CFG_greeting expanded=$(MY_NAME)"
-      cat /etc/navarch-test-scratch/init.txt
+      cat /etc/navarch-test-scratch/init.txt /etc/navarch-test-scratch/nested/dir/f
       while true; do echo "file=$(cat /etc/navarch-test-config/greeting)"; sleep 1; done
     volumeMounts:
     - name: config
@@ -153,7 +157,7 @@ fn mounted_on_host(path: &str) -> bool {
 }
 
 fn assert_host_untouched() {
-    for path in [CONFIG_PATH, SCRATCH_PATH] {
+    for path in [CONFIG_PATH, SCRATCH_PATH, SUB_PATH] {
         assert!(!Path::new(path).exists(), "{path} was created on the host");
         assert!(!mounted_on_host(path), "{path} is mounted on the host");
     }
@@ -198,7 +202,7 @@ fn env_volumes_and_init_containers_configure_pods() {
     ]);
     assert!(!pod_ip.trim().is_empty());
     let expected = format!(
-        "env COLOR=blue PASS=hunter2 NAME=config-demo IP={} CFG=hello-v1 expanded=config-demo\nmade-by-init\n",
+        "env COLOR=blue PASS=hunter2 NAME=config-demo IP={} CFG=hello-v1 expanded=config-demo\nmade-by-init\nin-sub\n",
         pod_ip.trim()
     );
     assert!(logs.starts_with(&expected), "{logs}");

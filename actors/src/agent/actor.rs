@@ -515,6 +515,9 @@ async fn configure(
     let container = container.to_string();
     let blocking = move || {
         let volumes = super::volumes::prepare(&pod_dir, &pod, &sources)?;
+        if let Some(c) = super::container::find(&pod, &container) {
+            super::volumes::create_sub_paths(&pod, c, &volumes)?;
+        }
         super::container::spec_for(&pod, &key, &container, attempt, (&sources, &ips), &volumes)
     };
     tokio::task::spawn_blocking(blocking)

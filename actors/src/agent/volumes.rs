@@ -177,6 +177,45 @@ pub fn mounts_for(
     Ok(mounts)
 }
 
+/// Creates the `subPath` directories container `c` mounts from the pod's emptyDir and hostPath volumes when they do
+/// not exist yet, as the kubelet does (configMap and secret volumes hold only their files).
+pub fn create_sub_paths(
+    pod: &Pod,
+    c: &Container,
+    paths: &HashMap<String, PathBuf>,
+) -> Result<(), ConfigError> {
+    let volumes: Vec<&Volume> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .collect();
+    for vm in c.volume_mounts.iter().flatten() {
+        let Some(sub) = vm
+            .sub_path
+            .as_deref()
+            .filter(|s| config::is_safe_relative(s))
+        else {
+            continue;
+        };
+        let plain = volumes
+            .iter()
+            .any(|v| v.name == vm.name && (v.empty_dir.is_some() || v.host_path.is_some()));
+        let Some(path) = paths.get(&vm.name).filter(|_| plain).map(|p| p.join(sub)) else {
+            continue;
+        };
+        if std::fs::symlink_metadata(&path).is_err() {
+            std::fs::create_dir_all(&path).map_err(|e| {
+                ConfigError(format!(
+                    "volume {}: cannot create subPath {}: {e}",
+                    vm.name,
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Makes `dir` hold exactly `files` (see the module docs); returns whether anything changed.
 pub fn write_atomic(dir: &Path, files: &[VolumeFile]) -> io::Result<bool> {
     // A container start and the periodic resync may write the same volume at once; each would remove the other's
@@ -329,6 +368,27 @@ mod tests {
         bad.volume_mounts.as_mut().unwrap()[1].sub_path = Some("../x".into());
         assert!(mounts_for(&bad, &paths).is_err());
         assert!(mounts_for(&c, &HashMap::new()).is_err());
+    }
+
+    #[test]
+    fn sub_paths_of_empty_dirs_are_created_but_not_of_config_maps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "volumeMounts": [
+                {"name": "scratch", "mountPath": "/a", "subPath": "x/y"},
+                {"name": "cfg", "mountPath": "/b", "subPath": "missing-key"}
+            ]}], "volumes": [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "m"}}]}
+        }))
+        .unwrap();
+        let paths = HashMap::from([
+            ("scratch".to_string(), tmp.path().join("scratch")),
+            ("cfg".to_string(), tmp.path().join("cfg")),
+        ]);
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        create_sub_paths(&pod, c, &paths).unwrap();
+        assert!(tmp.path().join("scratch/x/y").is_dir());
+        assert!(!tmp.path().join("cfg").exists());
     }
 
     #[test]
