@@ -269,12 +269,30 @@ fn env_volumes_and_init_containers_configure_pods() {
             .then_some(())
     });
 
+    // A failed init container under restartPolicy Never fails the pod; the app never starts.
+    apply(&k, BAD_INIT);
+    wait_for("bad-init to fail", || {
+        let out = k.run(&["get", "pod", "bad-init", "-o", "jsonpath={.status.phase}"]);
+        (String::from_utf8_lossy(&out.stdout).trim() == "Failed").then_some(())
+    });
+    let table = k.ok(&["get", "pod", "bad-init"]);
+    assert!(table.contains("Init:Error"), "{table}");
+    let app_state = k.ok(&[
+        "get",
+        "pod",
+        "bad-init",
+        "-o",
+        "jsonpath={.status.containerStatuses[0].state.waiting.reason}",
+    ]);
+    assert_eq!(app_state.trim(), "PodInitializing");
+
     k.ok(&[
         "delete",
         "pod",
         "config-demo",
         "late",
         "slow-init",
+        "bad-init",
         "--wait=true",
     ]);
     let status = up.proc.terminate();
