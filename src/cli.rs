@@ -34,7 +34,7 @@ pub enum Command {
     Secrets(SecretsArgs),
 }
 
-/// The encryption keys of the roles that read or write Secrets (the gateway and the controllers).
+/// The encryption keys of the roles that read or write Secrets (the gateway, the controllers and the node agents).
 #[derive(Debug, Args, Clone)]
 pub struct EncryptionArgs {
     /// YAML file of the keys that encrypt Secrets at rest: `keys:` then a list of `- name: ID` / `secret: BASE64`
@@ -345,6 +345,9 @@ pub struct AgentArgs {
     /// (needs root); `auto` picks a free 10.88.N.0/24. Default: pods share the host's network.
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// The keys that open Secrets encrypted at rest (env from Secrets, secret volumes).
+    #[command(flatten)]
+    pub encryption: EncryptionArgs,
 }
 
 #[cfg(test)]

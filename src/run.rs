@@ -273,6 +273,7 @@ async fn up(args: UpArgs) -> Result<()> {
                 args.pod_cidr.as_deref(),
                 navarch_actors::runtime::running_as_root(),
             )?,
+            encryption: Some(encryption.clone()),
             ..Default::default()
         };
         roles.agent =
@@ -437,6 +438,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
         node_name: args.node_name.unwrap_or_else(host_name),
         data_dir: absolute(&args.data_dir)?,
         pod_cidr: pod_cidr(args.pod_cidr.as_deref(), false)?,
+        encryption: keys_from_flag(&args.encryption)?,
         ..Default::default()
     };
     let node = config.node_name.clone();

@@ -8,9 +8,11 @@
 //! - [`events`]: records Kubernetes Events about objects, deduplicated (a repeat bumps the count).
 //! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
 //! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
-//! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod).
+//! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod,
+//!   [`agent::config`] resolves env and volume files, [`agent::volumes`] lays volumes out on disk).
 //! - [`runtime`]: how the agent runs containers: the `Runtime` contract and the process runtime (with, as root, pod
-//!   network namespaces in `runtime::netns` and cgroup limits in `runtime::cgroup`).
+//!   network namespaces in `runtime::netns`, cgroup limits in `runtime::cgroup` and volume mounts in a private
+//!   mount namespace per container in `runtime::mounts`).
 //! - [`error`]: the crate's error type.
 //!
 //! # Starting the roles

@@ -9,7 +9,8 @@
 //! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts, stops (after
 //! the `preStop` hook) and probe execs; probes' HTTP and TCP connections to the pod's IP.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +19,12 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 
+use super::config::{ConfigError, PodIps};
 use super::lifecycle::{Command, PodEvent, PodMachine};
 use super::node::{self, NodeFacts};
 use super::{host::HostFacts, AgentConfig};
 use crate::informer::{Cache, Change, Filter, Informer, ObjectKey};
-use crate::runtime::{ContainerId, Runtime};
+use crate::runtime::{ContainerId, ContainerSpec, Runtime, RuntimeError};
 
 /// Stops the agent: no more pods are watched, every container is stopped, the Node is marked not ready, then the
 /// actor stops. Answered once that is done.
@@ -55,6 +57,8 @@ pub struct NodeAgent {
     labels_synced: bool,
     heartbeat_in_flight: bool,
     stopping: bool,
+    /// Pods whose volumes are being compared with their objects.
+    resyncing: HashSet<String>,
 }
 
 impl NodeAgent {
@@ -78,6 +82,7 @@ impl NodeAgent {
             labels_synced: false,
             heartbeat_in_flight: false,
             stopping: false,
+            resyncing: HashSet::new(),
         }
     }
 
@@ -187,13 +192,17 @@ impl NodeAgent {
                 if self.stopping {
                     return;
                 }
-                let spec = worker.machine.pod().and_then(|pod| {
-                    super::container::spec_for(pod, &worker.key, &container, attempt)
-                });
-                let Some(spec) = spec else {
+                let Some(pod) = worker.machine.pod().cloned() else {
                     return;
                 };
-                let runtime = self.runtime.clone();
+                let ips = PodIps {
+                    pod_ip: worker.machine.pod_ip().to_string(),
+                    host_ip: self.facts.host.ip.to_string(),
+                };
+                let key = worker.key.clone();
+                let pod_dir =
+                    crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
+                let (objects, runtime) = (self.objects.clone(), self.runtime.clone());
                 let scheme = runtime
                     .version()
                     .split("://")
@@ -201,7 +210,17 @@ impl NodeAgent {
                     .unwrap_or_default()
                     .to_string();
                 let uid = uid.to_string();
-                let work = async move { runtime.start(&spec).await.map(|pid| (spec.id, pid)) };
+                let name = container.clone();
+                let work = async move {
+                    let spec = configure(&objects, pod, key, pod_dir, &name, attempt, ips)
+                        .await
+                        .map_err(Failure::Config)?;
+                    runtime
+                        .start(&spec)
+                        .await
+                        .map(|pid| (spec.id, pid))
+                        .map_err(Failure::Runtime)
+                };
                 ctx.spawn(work.into_actor(self).map(move |result, act, ctx| match result {
                     Ok((id, pid)) => {
                         tracing::info!(container = %id, pid, "container started");
@@ -209,7 +228,17 @@ impl NodeAgent {
                         act.feed(&uid, PodEvent::Started { container, attempt, container_id }, ctx);
                         act.watch_exit(uid, id, ctx);
                     }
-                    Err(e) => {
+                    Err(Failure::Config(e)) => {
+                        tracing::info!(pod = %uid, container = %container, error = %e, "cannot configure container");
+                        let failed = PodEvent::ConfigFailed {
+                            container,
+                            attempt,
+                            reason: "CreateContainerConfigError".into(),
+                            message: e.0,
+                        };
+                        act.feed(&uid, failed, ctx);
+                    }
+                    Err(Failure::Runtime(e)) => {
                         tracing::warn!(pod = %uid, container = %container, error = %e, "container failed to start");
                         let failed = PodEvent::StartFailed {
                             container,
@@ -422,6 +451,38 @@ impl NodeAgent {
         }));
     }
 
+    /// Rewrites the configMap and secret volumes of every pod whose objects changed (one pass per pod at a time).
+    fn resync_volumes(&mut self, ctx: &mut Context<Self>) {
+        for (uid, worker) in &self.workers {
+            let Some(pod) = worker.machine.pod() else {
+                continue;
+            };
+            let has_files = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.volumes.iter().flatten())
+                .any(|v| v.config_map.is_some() || v.secret.is_some());
+            if !has_files || !self.resyncing.insert(uid.clone()) {
+                continue;
+            }
+            let (objects, pod, key) = (self.objects.clone(), pod.clone(), worker.key.clone());
+            let pod_dir =
+                crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
+            let work = async move {
+                let sources = super::sources::fetch(&objects, &pod).await.ok()?;
+                let blocking = move || super::volumes::refresh(&pod_dir, &pod, &sources);
+                tokio::task::spawn_blocking(blocking).await.ok()
+            };
+            let uid = uid.clone();
+            ctx.spawn(work.into_actor(self).map(move |updated, act, _| {
+                act.resyncing.remove(&uid);
+                for volume in updated.into_iter().flatten() {
+                    tracing::info!(pod = %key, volume, "volume updated from its object");
+                }
+            }));
+        }
+    }
+
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let uids: Vec<String> = self.workers.keys().cloned().collect();
         for uid in uids {
@@ -429,6 +490,39 @@ impl NodeAgent {
             self.flush(&uid, ctx);
         }
     }
+}
+
+/// Why a container did not start.
+enum Failure {
+    /// Its configuration could not be resolved (retried without counting a restart).
+    Config(ConfigError),
+    /// The runtime refused or failed the start.
+    Runtime(RuntimeError),
+}
+
+/// Reads the objects `pod` refers to, sets up its volumes and resolves what run `attempt` of `container` starts
+/// with.
+async fn configure(
+    objects: &Objects,
+    pod: Pod,
+    key: ObjectKey,
+    pod_dir: PathBuf,
+    container: &str,
+    attempt: u32,
+    ips: PodIps,
+) -> Result<ContainerSpec, ConfigError> {
+    let sources = super::sources::fetch(objects, &pod).await?;
+    let container = container.to_string();
+    let blocking = move || {
+        let volumes = super::volumes::prepare(&pod_dir, &pod, &sources)?;
+        if let Some(c) = super::container::find(&pod, &container) {
+            super::volumes::create_sub_paths(&pod, c, &volumes)?;
+        }
+        super::container::spec_for(&pod, &key, &container, attempt, (&sources, &ips), &volumes)
+    };
+    tokio::task::spawn_blocking(blocking)
+        .await
+        .map_err(|e| ConfigError(format!("cannot set up volumes: {e}")))?
 }
 
 /// Registers the Node or renews its status (heartbeat); re-creates it if it was deleted; with `labels`, also
@@ -489,6 +583,9 @@ impl Actor for NodeAgent {
             act.heartbeat(ctx)
         });
         ctx.run_interval(self.config.sync_interval, |act, ctx| act.tick(ctx));
+        ctx.run_interval(self.config.volume_resync, |act, ctx| {
+            act.resync_volumes(ctx)
+        });
         tracing::info!(node = %self.facts.name, ip = %self.facts.host.ip, "node agent started");
     }
 

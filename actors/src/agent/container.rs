@@ -1,11 +1,14 @@
 //! One container of a pod on a node: its runs, how the last one ended, its restart back-off, and what the
 //! runtime needs to start it. Pure.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::chrono::{DateTime, Utc};
 
+use super::config::{ConfigError, PodIps, Sources};
 use super::probe::{Action, Probes};
 use crate::informer::ObjectKey;
 use crate::runtime::{ContainerId, ContainerSpec, StopSignal};
@@ -83,6 +86,11 @@ pub struct ContainerRun {
     pub(super) probes: Probes,
     /// Its `preStop` hook, run before it is sent SIGTERM.
     pub(super) pre_stop: Option<Action>,
+    /// An init container: runs to completion, in order, before the app containers start.
+    pub init: bool,
+    /// The next start after `retry_at` repeats the current attempt (its configuration could not be resolved; it
+    /// never ran, so it is not a restart).
+    pub(super) retry_same_attempt: bool,
 }
 
 impl ContainerRun {
@@ -100,7 +108,27 @@ impl ContainerRun {
             retry_at: None,
             probes: Probes::default(),
             pre_stop: None,
+            init: false,
+            retry_same_attempt: false,
         }
+    }
+
+    /// An init container of a pod spec (init containers have no probes or hooks).
+    pub(super) fn of_init(c: &Container) -> Self {
+        Self {
+            init: true,
+            // The kubelet's default waiting reason in a pod with init containers.
+            state: RunState::Waiting {
+                reason: "PodInitializing".into(),
+                message: None,
+            },
+            ..Self::new(c.name.clone(), c.image.clone().unwrap_or_default())
+        }
+    }
+
+    /// Whether it is an init container that completed successfully.
+    pub fn init_done(&self) -> bool {
+        self.init && matches!(&self.state, RunState::Terminated(t) if t.exit_code == 0)
     }
 
     /// A container of a pod spec, with its probes and hooks.
@@ -150,20 +178,41 @@ pub fn go_duration(d: Duration) -> String {
     }
 }
 
-/// What the runtime needs to start run `attempt` of `container` of `pod` (whose key is `key`).
+/// The container `name` of `pod`, init or app.
+pub fn find<'a>(pod: &'a Pod, name: &str) -> Option<&'a Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .find(|c| c.name == name)
+}
+
+/// What the runtime needs to start run `attempt` of `container` of `pod` (whose key is `key`): its environment
+/// resolved from `sources` and `ips`, `$(VAR)` expanded in command and args, its volumes (host paths by volume name
+/// in `volumes`) at their mount paths.
 pub fn spec_for(
     pod: &Pod,
     key: &ObjectKey,
     container: &str,
     attempt: u32,
-) -> Option<ContainerSpec> {
-    let c = pod
-        .spec
-        .as_ref()?
-        .containers
-        .iter()
-        .find(|c| c.name == container)?;
-    Some(ContainerSpec {
+    config: (&Sources, &PodIps),
+    volumes: &HashMap<String, PathBuf>,
+) -> Result<ContainerSpec, ConfigError> {
+    let (sources, ips) = config;
+    let c = find(pod, container)
+        .ok_or_else(|| ConfigError(format!("no container {container:?} in the pod")))?;
+    let env = super::config::environment(pod, c, sources, ips)?;
+    let lookup: HashMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let expand_all = |list: &Option<Vec<String>>| -> Vec<String> {
+        list.iter()
+            .flatten()
+            .map(|s| super::config::expand(s, &lookup))
+            .collect()
+    };
+    let (command, args) = (expand_all(&c.command), expand_all(&c.args));
+    let mounts = super::volumes::mounts_for(c, volumes)?;
+    Ok(ContainerSpec {
         id: ContainerId {
             pod_uid: pod.metadata.uid.clone().unwrap_or_default(),
             container: container.to_string(),
@@ -172,21 +221,16 @@ pub fn spec_for(
         pod_namespace: key.namespace.clone(),
         pod_name: key.name.clone(),
         image: c.image.clone().unwrap_or_default(),
-        command: c.command.clone().unwrap_or_default(),
-        args: c.args.clone().unwrap_or_default(),
-        // Only literal values for now; `valueFrom` (ConfigMaps, Secrets, fields) is a later issue.
-        env: c
-            .env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect(),
+        command,
+        args,
+        env,
         working_dir: c
             .working_dir
             .clone()
             .filter(|d| !d.is_empty())
             .map(Into::into),
         limits: limits(c),
+        mounts,
     })
 }
 

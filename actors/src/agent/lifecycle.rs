@@ -2,7 +2,11 @@
 //! what happened (assignment, process starts and exits, deletion, time passing) and carries out what it returns
 //! (start or kill a container, report status, delete the pod object, forget the pod).
 //!
-//! Rules, as the kubelet's: containers start when the pod is assigned; an exited container restarts per
+//! Rules, as the kubelet's: init containers run one at a time, in order, each to success, before the app
+//! containers (which wait as `PodInitializing`); a failed init container restarts (with the same back-off) unless
+//! `restartPolicy` is Never, which fails the pod. A container whose configuration cannot be resolved waits as
+//! `CreateContainerConfigError` and is tried again, without counting a restart. The app containers start together
+//! once the pod is initialized; an exited container restarts per
 //! `restartPolicy` (Always, OnFailure, Never): the first restart at once, then after a back-off of 10 s doubling
 //! to 5 min (reset after 10 min of running), waiting as `CrashLoopBackOff` meanwhile; a pod being deleted gets
 //! SIGTERM, then SIGKILL once its grace period is over, and its object is deleted once nothing runs; a pod whose
@@ -21,6 +25,10 @@ use super::container::{
 };
 use super::probe::{Action, ProbeKind, Verdict};
 use crate::runtime::StopSignal;
+
+/// How long a container whose configuration could not be resolved waits before it is tried again (the kubelet
+/// retries on its next pod sync).
+pub const CONFIG_RETRY: Duration = Duration::from_secs(2);
 
 /// Something that happened to the pod.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +81,18 @@ pub enum PodEvent {
     Tick,
     /// The last status report did not reach the store: report again.
     StatusWriteFailed,
+    /// A container's configuration (env from ConfigMaps and Secrets, volumes) could not be resolved; it waits with
+    /// `reason` and is tried again after [`CONFIG_RETRY`] without counting a restart.
+    ConfigFailed {
+        /// Container name.
+        container: String,
+        /// The run that could not start.
+        attempt: u32,
+        /// `CreateContainerConfigError`.
+        reason: String,
+        /// What is missing, in the kubelet's words (`configmap "x" not found`).
+        message: String,
+    },
     /// A probe sent by [`Command::RunProbe`] finished.
     ProbeResult {
         /// Container name.
@@ -330,13 +350,36 @@ impl PodMachine {
                 }
                 if !self.stopping() && self.terminal.is_none() {
                     for i in 0..self.containers.len() {
-                        if self.containers[i].retry_at.is_some_and(|at| at <= now) {
-                            self.restart(i, &mut commands);
+                        let c = &self.containers[i];
+                        if c.retry_at.is_some_and(|at| at <= now) {
+                            if c.retry_same_attempt {
+                                self.start(i, &mut commands);
+                            } else {
+                                self.restart(i, &mut commands);
+                            }
                         }
                     }
                 }
             }
             PodEvent::StatusWriteFailed => self.reported = None,
+            PodEvent::ConfigFailed {
+                container,
+                attempt,
+                reason,
+                message,
+            } => {
+                if let Some(i) =
+                    self.run_index(&container, attempt, |s| matches!(s, RunState::Starting))
+                {
+                    let c = &mut self.containers[i];
+                    c.state = RunState::Waiting {
+                        reason,
+                        message: Some(message),
+                    };
+                    c.retry_same_attempt = true;
+                    c.retry_at = Some(later(now, CONFIG_RETRY));
+                }
+            }
             PodEvent::ProbeResult {
                 container,
                 attempt,
@@ -372,11 +415,14 @@ impl PodMachine {
             return; // a pod's containers never change; image updates are a later issue
         }
         self.start_time = Some(now);
-        self.containers = pod
-            .spec
-            .iter()
-            .flat_map(|s| s.containers.iter())
-            .map(ContainerRun::of)
+        let spec = pod.spec.as_ref();
+        let inits = spec
+            .into_iter()
+            .flat_map(|s| s.init_containers.iter().flatten());
+        let apps = spec.into_iter().flat_map(|s| s.containers.iter());
+        self.containers = inits
+            .map(ContainerRun::of_init)
+            .chain(apps.map(ContainerRun::of))
             .collect();
         let already_deleting = pod.metadata.deletion_timestamp.is_some();
         self.pod = Some(pod);
@@ -384,8 +430,32 @@ impl PodMachine {
             self.deadline = Some(now); // nothing was started; nothing will be
             return;
         }
+        self.start_next(commands);
+    }
+
+    /// Starts the first init container that has not completed, or, once all have, every app container; while
+    /// init containers run, the app containers wait as `PodInitializing`.
+    fn start_next(&mut self, commands: &mut Vec<Command>) {
+        if let Some(i) = self
+            .containers
+            .iter()
+            .position(|c| c.init && !c.init_done())
+        {
+            for c in self.containers.iter_mut().filter(|c| !c.init) {
+                c.state = RunState::Waiting {
+                    reason: "PodInitializing".into(),
+                    message: None,
+                };
+            }
+            if matches!(self.containers[i].state, RunState::Waiting { .. }) {
+                self.start(i, commands);
+            }
+            return;
+        }
         for i in 0..self.containers.len() {
-            self.start(i, commands);
+            if !self.containers[i].init {
+                self.start(i, commands);
+            }
         }
     }
 
@@ -405,6 +475,7 @@ impl PodMachine {
         let c = &mut self.containers[i];
         c.state = RunState::Starting;
         c.retry_at = None;
+        c.retry_same_attempt = false;
         commands.push(Command::StartContainer {
             container: c.name.clone(),
             attempt: c.attempt,
@@ -517,7 +588,9 @@ impl PodMachine {
         }
     }
 
-    /// Container `i`'s run ended: restart it (at once or after a back-off) or leave it terminated.
+    /// Container `i`'s run ended: restart it (at once or after a back-off) or leave it terminated; an init container
+    /// that succeeded lets the next one (or the app containers) start, one that failed restarts unless
+    /// `restartPolicy` is Never (then the pod fails).
     fn ended(
         &mut self,
         i: usize,
@@ -525,10 +598,12 @@ impl PodMachine {
         now: DateTime<Utc>,
         commands: &mut Vec<Command>,
     ) {
+        let init = self.containers[i].init;
         let restart = !self.stopping()
             && self.terminal.is_none()
             && match self.restart_policy() {
                 "Never" => false,
+                _ if init => end.exit_code != 0,
                 "OnFailure" => end.exit_code != 0,
                 _ => true,
             };
@@ -536,7 +611,11 @@ impl PodMachine {
         let c = &mut self.containers[i];
         c.probes.run_ended();
         if !restart {
+            let succeeded = end.exit_code == 0;
             c.state = RunState::Terminated(end);
+            if init && succeeded && !self.stopping() && self.terminal.is_none() {
+                self.start_next(commands);
+            }
             return;
         }
         let ran = end
@@ -625,3 +704,7 @@ mod tests;
 #[cfg(test)]
 #[path = "lifecycle_probe_tests.rs"]
 mod probe_tests;
+
+#[cfg(test)]
+#[path = "lifecycle_init_tests.rs"]
+mod init_tests;

@@ -1,10 +1,12 @@
 //! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
 //! reports their status, serves their logs, probes them, and stops them gracefully. [`lifecycle`] decides per pod
-//! (and [`container`] per container, [`probe`] per container's probes), [`status`] and [`node`] say what the objects
-//! should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
+//! (and [`container`] per container, [`probe`] per container's probes), [`config`] resolves containers' env and
+//! volume files from ConfigMaps and Secrets (read by `sources`), [`volumes`] lays volumes out on disk and says
+//! where containers mount them, [`status`] and [`node`] say what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
 //! [`logs`] reads log files and `log_server` streams them over the bus.
 
 mod actor;
+pub mod config;
 pub mod container;
 pub mod host;
 pub mod lifecycle;
@@ -13,7 +15,9 @@ pub mod logs;
 pub mod node;
 pub mod probe;
 mod prober;
+mod sources;
 pub mod status;
+pub mod volumes;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use navarch_bus::api::Objects;
+use navarch_bus::api::{EncryptionKeys, Objects};
 use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
@@ -33,7 +37,7 @@ use crate::runtime::netns::PodCidr;
 use crate::runtime::{ProcessRuntime, Runtime};
 
 /// How the node agent behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The Node's name. Default: this host's name, lowercased (the kubelet's default).
     pub node_name: String,
@@ -59,6 +63,13 @@ pub struct AgentConfig {
     /// Where pods get their own network namespace and IP from (the kubelet's `--pod-cidr`); needs root. Default
     /// None: pods share the host's network, as they do without root.
     pub pod_cidr: Option<PodCidr>,
+    /// The keys that open Secrets encrypted at rest, for env from Secrets and secret volumes. Default None:
+    /// Secrets are read as stored (plain JSON unless the cluster encrypts them).
+    pub encryption: Option<EncryptionKeys>,
+    /// How often configMap and secret volumes are compared with their objects and rewritten when they changed.
+    /// Default 3 s (the kubelet resyncs each pod about once a minute; a few seconds keeps updates prompt at the
+    /// cost of one store read per object and pod).
+    pub volume_resync: Duration,
 }
 
 impl Default for AgentConfig {
@@ -73,6 +84,8 @@ impl Default for AgentConfig {
             labels: BTreeMap::new(),
             shutdown_grace: Duration::from_secs(30),
             pod_cidr: None,
+            encryption: None,
+            volume_resync: Duration::from_secs(3),
         }
     }
 }
@@ -109,6 +122,7 @@ impl AgentConfig {
         for (field, value) in [
             ("heartbeat_interval", self.heartbeat_interval),
             ("sync_interval", self.sync_interval),
+            ("volume_resync", self.volume_resync),
         ] {
             if value.is_zero() {
                 return invalid(field, "must be positive".into());
@@ -233,7 +247,7 @@ pub async fn start_agent_with_runtime(
         config.data_dir.clone(),
         runtime.clone(),
     )));
-    let objects = Objects::new(StoreClient::new(bus));
+    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let handle_runtime = runtime.clone();
     let node_name = config.node_name.clone();
     let shutdown_grace = config.shutdown_grace;

@@ -21,25 +21,34 @@ fn phase(m: &PodMachine) -> &'static str {
     if let Some(terminal) = m.terminal {
         return terminal;
     }
-    let never_ran = m
-        .containers
+    let (inits, apps): (Vec<&ContainerRun>, Vec<&ContainerRun>) =
+        m.containers.iter().partition(|c| c.init);
+    // An init container terminated without success will not run again (restartPolicy Never).
+    if inits
         .iter()
-        .any(|c| !matches!(c.state, RunState::Running { .. }) && c.latest_end().is_none());
-    if m.containers.is_empty() || never_ran {
+        .any(|c| matches!(&c.state, RunState::Terminated(t) if t.exit_code != 0))
+    {
+        return "Failed";
+    }
+    if !inits.iter().all(|c| c.init_done()) {
         return "Pending";
     }
-    if m.containers
+    let never_ran = apps
+        .iter()
+        .any(|c| !matches!(c.state, RunState::Running { .. }) && c.latest_end().is_none());
+    if apps.is_empty() || never_ran {
+        return "Pending";
+    }
+    if apps
         .iter()
         .any(|c| matches!(c.state, RunState::Running { .. }))
     {
         return "Running";
     }
-    let succeeded = m
-        .containers
+    let succeeded = apps
         .iter()
         .all(|c| c.latest_end().is_some_and(|t| t.exit_code == 0));
-    let all_done = m
-        .containers
+    let all_done = apps
         .iter()
         .all(|c| matches!(c.state, RunState::Terminated(_)));
     if !all_done {
@@ -79,7 +88,15 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
         RunState::Starting => (
             ContainerState {
                 waiting: Some(ContainerStateWaiting {
-                    reason: Some("ContainerCreating".into()),
+                    // kubectl shows an init container being created as `Init:N/M`, as the kubelet reports it.
+                    reason: Some(
+                        if c.init {
+                            "PodInitializing"
+                        } else {
+                            "ContainerCreating"
+                        }
+                        .into(),
+                    ),
                     message: None,
                 }),
                 ..Default::default()
@@ -112,7 +129,8 @@ fn container_status(c: &ContainerRun) -> ContainerStatus {
         image: c.image.clone(),
         image_id: String::new(),
         container_id,
-        ready: c.is_ready(),
+        // An init container counts as ready once it completed, as the kubelet reports it.
+        ready: if c.init { c.init_done() } else { c.is_ready() },
         started: Some(c.is_started()),
         restart_count: i32::try_from(c.attempt).unwrap_or(i32::MAX),
         state: Some(state),
@@ -166,10 +184,16 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
     let unready: Vec<&str> = m
         .containers
         .iter()
-        .filter(|c| !c.is_ready())
+        .filter(|c| !c.init && !c.is_ready())
         .map(|c| c.name.as_str())
         .collect();
-    let ready = unready.is_empty() && !m.containers.is_empty();
+    let ready = unready.is_empty() && m.containers.iter().any(|c| !c.init);
+    let incomplete: Vec<&str> = m
+        .containers
+        .iter()
+        .filter(|c| c.init && !c.init_done())
+        .map(|c| c.name.as_str())
+        .collect();
     let (reason, message) = if m.terminal.is_some() {
         (Some("PodCompleted".to_string()), None)
     } else if ready {
@@ -184,7 +208,17 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
         )
     };
     let scheduled = conditions::pod_condition("PodScheduled", true, None, None, start);
-    let initialized = conditions::pod_condition("Initialized", true, None, None, start);
+    let initialized = if incomplete.is_empty() {
+        let since = transition(m, "Initialized", true, start);
+        conditions::pod_condition("Initialized", true, None, None, since)
+    } else {
+        let message = format!(
+            "containers with incomplete status: [{}]",
+            incomplete.join(" ")
+        );
+        let reason = "ContainersNotInitialized";
+        condition(m, "Initialized", false, Some(reason), Some(&message), now)
+    };
     let containers_ready = condition(
         m,
         "ContainersReady",
@@ -206,7 +240,20 @@ pub fn build(m: &mut PodMachine, now: DateTime<Utc>) -> PodStatus {
     PodStatus {
         phase: Some(phase.to_string()),
         conditions: Some(vec![scheduled, initialized, containers_ready, pod_ready]),
-        container_statuses: Some(m.containers.iter().map(container_status).collect()),
+        container_statuses: Some(
+            m.containers
+                .iter()
+                .filter(|c| !c.init)
+                .map(container_status)
+                .collect(),
+        ),
+        init_container_statuses: m.containers.iter().any(|c| c.init).then(|| {
+            m.containers
+                .iter()
+                .filter(|c| c.init)
+                .map(container_status)
+                .collect()
+        }),
         host_ip: Some(ip.clone()),
         host_ips: Some(vec![HostIP { ip }]),
         pod_ip: Some(pod_ip.clone()),
@@ -230,6 +277,7 @@ pub fn merge(stored: Value, uid: &str, ours: &PodStatus) -> Result<Value, ApiErr
     let status = pod.status.get_or_insert_with(Default::default);
     status.phase = ours.phase.clone();
     status.container_statuses = ours.container_statuses.clone();
+    status.init_container_statuses = ours.init_container_statuses.clone();
     status.host_ip = ours.host_ip.clone();
     status.host_ips = ours.host_ips.clone();
     status.pod_ip = ours.pod_ip.clone();

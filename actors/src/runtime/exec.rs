@@ -48,8 +48,9 @@ impl ProcessRuntime {
                 path: path_var.to_string(),
             });
         }
-        // In the container's network namespace and cgroups, as the container itself.
-        let mut cmd = self.joined_command(&program, &id.pod_uid, cgroup.as_ref());
+        // In the container's network namespace, cgroups and mounts (a mount namespace of its own holding the same
+        // volumes), as the container itself.
+        let mut cmd = self.joined_command(&program, &spec, cgroup.as_ref());
         cmd.args(&command[1..])
             .env_clear()
             .env("PATH", DEFAULT_PATH)

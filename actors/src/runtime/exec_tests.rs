@@ -23,6 +23,7 @@ fn spec(dir: &Path, container: &str) -> ContainerSpec {
         env: vec![("GREETING".into(), "hello".into())],
         working_dir: Some(dir.to_path_buf()),
         limits: crate::runtime::Limits::default(),
+        mounts: vec![],
     }
 }
 

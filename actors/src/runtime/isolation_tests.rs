@@ -31,6 +31,7 @@ fn spec(dir: &Path, pod_uid: &str, container: &str, command: &[&str]) -> Contain
         env: vec![],
         working_dir: Some(dir.to_path_buf()),
         limits: Limits::default(),
+        mounts: vec![],
     }
 }
 

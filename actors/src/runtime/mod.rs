@@ -22,9 +22,12 @@
 //! - where it gives pods their own network ([`Runtime::prepare_pod`] returns an IP), start every container of the
 //!   pod in that network, and undo it all in `release_pod` / `release_all_pods`;
 //! - where it enforces [`Limits`], report a container whose main process the kernel killed for going over its
-//!   memory limit with [`Exit::oom_killed`].
+//!   memory limit with [`Exit::oom_killed`];
+//! - show each of [`ContainerSpec::mounts`] at its target inside the container and nowhere else (the host's tree and
+//!   mount table stay as they were), or refuse the start with [`RuntimeError::Mounts`].
 
 pub mod cgroup;
+pub mod mounts;
 pub mod netns;
 mod process;
 
@@ -34,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cgroup::Limits;
+pub use mounts::Mount;
 pub use process::{running_as_root, ProcessRuntime};
 
 /// Names one run of one container: its pod's uid, the container's name and the attempt (the pod's restart count
@@ -75,6 +79,8 @@ pub struct ContainerSpec {
     pub working_dir: Option<PathBuf>,
     /// CPU and memory limits (`resources.limits`).
     pub limits: Limits,
+    /// The pod's volumes at their `mountPath`s, in order (a later mount may sit inside an earlier one).
+    pub mounts: Vec<Mount>,
 }
 
 /// What a pod's containers share, as [`Runtime::prepare_pod`] set it up.
@@ -210,6 +216,10 @@ pub enum RuntimeError {
     /// gives pods their own network. Retryable once the host is fixed.
     #[error("pod network: {0}")]
     Network(String),
+    /// The container has volumes but the runtime cannot mount them (the process runtime needs root for a private
+    /// mount namespace). Not retryable on this node.
+    #[error("cannot mount volumes: {0}")]
+    Mounts(String),
     /// The container's cgroup could not be set up. Retryable once the host is fixed.
     #[error("cannot set up the cgroup of {id}: {source}")]
     Cgroup {

@@ -229,8 +229,13 @@ impl ProcessRuntime {
             path: log.clone(),
             source,
         })?;
+        if !spec.mounts.is_empty() && !running_as_root() {
+            return Err(RuntimeError::Mounts(
+                "the process runtime mounts volumes in a private mount namespace, which needs root; run the agent as root or use a pod without volumes".into(),
+            ));
+        }
         let cgroup = self.cgroup_for(spec)?;
-        let mut command = self.joined_command(&program, &spec.id.pod_uid, cgroup.as_ref());
+        let mut command = self.joined_command(&program, spec, cgroup.as_ref());
         command
             .args(&spec.command[1..])
             .args(&spec.args)
@@ -313,31 +318,46 @@ impl ProcessRuntime {
         Ok(pid)
     }
 
-    /// A command running `program` in the pod's network namespace (when it has one) and in `cgroup` (when given):
-    /// through [`JOIN_SCRIPT`], or the program itself when there is nothing to join.
+    /// A command running `program` in the pod's network namespace (when it has one), in `cgroup` (when given) and
+    /// in a private mount namespace holding `spec`'s mounts (when it has some): through [`JOIN_SCRIPT`] and
+    /// [`super::mounts::wrapper`], or the program itself when there is nothing to join.
     fn joined_command(
         &self,
         program: &str,
-        pod_uid: &str,
+        spec: &ContainerSpec,
         cgroup: Option<&ContainerCgroup>,
     ) -> tokio::process::Command {
+        let pod_uid = &spec.id.pod_uid;
         let netns = self
             .inner
             .network
             .as_ref()
             .filter(|network| network.ip_of(pod_uid).is_some())
             .map(|network| (network.ip_tool().to_path_buf(), netns::netns_name(pod_uid)));
-        if cgroup.is_none() && netns.is_none() {
-            return tokio::process::Command::new(program);
+        let stage = super::pod_dir(
+            &self.inner.data_dir,
+            &spec.pod_namespace,
+            &spec.pod_name,
+            pod_uid,
+        )
+        .join("mount-stage");
+        // Mounts first: `ip netns exec` makes its own mount namespace from the current one, keeping them.
+        let mut chain = super::mounts::wrapper(&spec.mounts, &stage, SHELL);
+        if let Some((ip, name)) = &netns {
+            chain.push(ip.display().to_string());
+            chain.extend(["netns".into(), "exec".into(), name.clone()]);
+        }
+        chain.push(program.to_string());
+        if cgroup.is_none() {
+            let mut command = tokio::process::Command::new(&chain[0]);
+            command.args(&chain[1..]);
+            return command;
         }
         let mut command = tokio::process::Command::new(SHELL);
         command.args(["-c", JOIN_SCRIPT, "navarch-join"]);
         command.args(cgroup.iter().flat_map(|c| c.procs_files()));
         command.arg("--");
-        if let Some((ip, name)) = &netns {
-            command.arg(ip).args(["netns", "exec", name]);
-        }
-        command.arg(program);
+        command.args(&chain);
         command
     }
 

@@ -19,6 +19,7 @@ fn spec(dir: &Path, container: &str, command: &[&str]) -> ContainerSpec {
         env: vec![],
         working_dir: Some(dir.to_path_buf()),
         limits: crate::runtime::Limits::default(),
+        mounts: vec![],
     }
 }
 
