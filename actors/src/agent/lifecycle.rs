@@ -22,6 +22,10 @@ use super::container::{
 use super::probe::{Action, ProbeKind, Verdict};
 use crate::runtime::StopSignal;
 
+#[path = "adopt.rs"]
+pub mod adopt;
+pub use adopt::Adopted;
+
 /// Something that happened to the pod.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PodEvent {
@@ -73,6 +77,20 @@ pub enum PodEvent {
     Tick,
     /// The last status report did not reach the store: report again.
     StatusWriteFailed,
+    /// The pod is bound to this node and the agent, restarted, found some of its containers (see [`adopt`]).
+    Adopted {
+        /// The pod object as first seen.
+        pod: Box<Pod>,
+        /// Its containers the runtime found, to take as running.
+        containers: Vec<Adopted>,
+    },
+    /// An adopted container's process is gone and how it ended is unknown.
+    Lost {
+        /// Container name.
+        container: String,
+        /// The run that is gone.
+        attempt: u32,
+    },
     /// A probe sent by [`Command::RunProbe`] finished.
     ProbeResult {
         /// Container name.
@@ -222,6 +240,12 @@ impl PodMachine {
         }
         match event {
             PodEvent::Assigned(pod) => self.assign(*pod, now, &mut commands),
+            PodEvent::Adopted { pod, containers } => {
+                self.adopt(*pod, containers, now, &mut commands)
+            }
+            PodEvent::Lost { container, attempt } => {
+                self.lost(&container, attempt, now, &mut commands)
+            }
             PodEvent::Started {
                 container,
                 attempt,
