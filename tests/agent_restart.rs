@@ -6,7 +6,8 @@
 
 mod util;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use util::*;
@@ -21,12 +22,14 @@ struct Cluster {
     _controllers: Proc,
     kubectl: Kubectl,
     name: &'static str,
+    /// Whether the agent gives pods their own network namespaces (`--pod-cidr auto`, root only).
+    pod_network: bool,
     /// Last, so that it stops after the roles.
     _nats: Proc,
 }
 
 impl Cluster {
-    fn start(name: &'static str) -> (Proc, Self) {
+    fn start(name: &'static str, pod_network: bool) -> (Proc, Self) {
         let (nats, nats_url) = start_nats();
         let dir = tempfile::tempdir().expect("temp dir");
         let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
@@ -81,6 +84,7 @@ impl Cluster {
             kubectl: Kubectl::new(Path::new(&kubeconfig)),
             dir,
             name,
+            pod_network,
             _nats: nats,
         };
         let agent = cluster.start_agent();
@@ -101,7 +105,7 @@ impl Cluster {
     fn start_agent(&self) -> Proc {
         let data = self.path("agent");
         let data = data.to_str().expect("utf-8");
-        let args = [
+        let mut args = vec![
             "agent",
             "--data-dir",
             data,
@@ -112,6 +116,9 @@ impl Cluster {
             "--cluster",
             self.name,
         ];
+        if self.pod_network {
+            args.extend(["--pod-cidr", "auto"]);
+        }
         spawn("agent", &args).0
     }
 
@@ -167,6 +174,30 @@ spec:
             .collect()
     }
 
+    /// Per pod uid of `ns`: its IP and the inode of its network namespace (`/run/netns/navarch-<uid>`), if any.
+    fn networks(&self, ns: &str) -> BTreeMap<String, (String, Option<u64>)> {
+        let pods = self.kubectl.json(&["get", "pods", "-n", ns]);
+        pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let uid = p["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let ip = p["status"]["podIP"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let inode = std::fs::metadata(format!("/run/netns/navarch-{uid}"))
+                    .ok()
+                    .map(|m| m.ino());
+                (uid, (ip, inode))
+            })
+            .collect()
+    }
+
     /// Waits until `n` pods of `ns` are Running with restart count 0 and exactly `n` processes run `argv`;
     /// returns their pids.
     fn wait_running(&self, ns: &str, n: usize, argv: &[&str]) -> BTreeSet<u32> {
@@ -203,6 +234,14 @@ fn crash(agent: &mut Proc) {
     let _ = agent.child.wait();
 }
 
+/// The inodes of the network namespaces `pids` run in.
+fn net_namespaces(pids: &BTreeSet<u32>) -> BTreeSet<u64> {
+    pids.iter()
+        .filter_map(|p| std::fs::metadata(format!("/proc/{p}/ns/net")).ok())
+        .map(|m| m.ino())
+        .collect()
+}
+
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
         s.rsplit_once(") ")
@@ -214,9 +253,21 @@ fn alive(pid: u32) -> bool {
 fn a_restarted_agent_adopts_its_running_pods() {
     const ARGV: &[&str] = &["sleep", "3643"];
     let _sweep = Sweep(ARGV);
-    let (mut agent, cluster) = Cluster::start("agent-restart-adopt");
+    // As root, with pod networks: an adopted pod keeps its namespace and IP.
+    let pod_network = navarch_actors::runtime::running_as_root();
+    let (mut agent, cluster) = Cluster::start("agent-restart-adopt", pod_network);
     cluster.deploy("adopt", 2, ARGV);
     let pids = cluster.wait_running("adopt", 2, ARGV);
+    let networks = cluster.networks("adopt");
+    if pod_network {
+        assert!(
+            networks.values().all(|(_, inode)| inode.is_some()),
+            "each pod has its namespace: {networks:?}"
+        );
+        // Each process runs in its pod's namespace.
+        let inodes: BTreeSet<u64> = networks.values().filter_map(|(_, i)| *i).collect();
+        assert_eq!(net_namespaces(&pids), inodes);
+    }
 
     crash(&mut agent);
     // The pods' processes outlive their agent.
@@ -234,6 +285,15 @@ fn a_restarted_agent_adopts_its_running_pods() {
         "the adopted processes {pids:?} must still run, alone of their pods: {now:?}"
     );
     assert_eq!(processes_running(ARGV).len(), 3, "no duplicates");
+    // The adopted pods' networks are the ones they had (not rebuilt: their processes are still in them).
+    let after = cluster.networks("adopt");
+    for (uid, network) in &networks {
+        assert_eq!(after.get(uid), Some(network), "pod {uid}'s network changed");
+    }
+    if pod_network {
+        let inodes: BTreeSet<u64> = networks.values().filter_map(|(_, i)| *i).collect();
+        assert_eq!(net_namespaces(&pids), inodes);
+    }
 
     // The adopted processes are stopped like any other when their pods go.
     cluster
@@ -249,13 +309,27 @@ fn a_restarted_agent_adopts_its_running_pods() {
 fn a_pod_deleted_while_the_agent_was_away_is_killed_when_it_returns() {
     const ARGV: &[&str] = &["sleep", "3644"];
     let _sweep = Sweep(ARGV);
-    let (mut agent, cluster) = Cluster::start("agent-restart-orphan");
+    let (mut agent, cluster) = Cluster::start(
+        "agent-restart-orphan",
+        navarch_actors::runtime::running_as_root(),
+    );
     cluster.deploy("orphan", 2, ARGV);
     let pids = cluster.wait_running("orphan", 2, ARGV);
 
     crash(&mut agent);
     let pods = cluster.pods("orphan");
     let victim = &pods[0].0;
+    let victim_uid = cluster.kubectl.ok(&[
+        "get",
+        "pod",
+        victim,
+        "-n",
+        "orphan",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    let victim_netns = PathBuf::from(format!("/run/netns/navarch-{}", victim_uid.trim()));
+    assert_eq!(victim_netns.exists(), cluster.pod_network);
     // Gone from the store at once: its process is nobody's but the agent's to clean up.
     cluster.kubectl.ok(&[
         "delete",
@@ -290,6 +364,9 @@ fn a_pod_deleted_while_the_agent_was_away_is_killed_when_it_returns() {
             .all(|p| !alive(*p))
             .then_some(())
     });
+    wait_for("the orphan's network namespace removed", || {
+        (!victim_netns.exists()).then_some(())
+    });
     drop(agent);
 }
 
@@ -297,7 +374,7 @@ fn a_pod_deleted_while_the_agent_was_away_is_killed_when_it_returns() {
 fn pods_keep_running_while_the_store_is_away() {
     const ARGV: &[&str] = &["sleep", "3645"];
     let _sweep = Sweep(ARGV);
-    let (agent, mut cluster) = Cluster::start("agent-restart-away");
+    let (agent, mut cluster) = Cluster::start("agent-restart-away", false);
     cluster.deploy("away", 2, ARGV);
     let pids = cluster.wait_running("away", 2, ARGV);
     // And a pod that crashes a few seconds after each start, noting each start in a file.
