@@ -25,7 +25,7 @@ struct Cluster {
     /// Whether the agent gives pods their own network namespaces (`--pod-cidr auto`, root only).
     pod_network: bool,
     /// Last, so that it stops after the roles.
-    _nats: Proc,
+    nats: Proc,
 }
 
 impl Cluster {
@@ -85,7 +85,7 @@ impl Cluster {
             dir,
             name,
             pod_network,
-            _nats: nats,
+            nats,
         };
         let agent = cluster.start_agent();
         wait_for("node restart-node Ready", || {
@@ -461,4 +461,47 @@ fn pods_keep_running_while_the_store_is_away() {
     });
     assert_eq!(children_running(agent.pid(), ARGV).len(), 3);
     drop(agent); // stops its pods while the cluster is still there
+}
+
+#[test]
+fn pods_keep_running_while_the_bus_is_away() {
+    const ARGV: &[&str] = &["sleep", "3646"];
+    let _sweep = Sweep(ARGV);
+    let (agent, mut cluster) = Cluster::start("agent-restart-bus", false);
+    cluster.deploy("bus", 2, ARGV);
+    let pids = cluster.wait_running("bus", 2, ARGV);
+
+    // nats-server goes away for a while, then comes back on the same port: every role reconnects.
+    crash(&mut cluster.nats);
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let procs: BTreeSet<u32> = processes_running(ARGV).into_iter().collect();
+        assert_eq!(procs, pids, "pods changed while the bus was away");
+    }
+    let port = cluster
+        .nats_url
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_string();
+    let child = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    cluster.nats = Proc {
+        child,
+        name: "nats-server".into(),
+    };
+    wait_for("the cluster to take writes again", || {
+        let out = cluster
+            .kubectl
+            .run(&["scale", "deployment", "web", "-n", "bus", "--replicas=3"]);
+        out.status.success().then_some(())
+    });
+    let now = cluster.wait_running("bus", 3, ARGV);
+    assert!(pids.is_subset(&now), "{pids:?} then {now:?}");
+    assert_eq!(children_running(agent.pid(), ARGV).len(), 3);
+    drop(agent);
 }

@@ -1,6 +1,10 @@
 //! The node agent actor: registers the Node and renews its heartbeat, watches the pods bound to it, feeds each
 //! pod's [`PodMachine`] and carries out its commands through the runtime and the store.
 //!
+//! At start it first asks the runtime what an earlier agent on this node left ([`Runtime::recover`]), then starts its
+//! pod informer: each pod takes over its own containers ([`PodEvent::Adopted`]); after the first full list, whatever
+//! no pod claimed is killed and removed (orphans).
+//!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
 //! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`, which is also when probes are
 //! checked for being due) and runtime outcomes (container started, failed to start, exited; probe results).

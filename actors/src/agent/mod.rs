@@ -1,6 +1,6 @@
 //! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
 //! reports their status, serves their logs, probes them, and stops them gracefully. [`lifecycle`] decides per pod
-//! (and [`container`] per container, [`probe`] per container's probes), [`status`] and [`node`] say what the objects
+//! (and [`lifecycle::adopt`] for a pod an earlier agent left running, [`container`] per container, [`probe`] per container's probes), [`status`] and [`node`] say what the objects
 //! should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
 //! [`logs`] reads log files and `log_server` streams them over the bus.
 

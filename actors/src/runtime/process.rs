@@ -1,6 +1,7 @@
 //! The process runtime: each container is a child process of the agent on the host filesystem, in its own process
 //! group, with its output in a log file per instance; as root, in its pod's network namespace and in a cgroup
-//! holding its limits.
+//! holding its limits. Each running container is also recorded on disk ([`super::adopt`]), so that the next agent
+//! adopts it if this one dies without stopping it.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
