@@ -438,7 +438,11 @@ async fn agent(args: AgentArgs) -> Result<()> {
         node_name: args.node_name.unwrap_or_else(host_name),
         data_dir: absolute(&args.data_dir)?,
         pod_cidr: pod_cidr(args.pod_cidr.as_deref(), false)?,
-        encryption: keys_from_flag(&args.encryption)?,
+        // The agent only reads Secrets; without keys it can read plain ones only (no need to say so on stdout).
+        encryption: match &args.encryption.encryption_key_file {
+            Some(path) => Some(read_keys(path)?),
+            None => None,
+        },
         ..Default::default()
     };
     let node = config.node_name.clone();

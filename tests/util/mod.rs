@@ -142,11 +142,11 @@ pub fn spawn(name: &str, args: &[&str]) -> (Proc, mpsc::Receiver<String>) {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even when nobody listens any more: a closed pipe would make the process's next
+        // println! fail (EPIPE) and panic it.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             println!("[navarch] {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     (

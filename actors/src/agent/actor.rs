@@ -1,6 +1,10 @@
 //! The node agent actor: registers the Node and renews its heartbeat, watches the pods bound to it, feeds each
 //! pod's [`PodMachine`] and carries out its commands through the runtime and the store.
 //!
+//! At start it first asks the runtime what an earlier agent on this node left ([`Runtime::recover`]), then starts its
+//! pod informer: each pod takes over its own containers ([`PodEvent::Adopted`]); after the first full list, whatever
+//! no pod claimed is killed and removed (orphans).
+//!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
 //! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`, which is also when probes are
 //! checked for being due) and runtime outcomes (container started, failed to start, exited; probe results).
@@ -20,11 +24,12 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 
 use super::config::{ConfigError, PodIps};
+use super::lifecycle::adopt::{self, Adopted};
 use super::lifecycle::{Command, PodEvent, PodMachine};
 use super::node::{self, NodeFacts};
 use super::{host::HostFacts, AgentConfig};
 use crate::informer::{Cache, Change, Filter, Informer, ObjectKey};
-use crate::runtime::{ContainerId, ContainerSpec, Runtime, RuntimeError};
+use crate::runtime::{ContainerId, ContainerSpec, Runtime, RuntimeError, StopSignal};
 
 /// Stops the agent: no more pods are watched, every container is stopped, the Node is marked not ready, then the
 /// actor stops. Answered once that is done.
@@ -54,6 +59,10 @@ pub struct NodeAgent {
     pods: Cache<Pod>,
     informer: Option<Informer<Pod>>,
     workers: HashMap<String, PodWorker>,
+    /// What the runtime found left by an earlier agent on this node, per pod uid, until the pods are known: each
+    /// pod claims its own when its worker is made; whatever is left after the first full list is an orphan.
+    /// None until the runtime has answered (the pod informer starts then).
+    found: Option<HashMap<String, Vec<ContainerId>>>,
     labels_synced: bool,
     heartbeat_in_flight: bool,
     stopping: bool,
@@ -79,6 +88,7 @@ impl NodeAgent {
             pods: Cache::new(),
             informer: None,
             workers: HashMap::new(),
+            found: None,
             labels_synced: false,
             heartbeat_in_flight: false,
             stopping: false,
@@ -130,8 +140,31 @@ impl NodeAgent {
             Some("Succeeded" | "Failed")
         );
         if finished || self.stopping {
-            return; // nothing to run (re-adopting pods after an agent restart is a later issue)
+            return; // nothing to run (what an earlier agent left of it is an orphan)
         }
+        let found = self
+            .found
+            .as_mut()
+            .and_then(|f| f.remove(&uid))
+            .unwrap_or_default();
+        // A pod that ran here before the agent restarted resumes from what runs and from its last report.
+        let reported = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        let adopted = (reported || !found.is_empty()).then(|| {
+            let (keep, stale) = adopt::choose(pod, &found);
+            self.remove_orphans(stale, ctx);
+            let scheme = self.scheme();
+            keep.into_iter()
+                .map(|id| Adopted {
+                    container_id: format!("{scheme}://{id}"),
+                    container: id.container,
+                    attempt: id.attempt,
+                })
+                .collect::<Vec<_>>()
+        });
         let worker = PodWorker {
             key: ObjectKey::of(&pod.metadata),
             machine: PodMachine::new(self.facts.host.ip.to_string()),
@@ -139,13 +172,58 @@ impl NodeAgent {
             writing: false,
         };
         self.workers.insert(uid.clone(), worker);
-        self.prepare_then_assign(uid, pod.clone(), ctx);
+        self.prepare_then_assign(uid, pod.clone(), adopted, ctx);
+    }
+
+    /// The runtime's name, which prefixes container ids in statuses.
+    fn scheme(&self) -> String {
+        self.runtime
+            .version()
+            .split("://")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Kills and removes containers no pod of this node claims (left by an earlier agent), and releases their pods.
+    fn remove_orphans(&mut self, ids: Vec<ContainerId>, ctx: &mut Context<Self>) {
+        if ids.is_empty() {
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let claimed: std::collections::HashSet<String> = self.workers.keys().cloned().collect();
+        ctx.spawn(
+            async move {
+                let mut pods = std::collections::BTreeSet::new();
+                for id in ids {
+                    tracing::info!(container = %id, "killing a container no pod of this node claims");
+                    if let Err(e) = runtime.stop(&id, StopSignal::Kill, Duration::ZERO).await {
+                        tracing::warn!(container = %id, error = %e, "cannot stop orphaned container");
+                    }
+                    let _ = runtime.remove(&id).await;
+                    pods.insert(id.pod_uid);
+                }
+                for uid in pods.iter().filter(|u| !claimed.contains(*u)) {
+                    runtime.release_pod(uid).await;
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// Sets up the pod's network through the runtime, then hands the pod to its machine (with the pod's own IP
     /// when it got one), as the cache shows it by then (so a deletion requested meanwhile starts nothing). A pod
     /// forgotten meanwhile has its network released again.
-    fn prepare_then_assign(&mut self, uid: String, pod: Pod, ctx: &mut Context<Self>) {
+    ///
+    /// With `adopted` (the agent restarted and the pod ran here before), the machine resumes from the containers
+    /// found and the pod's last report instead, and the found containers are watched.
+    fn prepare_then_assign(
+        &mut self,
+        uid: String,
+        pod: Pod,
+        adopted: Option<Vec<Adopted>>,
+        ctx: &mut Context<Self>,
+    ) {
         let runtime = self.runtime.clone();
         let prepared_uid = uid.clone();
         let work = async move { runtime.prepare_pod(&prepared_uid).await };
@@ -169,7 +247,26 @@ impl NodeAgent {
                 .get(&worker.key)
                 .filter(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))
                 .map_or(pod, |p| (*p).clone());
-            act.feed(&uid, PodEvent::Assigned(Box::new(latest)), ctx);
+            let Some(adopted) = adopted else {
+                act.feed(&uid, PodEvent::Assigned(Box::new(latest)), ctx);
+                return;
+            };
+            let watched: Vec<ContainerId> = adopted
+                .iter()
+                .map(|a| ContainerId {
+                    pod_uid: uid.clone(),
+                    container: a.container.clone(),
+                    attempt: a.attempt,
+                })
+                .collect();
+            let event = PodEvent::Adopted {
+                pod: Box::new(latest),
+                containers: adopted,
+            };
+            act.feed(&uid, event, ctx);
+            for id in watched {
+                act.watch_exit(uid.clone(), id, ctx);
+            }
         }));
     }
 
@@ -203,12 +300,7 @@ impl NodeAgent {
                 let pod_dir =
                     crate::runtime::pod_dir(&self.config.data_dir, &key.namespace, &key.name, uid);
                 let (objects, runtime) = (self.objects.clone(), self.runtime.clone());
-                let scheme = runtime
-                    .version()
-                    .split("://")
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                let scheme = self.scheme();
                 let uid = uid.to_string();
                 let name = container.clone();
                 let work = async move {
@@ -378,6 +470,14 @@ impl NodeAgent {
         let runtime = self.runtime.clone();
         let work = async move { (runtime.wait(&id).await, id) };
         ctx.spawn(work.into_actor(self).map(move |(result, id), act, ctx| match result {
+            Ok(exit) if exit.is_unknown() => {
+                tracing::info!(container = %id, "container gone; how it ended is unknown");
+                let event = PodEvent::Lost {
+                    container: id.container,
+                    attempt: id.attempt,
+                };
+                act.feed(&uid, event, ctx);
+            }
             Ok(exit) => {
                 tracing::info!(container = %id, exit_code = exit.exit_code(), "container exited");
                 let event = PodEvent::Exited {
@@ -568,16 +668,32 @@ impl Actor for NodeAgent {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let name = self.config.node_name.clone();
-        let on_this_node: Filter<Pod> = Arc::new(move |p: &Pod| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
-        });
-        self.informer = Some(Informer::start(
-            self.objects.clone(),
-            self.pods.clone(),
-            Some(on_this_node),
-            ctx.address().recipient(),
-        ));
+        // First what an earlier agent left running, so that no pod starts a container that still runs.
+        let runtime = self.runtime.clone();
+        let recovered = async move { runtime.recover().await };
+        ctx.spawn(recovered.into_actor(self).map(|found, act, ctx| {
+            let mut by_pod: HashMap<String, Vec<ContainerId>> = HashMap::new();
+            for info in found {
+                by_pod.entry(info.id.pod_uid.clone()).or_default().push(info.id);
+            }
+            if !by_pod.is_empty() {
+                tracing::info!(node = %act.facts.name, pods = by_pod.len(), "found containers of an earlier agent");
+            }
+            act.found = Some(by_pod);
+            if act.stopping {
+                return;
+            }
+            let name = act.config.node_name.clone();
+            let on_this_node: Filter<Pod> = Arc::new(move |p: &Pod| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+            });
+            act.informer = Some(Informer::start(
+                act.objects.clone(),
+                act.pods.clone(),
+                Some(on_this_node),
+                ctx.address().recipient(),
+            ));
+        }));
         self.heartbeat(ctx);
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             act.heartbeat(ctx)
@@ -623,6 +739,16 @@ impl Handler<Change<Pod>> for NodeAgent {
                 for pod in &cached {
                     self.observe(pod, ctx);
                 }
+                // The first full list is in: what no pod claimed of what the runtime found is an orphan.
+                let orphans: Vec<ContainerId> = self
+                    .found
+                    .as_mut()
+                    .map(std::mem::take)
+                    .into_iter()
+                    .flat_map(HashMap::into_values)
+                    .flatten()
+                    .collect();
+                self.remove_orphans(orphans, ctx);
             }
         }
     }

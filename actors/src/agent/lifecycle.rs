@@ -30,6 +30,10 @@ use crate::runtime::StopSignal;
 /// retries on its next pod sync).
 pub const CONFIG_RETRY: Duration = Duration::from_secs(2);
 
+#[path = "adopt.rs"]
+pub mod adopt;
+pub use adopt::Adopted;
+
 /// Something that happened to the pod.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PodEvent {
@@ -92,6 +96,20 @@ pub enum PodEvent {
         reason: String,
         /// What is missing, in the kubelet's words (`configmap "x" not found`).
         message: String,
+    },
+    /// The pod is bound to this node and the agent, restarted, found some of its containers (see [`adopt`]).
+    Adopted {
+        /// The pod object as first seen.
+        pod: Box<Pod>,
+        /// Its containers the runtime found, to take as running.
+        containers: Vec<Adopted>,
+    },
+    /// An adopted container's process is gone and how it ended is unknown.
+    Lost {
+        /// Container name.
+        container: String,
+        /// The run that is gone.
+        attempt: u32,
     },
     /// A probe sent by [`Command::RunProbe`] finished.
     ProbeResult {
@@ -242,6 +260,12 @@ impl PodMachine {
         }
         match event {
             PodEvent::Assigned(pod) => self.assign(*pod, now, &mut commands),
+            PodEvent::Adopted { pod, containers } => {
+                self.adopt(*pod, containers, now, &mut commands)
+            }
+            PodEvent::Lost { container, attempt } => {
+                self.lost(&container, attempt, now, &mut commands)
+            }
             PodEvent::Started {
                 container,
                 attempt,

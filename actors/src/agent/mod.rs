@@ -1,8 +1,10 @@
 //! The node agent role: registers its Node and keeps it fresh, runs the pods bound to it through a [`Runtime`],
 //! reports their status, serves their logs, probes them, and stops them gracefully. [`lifecycle`] decides per pod
-//! (and [`container`] per container, [`probe`] per container's probes), [`config`] resolves containers' env and
-//! volume files from ConfigMaps and Secrets (read by `sources`), [`volumes`] lays volumes out on disk and says
-//! where containers mount them, [`status`] and [`node`] say what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
+//! (and [`lifecycle::adopt`] for a pod an earlier agent left running, [`container`] per container, [`probe`] per
+//! container's probes), [`config`] resolves containers' env and volume files from ConfigMaps and Secrets (read by
+//! `sources`), [`volumes`] lays volumes out on disk and says where containers mount them, [`status`] and [`node`] say
+//! what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
+//! and hooks);
 //! [`logs`] reads log files and `log_server` streams them over the bus.
 
 mod actor;

@@ -1,6 +1,6 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
 //! container is a child process on the host); [`netns`] builds pod networks and [`cgroup`] container limits for
-//! it.
+//! it, and [`adopt`] keeps the records through which a restarted agent finds its containers again.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
@@ -21,11 +21,15 @@
 //!   dropped;
 //! - where it gives pods their own network ([`Runtime::prepare_pod`] returns an IP), start every container of the
 //!   pod in that network, and undo it all in `release_pod` / `release_all_pods`;
+//! - outlive the agent: a container keeps running when the agent process dies without stopping it (a crash, a
+//!   SIGKILL), and [`Runtime::recover`] in the next agent on the node finds it again (running, or exited with
+//!   [`Exit::UNKNOWN`] when it ended meanwhile), so that it is neither started twice nor left unwatched;
 //! - where it enforces [`Limits`], report a container whose main process the kernel killed for going over its
 //!   memory limit with [`Exit::oom_killed`];
 //! - show each of [`ContainerSpec::mounts`] at its target inside the container and nowhere else (the host's tree and
 //!   mount table stay as they were), or refuse the start with [`RuntimeError::Mounts`].
 
+pub mod adopt;
 pub mod cgroup;
 pub mod mounts;
 pub mod netns;
@@ -111,13 +115,27 @@ pub struct Exit {
 }
 
 impl Exit {
-    /// The exit code as Kubernetes reports it: the code, or 128 + the signal number.
+    /// The exit of a container whose exit status is lost (it ended while no agent watched it, or it was adopted
+    /// and so is not our child): neither code nor signal.
+    pub const UNKNOWN: Exit = Exit {
+        code: None,
+        signal: None,
+        oom_killed: false,
+    };
+
+    /// The exit code as Kubernetes reports it: the code, or 128 + the signal number; 137 when it is unknown, as the
+    /// kubelet reports a container whose status was lost (`ContainerStatusUnknown`).
     pub fn exit_code(&self) -> i32 {
         match (self.code, self.signal) {
             (Some(code), _) => code,
             (None, Some(signal)) => 128 + signal,
-            (None, None) => 128,
+            (None, None) => 137,
         }
+    }
+
+    /// Whether how it ended is unknown (see [`Exit::UNKNOWN`]).
+    pub fn is_unknown(&self) -> bool {
+        self.code.is_none() && self.signal.is_none()
     }
 }
 
@@ -287,6 +305,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// Stops every running container (SIGTERM, `grace`, SIGKILL) and returns once all have exited.
     async fn stop_all(&self, grace: Duration);
 
+    /// Finds the containers an earlier agent on this node left behind and takes them over, as if this runtime had
+    /// started them: returns them, running or exited (with [`Exit::UNKNOWN`] when they ended unwatched). Call it
+    /// once, before starting anything. By default a runtime keeps nothing across agents and finds nothing.
+    async fn recover(&self) -> Vec<ContainerInfo> {
+        Vec::new()
+    }
+
     /// Sets up what the pod's containers share (its network namespace and IP) before the first of them starts.
     /// Calling it again for the same pod returns the same network. By default pods share the node's network.
     async fn prepare_pod(&self, pod_uid: &str) -> Result<PodNetwork, RuntimeError> {
@@ -355,6 +380,8 @@ mod tests {
         };
         assert_eq!(by_code.exit_code(), 3);
         assert_eq!(by_signal.exit_code(), 143);
+        assert_eq!(Exit::UNKNOWN.exit_code(), 137);
+        assert!(Exit::UNKNOWN.is_unknown() && !by_code.is_unknown());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// A directory or file made visible inside a container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// What is mounted: a directory (or file) on the host.
     pub source: PathBuf,

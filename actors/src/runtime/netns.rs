@@ -310,12 +310,13 @@ impl NodeNetwork {
             .await?;
         }
         let address = format!("{}/{}", cidr.gateway(), cidr.prefix);
-        run_ignoring(
-            &ip,
-            &["addr", "add", &address, "dev", &bridge],
-            "File exists",
-        )
-        .await?;
+        // Already there when an earlier agent was killed rather than stopped (its pods may still run on it); newer
+        // kernels say "Address already assigned" rather than "File exists".
+        match run(&ip, &["addr", "add", &address, "dev", &bridge]).await {
+            Err(NetworkError::Command { stderr, .. })
+                if stderr.contains("File exists") || stderr.contains("already assigned") => {}
+            other => other?,
+        }
         run(&ip, &["link", "set", &bridge, "up"]).await?;
         let table = format!("navarch_{:08x}", u32::from(cidr.network));
         enable_egress(&table, &cidr).await;

@@ -1,6 +1,7 @@
 //! The process runtime: each container is a child process of the agent on the host filesystem, in its own process
 //! group, with its output in a log file per instance; as root, in its pod's network namespace and in a cgroup
-//! holding its limits.
+//! holding its limits. Each running container is also recorded on disk ([`super::adopt`]), so that the next agent
+//! adopts it if this one dies without stopping it.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -14,6 +15,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::sync::watch;
 
+use super::adopt::{self, Record};
 use super::cgroup::{Cgroups, ContainerCgroup};
 use super::netns::{self, NetworkError, NodeNetwork, PodCidr};
 use super::{
@@ -277,9 +279,17 @@ impl ProcessRuntime {
                 source: std::io::Error::other("the process exited before it got a pid"),
             });
         };
+        // Kept on disk while it runs, so that an agent restarted after a crash adopts it (see `recover`).
+        // (No start time: it is already gone, and the reaper reports it.)
+        if let Some(started) = adopt::start_time(pid) {
+            if let Err(e) = adopt::save(&self.inner.data_dir, &Record::of(spec, pid, started)) {
+                tracing::warn!(container = %spec.id, error = %e, "cannot record the container; a restarted agent will not adopt it");
+            }
+        }
         let (tx, rx) = watch::channel(None);
         let id = spec.id.clone();
         let reaped_cgroup = cgroup.clone();
+        let data_dir = self.inner.data_dir.clone();
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(status) => Exit {
@@ -304,6 +314,7 @@ impl ProcessRuntime {
             for pid in reaped_cgroup.iter().flat_map(ContainerCgroup::pids) {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
+            adopt::forget(&data_dir, &id);
             let _ = tx.send(Some(exit));
         });
         containers.insert(
@@ -316,6 +327,69 @@ impl ProcessRuntime {
             },
         );
         Ok(pid)
+    }
+
+    /// Takes over the containers recorded by an earlier run of the agent (see [`Runtime::recover`]): a recorded
+    /// process that still runs (same pid, same start time) is watched by polling, as it is no longer our child; one
+    /// that is gone is reported exited with its exit unknown. Records of containers this runtime knows already are
+    /// left alone.
+    fn adopt_recorded(&self) -> Vec<ContainerInfo> {
+        let mut found = Vec::new();
+        for record in adopt::load_all(&self.inner.data_dir) {
+            let id = record.id();
+            if self.containers().contains_key(&id) {
+                continue;
+            }
+            let spec = record.spec();
+            let alive = adopt::is_alive(&record);
+            // The same directories as at its start (creating them again only rewrites the same limits).
+            let cgroup = self.cgroup_for(&spec).unwrap_or_else(|e| {
+                tracing::warn!(container = %id, error = %e, "cannot find the adopted container's cgroup");
+                None
+            });
+            let pid = record.pid;
+            let (tx, rx) = watch::channel(None);
+            if alive {
+                tracing::info!(container = %id, pid = record.pid, "adopted a running container");
+                let (data_dir, cgroup, id) =
+                    (self.inner.data_dir.clone(), cgroup.clone(), id.clone());
+                tokio::spawn(async move {
+                    while adopt::is_alive(&record) {
+                        tokio::time::sleep(adopt::ADOPTED_POLL).await;
+                    }
+                    let exit = Exit {
+                        oom_killed: cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0),
+                        ..Exit::UNKNOWN
+                    };
+                    signal_group(record.pid, Signal::SIGKILL);
+                    for pid in cgroup.iter().flat_map(ContainerCgroup::pids) {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    adopt::forget(&data_dir, &id);
+                    let _ = tx.send(Some(exit));
+                });
+            } else {
+                tracing::info!(container = %id, pid, "a recorded container exited while the agent was away");
+                adopt::forget(&self.inner.data_dir, &id);
+                let _ = tx.send(Some(Exit::UNKNOWN));
+            }
+            let entry = Entry {
+                pid,
+                exit: rx,
+                spec,
+                cgroup,
+            };
+            found.push(info(&id, &entry));
+            self.containers().insert(id, entry);
+        }
+        found
+    }
+
+    /// Whether a container of the pod runs.
+    fn pod_runs(&self, pod_uid: &str) -> bool {
+        self.containers()
+            .iter()
+            .any(|(id, e)| id.pod_uid == pod_uid && e.exit().is_none())
     }
 
     /// A command running `program` in the pod's network namespace (when it has one), in `cgroup` (when given) and
@@ -529,10 +603,26 @@ impl Runtime for ProcessRuntime {
         futures::future::join_all(stops).await;
     }
 
+    async fn recover(&self) -> Vec<ContainerInfo> {
+        self.adopt_recorded()
+    }
+
     async fn prepare_pod(&self, pod_uid: &str) -> Result<PodNetwork, RuntimeError> {
         let Some(network) = &self.inner.network else {
             return Ok(PodNetwork::default());
         };
+        // An adopted pod keeps the namespace its containers run in (rebuilding it would cut them off).
+        let kept = network.ip_of(pod_uid).filter(|_| {
+            self.pod_runs(pod_uid)
+                && Path::new(netns::NETNS_DIR)
+                    .join(netns::netns_name(pod_uid))
+                    .exists()
+        });
+        if let Some(ip) = kept {
+            return Ok(PodNetwork {
+                ip: Some(ip.into()),
+            });
+        }
         let ip = network
             .prepare(pod_uid)
             .await
@@ -595,3 +685,7 @@ mod tests;
 #[cfg(test)]
 #[path = "isolation_tests.rs"]
 mod isolation_tests;
+
+#[cfg(test)]
+#[path = "adopt_tests.rs"]
+mod adopt_tests;
