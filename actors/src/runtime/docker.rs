@@ -1,0 +1,870 @@
+//! The Docker runtime: each pod is a sandbox container holding its network (and IPC) namespace, each of its
+//! containers a Docker container joined to it, run through the Docker Engine API from images on the node.
+//!
+//! What to create for a container ([`container_config`]) and whether to pull ([`image_action`]) are pure; the
+//! [`DockerRuntime`] carries them out and follows each container (its output into the log file, its exit).
+//! Every container it creates is labelled [`MANAGED_LABEL`] and with the agent's data directory
+//! ([`DATA_DIR_LABEL`]), so that agents sharing an engine only ever remove their own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use super::{
+    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit,
+    ExecOutput, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal, EXEC_OUTPUT_LIMIT,
+};
+
+/// The image the pod sandboxes run (`sleep` from busybox; `deploy/build-busybox-image.sh` builds it).
+pub const DEFAULT_SANDBOX_IMAGE: &str = "navarch/busybox:latest";
+
+/// Set on every container this runtime creates.
+pub const MANAGED_LABEL: &str = "io.navarch.managed";
+/// The data directory of the agent that created the container.
+pub const DATA_DIR_LABEL: &str = "io.navarch.data-dir";
+/// The pod's uid.
+pub const POD_UID_LABEL: &str = "io.navarch.pod.uid";
+/// The pod's namespace.
+pub const POD_NAMESPACE_LABEL: &str = "io.navarch.pod.namespace";
+/// The pod's name.
+pub const POD_NAME_LABEL: &str = "io.navarch.pod.name";
+/// The container's name in the pod (absent on sandboxes).
+pub const CONTAINER_LABEL: &str = "io.navarch.container.name";
+/// The container's attempt.
+pub const ATTEMPT_LABEL: &str = "io.navarch.container.attempt";
+
+/// How long a pull may take before it counts as failed (there may be no registry at all).
+const PULL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a killed container may take to be reported exited before it counts as stuck.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the log of an exited container may take to reach its file.
+const LOG_DRAIN: Duration = Duration::from_secs(5);
+
+/// What the sandbox runs: as long as a 32-bit `sleep` goes (about 68 years).
+const SANDBOX_COMMAND: [&str; 2] = ["sleep", "2147483647"];
+
+/// What to do about a container's image before creating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageAction {
+    /// Use the image on the node.
+    UseLocal,
+    /// Pull it; `fall_back` says whether the node's copy may be used if the pull fails.
+    Pull {
+        /// A copy is on the node.
+        fall_back: bool,
+    },
+    /// Fail with `ErrImageNeverPull`.
+    NeverPull,
+}
+
+/// Whether to pull, given the policy and whether the image is on the node. With `Always` and a copy on the node a
+/// failed pull falls back to that copy: nodes without a registry still run their loaded images.
+pub fn image_action(policy: PullPolicy, present: bool) -> ImageAction {
+    match (policy, present) {
+        (PullPolicy::Always, present) => ImageAction::Pull { fall_back: present },
+        (_, true) => ImageAction::UseLocal,
+        (PullPolicy::IfNotPresent, false) => ImageAction::Pull { fall_back: false },
+        (PullPolicy::Never, false) => ImageAction::NeverPull,
+    }
+}
+
+/// The Docker container name of a run: `navarch_<pod uid>_<container>_<attempt>`.
+pub fn container_name(id: &ContainerId) -> String {
+    format!("navarch_{}_{}_{}", id.pod_uid, id.container, id.attempt)
+}
+
+/// The Docker container name of a pod's sandbox: `navarch-<pod uid>-sandbox`.
+pub fn sandbox_name(pod_uid: &str) -> String {
+    format!("navarch-{pod_uid}-sandbox")
+}
+
+/// What to create for `spec`, joined to the sandbox container `sandbox`. As in Kubernetes, `command` replaces
+/// the image's ENTRYPOINT and `args` its CMD (and a `command` alone drops the CMD: the engine does that when the
+/// entrypoint is set).
+pub fn container_config(spec: &ContainerSpec, sandbox: &str, data_dir: &Path) -> ContainerCreateBody {
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let mut labels = pod_labels(data_dir, &spec.id.pod_uid);
+    labels.insert(POD_NAMESPACE_LABEL.into(), spec.pod_namespace.clone());
+    labels.insert(POD_NAME_LABEL.into(), spec.pod_name.clone());
+    labels.insert(CONTAINER_LABEL.into(), spec.id.container.clone());
+    labels.insert(ATTEMPT_LABEL.into(), spec.id.attempt.to_string());
+    let memory = spec.limits.memory_bytes.and_then(|b| i64::try_from(b).ok());
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        entrypoint: non_empty(&spec.command),
+        cmd: non_empty(&spec.args),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: spec
+            .working_dir
+            .as_ref()
+            .map(|d| d.to_string_lossy().into_owned()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(format!("container:{sandbox}")),
+            ipc_mode: Some(format!("container:{sandbox}")),
+            memory,
+            // No swap: over the limit means an OOM kill, as the kubelet sets it.
+            memory_swap: memory,
+            nano_cpus: spec
+                .limits
+                .cpu_millis
+                .and_then(|m| i64::try_from(m.saturating_mul(1_000_000)).ok()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The labels every container of a pod carries.
+fn pod_labels(data_dir: &Path, pod_uid: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+        (
+            DATA_DIR_LABEL.to_string(),
+            data_dir.to_string_lossy().into_owned(),
+        ),
+        (POD_UID_LABEL.to_string(), pod_uid.to_string()),
+    ])
+}
+
+/// The engine's message of an error (its own text for server errors).
+fn message(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn engine(e: DockerError) -> RuntimeError {
+    RuntimeError::Engine(message(&e))
+}
+
+struct Entry {
+    docker_id: String,
+    pid: u32,
+    exit: watch::Receiver<Option<Exit>>,
+}
+
+impl Entry {
+    fn exit(&self) -> Option<Exit> {
+        *self.exit.borrow()
+    }
+}
+
+/// A pod's sandbox.
+#[derive(Clone)]
+struct Sandbox {
+    docker_id: String,
+    ip: Option<IpAddr>,
+}
+
+struct Inner {
+    docker: Docker,
+    /// The engine's version (`docker version`).
+    version: String,
+    data_dir: PathBuf,
+    sandbox_image: String,
+    /// Known runs; an id maps to None while it is being started (so that it starts once).
+    containers: Mutex<BTreeMap<ContainerId, Option<Entry>>>,
+    sandboxes: tokio::sync::Mutex<HashMap<String, Sandbox>>,
+}
+
+/// Runs containers through the Docker Engine, one sandbox container per pod holding its network, with each
+/// container's output copied into its log file.
+///
+/// Cheap to clone; clones share the containers.
+#[derive(Clone)]
+pub struct DockerRuntime {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DockerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRuntime")
+            .field("data_dir", &self.inner.data_dir)
+            .finish()
+    }
+}
+
+impl DockerRuntime {
+    /// Connects to the local engine (`DOCKER_HOST` or `/var/run/docker.sock`) and checks that it answers; log
+    /// files go under `data_dir`, sandboxes run [`DEFAULT_SANDBOX_IMAGE`].
+    pub async fn connect(data_dir: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(engine)?;
+        // The engine may be older than the client: speak its version.
+        let docker = docker.negotiate_version().await.map_err(engine)?;
+        let version = docker.version().await.map_err(engine)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                docker,
+                version: version.version.unwrap_or_else(|| "unknown".into()),
+                data_dir: data_dir.into(),
+                sandbox_image: DEFAULT_SANDBOX_IMAGE.to_string(),
+                containers: Mutex::new(BTreeMap::new()),
+                sandboxes: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The directory holding the log files.
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    fn docker(&self) -> &Docker {
+        &self.inner.docker
+    }
+
+    fn containers(&self) -> MutexGuard<'_, BTreeMap<ContainerId, Option<Entry>>> {
+        self.inner
+            .containers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lookup(
+        &self,
+        id: &ContainerId,
+    ) -> Result<(String, watch::Receiver<Option<Exit>>), RuntimeError> {
+        match self.containers().get(id) {
+            Some(Some(e)) => Ok((e.docker_id.clone(), e.exit.clone())),
+            _ => Err(RuntimeError::NotFound(id.clone())),
+        }
+    }
+
+    /// Makes sure the image is on the node, as its pull policy says.
+    async fn ensure_image(&self, image: &str, policy: PullPolicy) -> Result<(), RuntimeError> {
+        let present = match self.docker().inspect_image(image).await {
+            Ok(_) => true,
+            Err(e) if is_not_found(&e) => false,
+            Err(e) => return Err(engine(e)),
+        };
+        match image_action(policy, present) {
+            ImageAction::UseLocal => Ok(()),
+            ImageAction::NeverPull => Err(RuntimeError::ImageNeverPull {
+                image: image.to_string(),
+            }),
+            ImageAction::Pull { fall_back } => match self.pull(image).await {
+                Ok(()) => Ok(()),
+                Err(message) if fall_back => {
+                    tracing::warn!(image, error = %message, "cannot pull image; using the node's copy");
+                    Ok(())
+                }
+                Err(message) => Err(RuntimeError::ImagePull {
+                    image: image.to_string(),
+                    message,
+                }),
+            },
+        }
+    }
+
+    /// Pulls `image`, for at most [`PULL_TIMEOUT`].
+    async fn pull(&self, image: &str) -> Result<(), String> {
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut progress = self.docker().create_image(Some(options), None, None);
+        let pulled = async {
+            while let Some(step) = progress.next().await {
+                step.map_err(|e| message(&e))?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(PULL_TIMEOUT, pulled)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {PULL_TIMEOUT:?}")))
+    }
+
+    /// Removes a container whatever its state; one already gone is fine.
+    async fn remove_container(&self, docker_id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self
+            .docker()
+            .remove_container(docker_id, Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(engine(e)),
+        }
+    }
+
+    /// The ids of this agent's containers carrying `label` (`key=value`, or a key alone).
+    async fn own_containers(&self, label: &str) -> Result<Vec<String>, RuntimeError> {
+        let data_dir = format!("{DATA_DIR_LABEL}={}", self.inner.data_dir.to_string_lossy());
+        let filters = HashMap::from([("label".to_string(), vec![data_dir, label.to_string()])]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let listed = self
+            .docker()
+            .list_containers(Some(options))
+            .await
+            .map_err(engine)?;
+        Ok(listed.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    /// Everything of `start` once the id is reserved.
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+    ) -> Result<(String, u32, watch::Receiver<Option<Exit>>), RuntimeError> {
+        let sandbox = self
+            .inner
+            .sandboxes
+            .lock()
+            .await
+            .get(&spec.id.pod_uid)
+            .cloned()
+            .ok_or_else(|| {
+                RuntimeError::Network(format!(
+                    "pod {} has no sandbox (prepare_pod did not succeed)",
+                    spec.id.pod_uid
+                ))
+            })?;
+        self.ensure_image(&spec.image, spec.pull_policy).await?;
+        let log = self.open_log(spec).await?;
+        let name = container_name(&spec.id);
+        // A container of that name is left from an agent that stopped without cleaning up: it is not ours.
+        self.remove_container(&name).await?;
+        let options = CreateContainerOptions {
+            name: Some(name),
+            ..Default::default()
+        };
+        let config = container_config(spec, &sandbox.docker_id, &self.inner.data_dir);
+        let created = self
+            .docker()
+            .create_container(Some(options), config)
+            .await
+            .map_err(|e| RuntimeError::CreateContainer {
+                id: spec.id.clone(),
+                message: message(&e),
+            })?;
+        let docker_id = created.id;
+        if let Err(e) = self.docker().start_container(&docker_id, None).await {
+            let _ = self.remove_container(&docker_id).await;
+            return Err(RuntimeError::RunContainer {
+                id: spec.id.clone(),
+                message: message(&e),
+            });
+        }
+        let inspected = self
+            .docker()
+            .inspect_container(&docker_id, None)
+            .await
+            .map_err(engine)?;
+        let pid = inspected
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        let (tx, rx) = watch::channel(None);
+        let runtime = self.clone();
+        let followed = docker_id.clone();
+        let id = spec.id.clone();
+        tokio::spawn(async move {
+            let logs = tokio::spawn(copy_logs(runtime.docker().clone(), followed.clone(), log));
+            let exit = runtime.wait_exit(&followed, &id).await;
+            // The log stream ends with the container; give it a moment to reach the file.
+            let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
+            let _ = tx.send(Some(exit));
+        });
+        Ok((docker_id, pid, rx))
+    }
+
+    /// A fresh log file for this run, the last run's kept as the previous one.
+    async fn open_log(&self, spec: &ContainerSpec) -> Result<tokio::fs::File, RuntimeError> {
+        let dir = &self.inner.data_dir;
+        let (ns, pod, uid, c) = (
+            &spec.pod_namespace,
+            &spec.pod_name,
+            &spec.id.pod_uid,
+            &spec.id.container,
+        );
+        let log = log_path(dir, ns, pod, uid, c);
+        let previous = previous_log_path(dir, ns, pod, uid, c);
+        let open = async {
+            if let Some(parent) = log.parent() {
+                tokio::fs::create_dir_all(parent).await?;
+            }
+            match tokio::fs::rename(&log, &previous).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .await
+        };
+        open.await.map_err(|source| RuntimeError::Log {
+            path: log.clone(),
+            source,
+        })
+    }
+
+    /// Waits until the container has exited and reads how. A broken wait (the engine restarting) is retried
+    /// while the container still runs.
+    async fn wait_exit(&self, docker_id: &str, id: &ContainerId) -> Exit {
+        loop {
+            let options = WaitContainerOptions {
+                condition: "not-running".into(),
+            };
+            let waited = self
+                .docker()
+                .wait_container(docker_id, Some(options))
+                .next()
+                .await;
+            let exited = match waited {
+                // A non-zero exit comes as an error carrying the code.
+                Some(Ok(_)) | Some(Err(DockerError::DockerContainerWaitError { .. })) => true,
+                Some(Err(e)) if is_not_found(&e) => true,
+                Some(Err(e)) => {
+                    tracing::warn!(container = %id, error = %e, "waiting for the container failed; retrying");
+                    false
+                }
+                None => false,
+            };
+            match self.docker().inspect_container(docker_id, None).await {
+                Ok(inspected) => {
+                    let state = inspected.state.unwrap_or_default();
+                    if state.running != Some(true) {
+                        return Exit {
+                            code: Some(
+                                state
+                                    .exit_code
+                                    .and_then(|c| i32::try_from(c).ok())
+                                    .unwrap_or(128),
+                            ),
+                            signal: None,
+                            oom_killed: state.oom_killed == Some(true),
+                        };
+                    }
+                }
+                Err(e) if is_not_found(&e) => {
+                    tracing::warn!(container = %id, "container removed behind the agent's back");
+                    return Exit {
+                        code: None,
+                        signal: None,
+                        oom_killed: false,
+                    };
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "cannot inspect the container")
+                }
+            }
+            if !exited {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    async fn kill(&self, docker_id: &str) -> Result<(), RuntimeError> {
+        let options = KillContainerOptions {
+            signal: "SIGKILL".into(),
+        };
+        match self.docker().kill_container(docker_id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 409: it is not running any more.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(engine(e)),
+        }
+    }
+
+    /// Creates and starts the pod's sandbox; returns its id and IP on the engine's default bridge.
+    async fn create_sandbox(&self, pod_uid: &str) -> Result<Sandbox, RuntimeError> {
+        let name = sandbox_name(pod_uid);
+        let image = &self.inner.sandbox_image;
+        self.ensure_image(image, PullPolicy::IfNotPresent)
+            .await
+            .map_err(|e| {
+                RuntimeError::Network(format!(
+                    "sandbox image: {e} (deploy/build-busybox-image.sh builds it)"
+                ))
+            })?;
+        self.remove_container(&name).await?;
+        let config = ContainerCreateBody {
+            image: Some(image.clone()),
+            cmd: Some(SANDBOX_COMMAND.iter().map(|s| s.to_string()).collect()),
+            labels: Some(pod_labels(&self.inner.data_dir, pod_uid)),
+            host_config: Some(HostConfig {
+                ipc_mode: Some("shareable".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(name),
+            ..Default::default()
+        };
+        let network = |e: DockerError| RuntimeError::Network(format!("sandbox: {}", message(&e)));
+        let docker_id = self
+            .docker()
+            .create_container(Some(options), config)
+            .await
+            .map_err(network)?
+            .id;
+        if let Err(e) = self.docker().start_container(&docker_id, None).await {
+            let _ = self.remove_container(&docker_id).await;
+            return Err(network(e));
+        }
+        let inspected = self
+            .docker()
+            .inspect_container(&docker_id, None)
+            .await
+            .map_err(network)?;
+        let ip = inspected
+            .network_settings
+            .and_then(|n| n.networks)
+            .into_iter()
+            .flat_map(|networks| networks.into_values())
+            .filter_map(|endpoint| endpoint.ip_address)
+            .find_map(|ip| ip.parse::<IpAddr>().ok());
+        Ok(Sandbox { docker_id, ip })
+    }
+}
+
+/// Copies the container's stdout and stderr into its log file until the container stops.
+async fn copy_logs(docker: Docker, docker_id: String, mut file: tokio::fs::File) {
+    let options = LogsOptions {
+        follow: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let mut stream = docker.logs(&docker_id, Some(options));
+    while let Some(chunk) = stream.next().await {
+        let bytes = match chunk {
+            Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }) => message,
+            Ok(LogOutput::Console { message }) => message,
+            Ok(LogOutput::StdIn { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(container = %docker_id, error = %e, "container log stream broke");
+                break;
+            }
+        };
+        if let Err(e) = file.write_all(&bytes).await {
+            tracing::warn!(container = %docker_id, error = %e, "cannot write the container's log");
+            break;
+        }
+    }
+    let _ = file.flush().await;
+}
+
+async fn wait_exit(rx: &mut watch::Receiver<Option<Exit>>) -> Option<Exit> {
+    rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    fn version(&self) -> String {
+        format!("docker://{}", self.inner.version)
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<u32, RuntimeError> {
+        {
+            let mut containers = self.containers();
+            if containers.contains_key(&spec.id) {
+                return Err(RuntimeError::AlreadyExists(spec.id.clone()));
+            }
+            containers.insert(spec.id.clone(), None);
+        }
+        match self.create_and_start(spec).await {
+            Ok((docker_id, pid, exit)) => {
+                let entry = Entry {
+                    docker_id,
+                    pid,
+                    exit,
+                };
+                self.containers().insert(spec.id.clone(), Some(entry));
+                Ok(pid)
+            }
+            Err(e) => {
+                self.containers().remove(&spec.id);
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(
+        &self,
+        id: &ContainerId,
+        signal: StopSignal,
+        grace: Duration,
+    ) -> Result<Exit, RuntimeError> {
+        let (docker_id, mut rx) = self.lookup(id)?;
+        if let Some(exit) = *rx.borrow() {
+            return Ok(exit);
+        }
+        match signal {
+            StopSignal::Kill => self.kill(&docker_id).await?,
+            StopSignal::Term => {
+                // The engine sends SIGTERM, waits `t` seconds, then SIGKILL.
+                let t = i32::try_from(grace.as_secs() + u64::from(grace.subsec_nanos() > 0))
+                    .unwrap_or(i32::MAX);
+                let options = StopContainerOptions {
+                    t: Some(t),
+                    signal: None,
+                };
+                let stopped = self.docker().stop_container(&docker_id, Some(options));
+                match tokio::time::timeout(grace + KILL_WAIT, stopped).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) if is_not_found(&e) => {}
+                    Ok(Err(DockerError::DockerResponseServerError {
+                        status_code: 304, ..
+                    })) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(container = %id, error = %e, "stop failed; killing the container");
+                        self.kill(&docker_id).await?;
+                    }
+                    Err(_) => self.kill(&docker_id).await?,
+                }
+            }
+        }
+        match tokio::time::timeout(KILL_WAIT, wait_exit(&mut rx)).await {
+            Ok(Some(exit)) => Ok(exit),
+            _ => Err(RuntimeError::Stuck(id.clone())),
+        }
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, RuntimeError> {
+        let (docker_id, rx) = self.lookup(id)?;
+        if rx.borrow().is_some() {
+            return Err(RuntimeError::NotRunning(id.clone()));
+        }
+        let options = CreateExecOptions::<String> {
+            cmd: Some(command.to_vec()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let created = self
+            .docker()
+            .create_exec(&docker_id, options)
+            .await
+            .map_err(|e| match e {
+                DockerError::DockerResponseServerError {
+                    status_code: 409, ..
+                } => RuntimeError::NotRunning(id.clone()),
+                e => engine(e),
+            })?;
+        let exec_id = created.id;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let run = async {
+            let started = self
+                .docker()
+                .start_exec(&exec_id, None)
+                .await
+                .map_err(engine)?;
+            if let StartExecResults::Attached { mut output, .. } = started {
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(engine)? {
+                        LogOutput::StdErr { message } => keep(&mut stderr, &message),
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            keep(&mut stdout, &message)
+                        }
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+            }
+            Ok::<(), RuntimeError>(())
+        };
+        let finished = tokio::time::timeout(timeout, run).await;
+        let inspected = self
+            .docker()
+            .inspect_exec(&exec_id)
+            .await
+            .map_err(engine)?;
+        let exit_code = match finished {
+            Ok(result) => {
+                result?;
+                inspected.exit_code.and_then(|c| i32::try_from(c).ok())
+            }
+            Err(_) => {
+                // The engine cannot kill an exec; its process is on this host, so the agent does.
+                if let Some(pid) = inspected.pid.and_then(|p| i32::try_from(p).ok()) {
+                    if pid > 0 {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+                None
+            }
+        };
+        stdout.extend_from_slice(&stderr);
+        stdout.truncate(EXEC_OUTPUT_LIMIT);
+        Ok(ExecOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&stdout).into_owned(),
+        })
+    }
+
+    async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
+        let (_, mut rx) = self.lookup(id)?;
+        wait_exit(&mut rx)
+            .await
+            .ok_or_else(|| RuntimeError::Stuck(id.clone()))
+    }
+
+    async fn status(&self, id: &ContainerId) -> Option<ContainerInfo> {
+        self.containers()
+            .get(id)
+            .and_then(Option::as_ref)
+            .map(|e| info(id, e))
+    }
+
+    async fn list(&self) -> Vec<ContainerInfo> {
+        self.containers()
+            .iter()
+            .filter_map(|(id, e)| Some(info(id, e.as_ref()?)))
+            .collect()
+    }
+
+    async fn remove(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let docker_id = {
+            let mut containers = self.containers();
+            match containers.get(id) {
+                Some(Some(e)) if e.exit().is_none() => {
+                    return Err(RuntimeError::StillRunning(id.clone()))
+                }
+                Some(Some(e)) => {
+                    let docker_id = e.docker_id.clone();
+                    containers.remove(id);
+                    docker_id
+                }
+                _ => return Err(RuntimeError::NotFound(id.clone())),
+            }
+        };
+        self.remove_container(&docker_id).await
+    }
+
+    async fn stop_all(&self, grace: Duration) {
+        let running: Vec<ContainerId> = self
+            .containers()
+            .iter()
+            .filter(|(_, e)| e.as_ref().is_some_and(|e| e.exit().is_none()))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let stops = running.iter().map(|id| async move {
+            if let Err(e) = self.stop(id, StopSignal::Term, grace).await {
+                tracing::error!(container = %id, error = %e, "cannot stop container");
+            }
+        });
+        futures::future::join_all(stops).await;
+    }
+
+    async fn prepare_pod(&self, pod_uid: &str) -> Result<PodNetwork, RuntimeError> {
+        let mut sandboxes = self.inner.sandboxes.lock().await;
+        if let Some(sandbox) = sandboxes.get(pod_uid) {
+            return Ok(PodNetwork { ip: sandbox.ip });
+        }
+        let sandbox = self.create_sandbox(pod_uid).await?;
+        let ip = sandbox.ip;
+        sandboxes.insert(pod_uid.to_string(), sandbox);
+        Ok(PodNetwork { ip })
+    }
+
+    async fn release_pod(&self, pod_uid: &str) {
+        let sandbox = self.inner.sandboxes.lock().await.remove(pod_uid);
+        let label = format!("{POD_UID_LABEL}={pod_uid}");
+        let mut left = match self.own_containers(&label).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(pod = pod_uid, error = %e, "cannot list the pod's containers");
+                Vec::new()
+            }
+        };
+        left.extend(sandbox.map(|s| s.docker_id));
+        for docker_id in left {
+            if let Err(e) = self.remove_container(&docker_id).await {
+                tracing::warn!(pod = pod_uid, error = %e, "cannot remove container");
+            }
+        }
+        self.containers()
+            .retain(|id, e| id.pod_uid != pod_uid || e.as_ref().is_some_and(|e| e.exit().is_none()));
+    }
+
+    async fn release_all_pods(&self) {
+        let uids: Vec<String> = self.inner.sandboxes.lock().await.keys().cloned().collect();
+        for uid in uids {
+            self.release_pod(&uid).await;
+        }
+        // And whatever is left of this agent's (e.g. from a start cut short).
+        match self.own_containers(MANAGED_LABEL).await {
+            Ok(ids) => {
+                for docker_id in ids {
+                    if let Err(e) = self.remove_container(&docker_id).await {
+                        tracing::warn!(error = %e, "cannot remove container");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list the agent's containers"),
+        }
+    }
+}
+
+/// Appends `bytes` to `buf` up to [`EXEC_OUTPUT_LIMIT`].
+fn keep(buf: &mut Vec<u8>, bytes: &[u8]) {
+    let room = EXEC_OUTPUT_LIMIT.saturating_sub(buf.len());
+    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn info(id: &ContainerId, entry: &Entry) -> ContainerInfo {
+    ContainerInfo {
+        id: id.clone(),
+        pid: Some(entry.pid),
+        state: match entry.exit() {
+            Some(exit) => ContainerState::Exited(exit),
+            None => ContainerState::Running,
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "docker_tests.rs"]
+mod tests;
