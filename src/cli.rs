@@ -99,6 +99,9 @@ pub struct UpArgs {
     /// `none` (without root pods always share the host's network).
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// How the built-in agent runs containers.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+    pub runtime: RuntimeKind,
     /// Also serve the etcd v3 gRPC API of the store on this address (off unless given; port 0 picks a free port).
     #[arg(long)]
     pub etcd_listen: Option<SocketAddr>,
@@ -345,6 +348,19 @@ pub struct AgentArgs {
     /// (needs root); `auto` picks a free 10.88.N.0/24. Default: pods share the host's network.
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// How the agent runs containers.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+    pub runtime: RuntimeKind,
+}
+
+/// Which container runtime a node agent uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Each container is a process on the host (commands from the pod spec; images are not read).
+    Process,
+    /// Each container is a Docker container from an image on the node, pods in a sandbox container holding their
+    /// network (`--pod-cidr` does not apply: Docker's default bridge gives the IPs).
+    Docker,
 }
 
 #[cfg(test)]

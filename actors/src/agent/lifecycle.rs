@@ -546,6 +546,7 @@ impl PodMachine {
         if ran >= BACKOFF_RESET {
             c.backoff = None;
         }
+        let waiting = backoff_reason(&end.reason);
         c.last = Some(end);
         match c.backoff {
             None => {
@@ -556,7 +557,7 @@ impl PodMachine {
                 c.backoff = Some((delay * 2).min(BACKOFF_MAX));
                 c.retry_at = Some(later(now, delay));
                 c.state = RunState::Waiting {
-                    reason: "CrashLoopBackOff".into(),
+                    reason: waiting.into(),
                     message: Some(format!(
                         "back-off {} restarting failed container={} pod={pod_name}",
                         go_duration(delay),
@@ -618,6 +619,16 @@ pub(super) fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+/// What a container waits as while it backs off after a run that ended with `reason`: the kubelet's image
+/// reasons for image failures (a missing image with `Never` stays `ErrImageNeverPull`), else `CrashLoopBackOff`.
+pub fn backoff_reason(reason: &str) -> &'static str {
+    match reason {
+        "ErrImageNeverPull" => "ErrImageNeverPull",
+        "ErrImagePull" | "ImagePullBackOff" => "ImagePullBackOff",
+        _ => "CrashLoopBackOff",
+    }
+}
+
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;
@@ -625,3 +636,4 @@ mod tests;
 #[cfg(test)]
 #[path = "lifecycle_probe_tests.rs"]
 mod probe_tests;
+

@@ -484,3 +484,25 @@ fn an_oom_kill_is_reported_as_oomkilled_and_the_pod_ip_as_given() {
     assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.88.0.2");
     assert_ne!(status.host_ip.as_deref(), Some("10.88.0.2"));
 }
+
+#[test]
+fn a_missing_image_waits_as_err_image_never_pull() {
+    let mut m = PodMachine::new("10.0.0.5");
+    m.handle(
+        PodEvent::Assigned(Box::new(pod_with("Always", &["main"]))),
+        t0(),
+    );
+    let failed = |attempt| PodEvent::StartFailed {
+        container: "main".into(),
+        attempt,
+        reason: "ErrImageNeverPull".into(),
+        message: "Container image \"x\" is not present with pull policy of Never".into(),
+    };
+    let (cmds, _) = split(m.handle(failed(0), at(1)));
+    assert_eq!(cmds, vec![start("main", 1)]);
+    let (_, s) = split(m.handle(failed(1), at(2)));
+    let waiting = main_status(&s.unwrap()).state.clone().unwrap().waiting.unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+    assert_eq!(backoff_reason("ErrImagePull"), "ImagePullBackOff");
+    assert_eq!(backoff_reason("Error"), "CrashLoopBackOff");
+}
