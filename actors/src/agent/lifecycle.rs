@@ -547,6 +547,10 @@ impl PodMachine {
             c.backoff = None;
         }
         let waiting = backoff_reason(&end.reason);
+        // An image failure waits with the failure's own message, as the kubelet shows it.
+        let image_message = (waiting != "CrashLoopBackOff")
+            .then(|| end.message.clone())
+            .flatten();
         c.last = Some(end);
         match c.backoff {
             None => {
@@ -558,11 +562,13 @@ impl PodMachine {
                 c.retry_at = Some(later(now, delay));
                 c.state = RunState::Waiting {
                     reason: waiting.into(),
-                    message: Some(format!(
-                        "back-off {} restarting failed container={} pod={pod_name}",
-                        go_duration(delay),
-                        c.name
-                    )),
+                    message: image_message.or_else(|| {
+                        Some(format!(
+                            "back-off {} restarting failed container={} pod={pod_name}",
+                            go_duration(delay),
+                            c.name
+                        ))
+                    }),
                 };
             }
         }

@@ -503,6 +503,10 @@ fn a_missing_image_waits_as_err_image_never_pull() {
     let (_, s) = split(m.handle(failed(1), at(2)));
     let waiting = main_status(&s.unwrap()).state.clone().unwrap().waiting.unwrap();
     assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("Container image \"x\" is not present with pull policy of Never")
+    );
     assert_eq!(backoff_reason("ErrImagePull"), "ImagePullBackOff");
     assert_eq!(backoff_reason("Error"), "CrashLoopBackOff");
 }
