@@ -277,8 +277,7 @@ async fn up(args: UpArgs) -> Result<()> {
             )?,
             ..Default::default()
         };
-        roles.agent =
-            Some(start_agent(bus_for("agent").await?, agent_config, args.runtime).await?);
+        roles.agent = Some(start_agent(bus_for("agent").await?, agent_config, args.runtime).await?);
 
         let kubeconfig = data_dir.join("kubeconfig");
         let credentials = kubeconfig::Credentials {

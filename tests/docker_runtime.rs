@@ -44,7 +44,10 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let ids = docker_ps(&self.filter);
         if !ids.is_empty() {
-            let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .output();
         }
     }
 }
@@ -143,11 +146,14 @@ fn a_pod_runs_in_docker_from_the_busybox_image() {
     });
     let missing = k.json(&["get", "pod", "missing"]);
     let state = &missing["status"]["containerStatuses"][0]["state"];
-    let message = [&state["waiting"]["message"], &state["terminated"]["message"]]
-        .iter()
-        .find_map(|m| m.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let message = [
+        &state["waiting"]["message"],
+        &state["terminated"]["message"],
+    ]
+    .iter()
+    .find_map(|m| m.as_str())
+    .unwrap_or_default()
+    .to_string();
     assert!(
         message.contains("is not present with pull policy of Never"),
         "{state}"
@@ -160,7 +166,10 @@ fn a_pod_runs_in_docker_from_the_busybox_image() {
     });
 
     // Shutting the agent down leaves none of its containers behind (the other pod's sandbox included).
-    assert!(!docker_ps(&mine).is_empty(), "the missing pod has a sandbox");
+    assert!(
+        !docker_ps(&mine).is_empty(),
+        "the missing pod has a sandbox"
+    );
     assert!(up.proc.terminate().success());
     assert_eq!(docker_ps(&mine), Vec::<String>::new());
 }

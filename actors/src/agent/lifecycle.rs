@@ -642,4 +642,3 @@ mod tests;
 #[cfg(test)]
 #[path = "lifecycle_probe_tests.rs"]
 mod probe_tests;
-

@@ -501,7 +501,12 @@ fn a_missing_image_waits_as_err_image_never_pull() {
     let (cmds, _) = split(m.handle(failed(0), at(1)));
     assert_eq!(cmds, vec![start("main", 1)]);
     let (_, s) = split(m.handle(failed(1), at(2)));
-    let waiting = main_status(&s.unwrap()).state.clone().unwrap().waiting.unwrap();
+    let waiting = main_status(&s.unwrap())
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap();
     assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
     assert_eq!(
         waiting.message.as_deref(),

@@ -26,8 +26,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use super::{
-    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit,
-    ExecOutput, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal, EXEC_OUTPUT_LIMIT,
+    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState,
+    ExecOutput, Exit, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal, EXEC_OUTPUT_LIMIT,
 };
 
 /// The image the pod sandboxes run (`sleep` from busybox; `deploy/build-busybox-image.sh` builds it).
@@ -98,7 +98,11 @@ pub fn sandbox_name(pod_uid: &str) -> String {
 /// What to create for `spec`, joined to the sandbox container `sandbox`. As in Kubernetes, `command` replaces
 /// the image's ENTRYPOINT and `args` its CMD (and a `command` alone drops the CMD: the engine does that when the
 /// entrypoint is set).
-pub fn container_config(spec: &ContainerSpec, sandbox: &str, data_dir: &Path) -> ContainerCreateBody {
+pub fn container_config(
+    spec: &ContainerSpec,
+    sandbox: &str,
+    data_dir: &Path,
+) -> ContainerCreateBody {
     let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let mut labels = pod_labels(data_dir, &spec.id.pod_uid);
     labels.insert(POD_NAMESPACE_LABEL.into(), spec.pod_namespace.clone());
@@ -713,11 +717,7 @@ impl Runtime for DockerRuntime {
             Ok::<(), RuntimeError>(())
         };
         let finished = tokio::time::timeout(timeout, run).await;
-        let inspected = self
-            .docker()
-            .inspect_exec(&exec_id)
-            .await
-            .map_err(engine)?;
+        let inspected = self.docker().inspect_exec(&exec_id).await.map_err(engine)?;
         let exit_code = match finished {
             Ok(result) => {
                 result?;
@@ -825,8 +825,9 @@ impl Runtime for DockerRuntime {
                 tracing::warn!(pod = pod_uid, error = %e, "cannot remove container");
             }
         }
-        self.containers()
-            .retain(|id, e| id.pod_uid != pod_uid || e.as_ref().is_some_and(|e| e.exit().is_none()));
+        self.containers().retain(|id, e| {
+            id.pod_uid != pod_uid || e.as_ref().is_some_and(|e| e.exit().is_none())
+        });
     }
 
     async fn release_all_pods(&self) {

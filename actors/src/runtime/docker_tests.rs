@@ -89,23 +89,31 @@ fn spec(pod_uid: &str, container: &str, command: &[&str]) -> ContainerSpec {
 
 /// Whether a Docker container of this name exists.
 async fn exists(runtime: &DockerRuntime, name: &str) -> bool {
-    runtime
-        .docker()
-        .inspect_container(name, None)
-        .await
-        .is_ok()
+    runtime.docker().inspect_container(name, None).await.is_ok()
 }
 
 fn log_of(dir: &Path, s: &ContainerSpec) -> String {
-    let path = log_path(dir, &s.pod_namespace, &s.pod_name, &s.id.pod_uid, &s.id.container);
+    let path = log_path(
+        dir,
+        &s.pod_namespace,
+        &s.pod_name,
+        &s.id.pod_uid,
+        &s.id.container,
+    );
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
 #[test]
 fn pulls_follow_the_policy() {
     assert_eq!(image_action(PullPolicy::Never, true), ImageAction::UseLocal);
-    assert_eq!(image_action(PullPolicy::Never, false), ImageAction::NeverPull);
-    assert_eq!(image_action(PullPolicy::IfNotPresent, true), ImageAction::UseLocal);
+    assert_eq!(
+        image_action(PullPolicy::Never, false),
+        ImageAction::NeverPull
+    );
+    assert_eq!(
+        image_action(PullPolicy::IfNotPresent, true),
+        ImageAction::UseLocal
+    );
     assert_eq!(
         image_action(PullPolicy::IfNotPresent, false),
         ImageAction::Pull { fall_back: false }
@@ -151,7 +159,11 @@ async fn runs_a_container_with_its_log_and_exit_code() {
     let network = t.runtime.prepare_pod(uid).await.expect("sandbox");
     assert!(network.ip.is_some(), "the sandbox has an IP on the bridge");
     assert_eq!(t.runtime.prepare_pod(uid).await.expect("again"), network);
-    let s = spec(uid, "main", &["sh", "-c", "echo $GREETING; echo oops >&2; exit 3"]);
+    let s = spec(
+        uid,
+        "main",
+        &["sh", "-c", "echo $GREETING; echo oops >&2; exit 3"],
+    );
     t.runtime.start(&s).await.expect("start");
     assert!(matches!(
         t.runtime.start(&s).await,
@@ -161,7 +173,10 @@ async fn runs_a_container_with_its_log_and_exit_code() {
     assert_eq!(exit.exit_code(), 3);
     assert!(!exit.oom_killed);
     let log = log_of(t.dir.path(), &s);
-    assert!(log.contains("hello") && log.contains("oops"), "log: {log:?}");
+    assert!(
+        log.contains("hello") && log.contains("oops"),
+        "log: {log:?}"
+    );
     assert_eq!(
         t.runtime.status(&s.id).await.map(|i| i.state),
         Some(ContainerState::Exited(exit))
@@ -193,7 +208,11 @@ async fn stop_gives_the_grace_period_then_kills() {
     let polite = spec(
         uid,
         "polite",
-        &["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap 'echo bye; exit 0' TERM; while true; do sleep 1; done",
+        ],
     );
     // PID 1 of a container ignores SIGTERM unless it handles it: only SIGKILL stops `sleep`.
     let stubborn = spec(uid, "stubborn", &["sleep", "1000"]);
@@ -255,7 +274,9 @@ async fn exec_runs_in_the_container_and_is_bounded() {
         Some(ContainerState::Exited(_))
     ));
     assert!(matches!(
-        t.runtime.exec(&s.id, &command, Duration::from_secs(5)).await,
+        t.runtime
+            .exec(&s.id, &command, Duration::from_secs(5))
+            .await,
         Err(RuntimeError::NotRunning(_))
     ));
     t.runtime.release_all_pods().await;
@@ -319,7 +340,11 @@ async fn going_over_the_memory_limit_is_reported_as_oom_killed() {
     let mut s = spec(
         uid,
         "hog",
-        &["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+        &[
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
     );
     s.limits.memory_bytes = Some(16 << 20);
     t.runtime.start(&s).await.expect("start");

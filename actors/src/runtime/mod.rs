@@ -428,12 +428,27 @@ mod tests {
 
     #[test]
     fn pull_policies_default_as_the_api_server_does() {
-        assert_eq!(PullPolicy::for_image(Some("Never"), "x:1"), PullPolicy::Never);
+        assert_eq!(
+            PullPolicy::for_image(Some("Never"), "x:1"),
+            PullPolicy::Never
+        );
         assert_eq!(PullPolicy::for_image(None, "busybox"), PullPolicy::Always);
-        assert_eq!(PullPolicy::for_image(None, "busybox:latest"), PullPolicy::Always);
-        assert_eq!(PullPolicy::for_image(Some(""), "busybox:1.36"), PullPolicy::IfNotPresent);
-        assert_eq!(PullPolicy::for_image(None, "reg:5000/busybox"), PullPolicy::Always);
-        assert_eq!(PullPolicy::for_image(None, "busybox@sha256:ab"), PullPolicy::IfNotPresent);
+        assert_eq!(
+            PullPolicy::for_image(None, "busybox:latest"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::for_image(Some(""), "busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::for_image(None, "reg:5000/busybox"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::for_image(None, "busybox@sha256:ab"),
+            PullPolicy::IfNotPresent
+        );
     }
 
     #[test]
