@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
     LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
@@ -25,28 +23,17 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+#[path = "docker_config.rs"]
+mod config;
+#[path = "docker_exec.rs"]
+mod exec;
+
+pub use config::*;
+
 use super::{
     log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState,
-    ExecOutput, Exit, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal, EXEC_OUTPUT_LIMIT,
+    ExecOutput, Exit, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal,
 };
-
-/// The image the pod sandboxes run (`sleep` from busybox; `deploy/build-busybox-image.sh` builds it).
-pub const DEFAULT_SANDBOX_IMAGE: &str = "navarch/busybox:latest";
-
-/// Set on every container this runtime creates.
-pub const MANAGED_LABEL: &str = "io.navarch.managed";
-/// The data directory of the agent that created the container.
-pub const DATA_DIR_LABEL: &str = "io.navarch.data-dir";
-/// The pod's uid.
-pub const POD_UID_LABEL: &str = "io.navarch.pod.uid";
-/// The pod's namespace.
-pub const POD_NAMESPACE_LABEL: &str = "io.navarch.pod.namespace";
-/// The pod's name.
-pub const POD_NAME_LABEL: &str = "io.navarch.pod.name";
-/// The container's name in the pod (absent on sandboxes).
-pub const CONTAINER_LABEL: &str = "io.navarch.container.name";
-/// The container's attempt.
-pub const ATTEMPT_LABEL: &str = "io.navarch.container.attempt";
 
 /// How long a pull may take before it counts as failed (there may be no registry at all).
 const PULL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,97 +43,6 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the log of an exited container may take to reach its file.
 const LOG_DRAIN: Duration = Duration::from_secs(5);
-
-/// What the sandbox runs: as long as a 32-bit `sleep` goes (about 68 years).
-const SANDBOX_COMMAND: [&str; 2] = ["sleep", "2147483647"];
-
-/// What to do about a container's image before creating it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageAction {
-    /// Use the image on the node.
-    UseLocal,
-    /// Pull it; `fall_back` says whether the node's copy may be used if the pull fails.
-    Pull {
-        /// A copy is on the node.
-        fall_back: bool,
-    },
-    /// Fail with `ErrImageNeverPull`.
-    NeverPull,
-}
-
-/// Whether to pull, given the policy and whether the image is on the node. With `Always` and a copy on the node a
-/// failed pull falls back to that copy: nodes without a registry still run their loaded images.
-pub fn image_action(policy: PullPolicy, present: bool) -> ImageAction {
-    match (policy, present) {
-        (PullPolicy::Always, present) => ImageAction::Pull { fall_back: present },
-        (_, true) => ImageAction::UseLocal,
-        (PullPolicy::IfNotPresent, false) => ImageAction::Pull { fall_back: false },
-        (PullPolicy::Never, false) => ImageAction::NeverPull,
-    }
-}
-
-/// The Docker container name of a run: `navarch_<pod uid>_<container>_<attempt>`.
-pub fn container_name(id: &ContainerId) -> String {
-    format!("navarch_{}_{}_{}", id.pod_uid, id.container, id.attempt)
-}
-
-/// The Docker container name of a pod's sandbox: `navarch-<pod uid>-sandbox`.
-pub fn sandbox_name(pod_uid: &str) -> String {
-    format!("navarch-{pod_uid}-sandbox")
-}
-
-/// What to create for `spec`, joined to the sandbox container `sandbox`. As in Kubernetes, `command` replaces
-/// the image's ENTRYPOINT and `args` its CMD (and a `command` alone drops the CMD: the engine does that when the
-/// entrypoint is set).
-pub fn container_config(
-    spec: &ContainerSpec,
-    sandbox: &str,
-    data_dir: &Path,
-) -> ContainerCreateBody {
-    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-    let mut labels = pod_labels(data_dir, &spec.id.pod_uid);
-    labels.insert(POD_NAMESPACE_LABEL.into(), spec.pod_namespace.clone());
-    labels.insert(POD_NAME_LABEL.into(), spec.pod_name.clone());
-    labels.insert(CONTAINER_LABEL.into(), spec.id.container.clone());
-    labels.insert(ATTEMPT_LABEL.into(), spec.id.attempt.to_string());
-    let memory = spec.limits.memory_bytes.and_then(|b| i64::try_from(b).ok());
-    ContainerCreateBody {
-        image: Some(spec.image.clone()),
-        entrypoint: non_empty(&spec.command),
-        cmd: non_empty(&spec.args),
-        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        working_dir: spec
-            .working_dir
-            .as_ref()
-            .map(|d| d.to_string_lossy().into_owned()),
-        labels: Some(labels),
-        host_config: Some(HostConfig {
-            network_mode: Some(format!("container:{sandbox}")),
-            ipc_mode: Some(format!("container:{sandbox}")),
-            memory,
-            // No swap: over the limit means an OOM kill, as the kubelet sets it.
-            memory_swap: memory,
-            nano_cpus: spec
-                .limits
-                .cpu_millis
-                .and_then(|m| i64::try_from(m.saturating_mul(1_000_000)).ok()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The labels every container of a pod carries.
-fn pod_labels(data_dir: &Path, pod_uid: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (MANAGED_LABEL.to_string(), "true".to_string()),
-        (
-            DATA_DIR_LABEL.to_string(),
-            data_dir.to_string_lossy().into_owned(),
-        ),
-        (POD_UID_LABEL.to_string(), pod_uid.to_string()),
-    ])
-}
 
 /// The engine's message of an error (its own text for server errors).
 fn message(e: &DockerError) -> String {
@@ -200,6 +96,57 @@ struct Inner {
     sandboxes: tokio::sync::Mutex<HashMap<String, Sandbox>>,
 }
 
+impl Drop for Inner {
+    /// Last line of defence: containers and sandboxes still there when the runtime goes away are removed, from a
+    /// thread of its own with a fresh engine connection (the tokio runtime may be shutting down).
+    fn drop(&mut self) {
+        let containers = self.containers.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut left: Vec<String> = containers
+            .values()
+            .flatten()
+            .filter(|e| e.exit().is_none())
+            .map(|e| e.docker_id.clone())
+            .collect();
+        left.extend(
+            self.sandboxes
+                .get_mut()
+                .values()
+                .map(|s| s.docker_id.clone()),
+        );
+        if left.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            count = left.len(),
+            "Docker runtime dropped with containers left; removing them"
+        );
+        let removal = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let Ok(docker) = Docker::connect_with_local_defaults() else {
+                    return;
+                };
+                let Ok(docker) = docker.negotiate_version().await else {
+                    return;
+                };
+                for docker_id in left {
+                    let options = RemoveContainerOptions {
+                        force: true,
+                        ..Default::default()
+                    };
+                    let _ = docker.remove_container(&docker_id, Some(options)).await;
+                }
+            });
+        });
+        let _ = removal.join();
+    }
+}
+
 /// Runs containers through the Docker Engine, one sandbox container per pod holding its network, with each
 /// container's output copied into its log file.
 ///
@@ -225,7 +172,7 @@ impl DockerRuntime {
         // The engine may be older than the client: speak its version.
         let docker = docker.negotiate_version().await.map_err(engine)?;
         let version = docker.version().await.map_err(engine)?;
-        Ok(Self {
+        let runtime = Self {
             inner: Arc::new(Inner {
                 docker,
                 version: version.version.unwrap_or_else(|| "unknown".into()),
@@ -234,7 +181,14 @@ impl DockerRuntime {
                 containers: Mutex::new(BTreeMap::new()),
                 sandboxes: tokio::sync::Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        // An agent does not adopt containers: whatever an earlier run with this data directory left behind (it
+        // crashed or was killed) is removed before new pods start.
+        for docker_id in runtime.own_containers(MANAGED_LABEL).await? {
+            tracing::info!(container = %docker_id, "removing a container left by an earlier run of this agent");
+            runtime.remove_container(&docker_id).await?;
+        }
+        Ok(runtime)
     }
 
     /// The directory holding the log files.
@@ -396,12 +350,13 @@ impl DockerRuntime {
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
         let (tx, rx) = watch::channel(None);
-        let runtime = self.clone();
+        // The task holds the engine client, not the runtime: dropping the runtime must not wait for containers.
+        let docker = self.docker().clone();
         let followed = docker_id.clone();
         let id = spec.id.clone();
         tokio::spawn(async move {
-            let logs = tokio::spawn(copy_logs(runtime.docker().clone(), followed.clone(), log));
-            let exit = runtime.wait_exit(&followed, &id).await;
+            let logs = tokio::spawn(copy_logs(docker.clone(), followed.clone(), log));
+            let exit = Self::follow_exit(&docker, &followed, &id).await;
             // The log stream ends with the container; give it a moment to reach the file.
             let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
             let _ = tx.send(Some(exit));
@@ -443,16 +398,12 @@ impl DockerRuntime {
 
     /// Waits until the container has exited and reads how. A broken wait (the engine restarting) is retried
     /// while the container still runs.
-    async fn wait_exit(&self, docker_id: &str, id: &ContainerId) -> Exit {
+    async fn follow_exit(docker: &Docker, docker_id: &str, id: &ContainerId) -> Exit {
         loop {
             let options = WaitContainerOptions {
                 condition: "not-running".into(),
             };
-            let waited = self
-                .docker()
-                .wait_container(docker_id, Some(options))
-                .next()
-                .await;
+            let waited = docker.wait_container(docker_id, Some(options)).next().await;
             let exited = match waited {
                 // A non-zero exit comes as an error carrying the code.
                 Some(Ok(_)) | Some(Err(DockerError::DockerContainerWaitError { .. })) => true,
@@ -463,7 +414,7 @@ impl DockerRuntime {
                 }
                 None => false,
             };
-            match self.docker().inspect_container(docker_id, None).await {
+            match docker.inspect_container(docker_id, None).await {
                 Ok(inspected) => {
                     let state = inspected.state.unwrap_or_default();
                     if state.running != Some(true) {
@@ -524,16 +475,7 @@ impl DockerRuntime {
                 ))
             })?;
         self.remove_container(&name).await?;
-        let config = ContainerCreateBody {
-            image: Some(image.clone()),
-            cmd: Some(SANDBOX_COMMAND.iter().map(|s| s.to_string()).collect()),
-            labels: Some(pod_labels(&self.inner.data_dir, pod_uid)),
-            host_config: Some(HostConfig {
-                ipc_mode: Some("shareable".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let config = sandbox_config(image, &self.inner.data_dir, pod_uid);
         let options = CreateContainerOptions {
             name: Some(name),
             ..Default::default()
@@ -674,74 +616,7 @@ impl Runtime for DockerRuntime {
         command: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput, RuntimeError> {
-        let (docker_id, rx) = self.lookup(id)?;
-        if rx.borrow().is_some() {
-            return Err(RuntimeError::NotRunning(id.clone()));
-        }
-        let options = CreateExecOptions::<String> {
-            cmd: Some(command.to_vec()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let created = self
-            .docker()
-            .create_exec(&docker_id, options)
-            .await
-            .map_err(|e| match e {
-                DockerError::DockerResponseServerError {
-                    status_code: 409, ..
-                } => RuntimeError::NotRunning(id.clone()),
-                e => engine(e),
-            })?;
-        let exec_id = created.id;
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let run = async {
-            let started = self
-                .docker()
-                .start_exec(&exec_id, None)
-                .await
-                .map_err(engine)?;
-            if let StartExecResults::Attached { mut output, .. } = started {
-                while let Some(chunk) = output.next().await {
-                    match chunk.map_err(engine)? {
-                        LogOutput::StdErr { message } => keep(&mut stderr, &message),
-                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                            keep(&mut stdout, &message)
-                        }
-                        LogOutput::StdIn { .. } => {}
-                    }
-                }
-            }
-            Ok::<(), RuntimeError>(())
-        };
-        let finished = tokio::time::timeout(timeout, run).await;
-        let inspected = self.docker().inspect_exec(&exec_id).await.map_err(engine)?;
-        let exit_code = match finished {
-            Ok(result) => {
-                result?;
-                inspected.exit_code.and_then(|c| i32::try_from(c).ok())
-            }
-            Err(_) => {
-                // The engine cannot kill an exec; its process is on this host, so the agent does.
-                if let Some(pid) = inspected.pid.and_then(|p| i32::try_from(p).ok()) {
-                    if pid > 0 {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
-                None
-            }
-        };
-        stdout.extend_from_slice(&stderr);
-        stdout.truncate(EXEC_OUTPUT_LIMIT);
-        Ok(ExecOutput {
-            exit_code,
-            output: String::from_utf8_lossy(&stdout).into_owned(),
-        })
+        self.exec_in(id, command, timeout).await
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
@@ -847,12 +722,6 @@ impl Runtime for DockerRuntime {
             Err(e) => tracing::warn!(error = %e, "cannot list the agent's containers"),
         }
     }
-}
-
-/// Appends `bytes` to `buf` up to [`EXEC_OUTPUT_LIMIT`].
-fn keep(buf: &mut Vec<u8>, bytes: &[u8]) {
-    let room = EXEC_OUTPUT_LIMIT.saturating_sub(buf.len());
-    buf.extend_from_slice(&bytes[..bytes.len().min(room)]);
 }
 
 fn info(id: &ContainerId, entry: &Entry) -> ContainerInfo {

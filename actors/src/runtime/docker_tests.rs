@@ -353,3 +353,39 @@ async fn going_over_the_memory_limit_is_reported_as_oom_killed() {
     assert_eq!(exit.exit_code(), 137);
     t.runtime.release_all_pods().await;
 }
+
+/// Whether `docker inspect` finds a container of this name (through the CLI: the runtime may be gone).
+fn cli_exists(name: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["inspect", name])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn nothing_is_left_after_a_restart_or_a_drop() {
+    let Some(t) = setup().await else { return };
+    let uid = "dt-drop";
+    t.runtime.prepare_pod(uid).await.expect("sandbox");
+    let s = spec(uid, "main", &["sleep", "1000"]);
+    t.runtime.start(&s).await.expect("start");
+    assert!(cli_exists(&container_name(&s.id)));
+
+    // A new run of the agent on the same data directory removes what the earlier one left.
+    let restarted = DockerRuntime::connect(t.dir.path()).await.expect("connect");
+    assert!(!cli_exists(&container_name(&s.id)));
+    assert!(!cli_exists(&sandbox_name(uid)));
+    let exit = t
+        .runtime
+        .wait(&s.id)
+        .await
+        .expect("the first run sees the exit");
+    assert_ne!(exit.exit_code(), 0);
+
+    restarted.prepare_pod(uid).await.expect("sandbox");
+    restarted.start(&s).await.expect("start again");
+    assert!(cli_exists(&container_name(&s.id)));
+    drop(restarted);
+    assert!(!cli_exists(&container_name(&s.id)));
+    assert!(!cli_exists(&sandbox_name(uid)));
+}
