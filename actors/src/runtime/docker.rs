@@ -339,11 +339,14 @@ impl DockerRuntime {
                 message: message(&e),
             });
         }
-        let inspected = self
-            .docker()
-            .inspect_container(&docker_id, None)
-            .await
-            .map_err(engine)?;
+        let inspected = match self.docker().inspect_container(&docker_id, None).await {
+            Ok(inspected) => inspected,
+            Err(e) => {
+                // Untracked, it would run on unseen: take it down again.
+                let _ = self.remove_container(&docker_id).await;
+                return Err(engine(e));
+            }
+        };
         let pid = inspected
             .state
             .and_then(|s| s.pid)
@@ -491,11 +494,13 @@ impl DockerRuntime {
             let _ = self.remove_container(&docker_id).await;
             return Err(network(e));
         }
-        let inspected = self
-            .docker()
-            .inspect_container(&docker_id, None)
-            .await
-            .map_err(network)?;
+        let inspected = match self.docker().inspect_container(&docker_id, None).await {
+            Ok(inspected) => inspected,
+            Err(e) => {
+                let _ = self.remove_container(&docker_id).await;
+                return Err(network(e));
+            }
+        };
         let ip = inspected
             .network_settings
             .and_then(|n| n.networks)

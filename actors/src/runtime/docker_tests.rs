@@ -389,3 +389,21 @@ async fn nothing_is_left_after_a_restart_or_a_drop() {
     assert!(!cli_exists(&container_name(&s.id)));
     assert!(!cli_exists(&sandbox_name(uid)));
 }
+
+#[tokio::test]
+async fn an_image_that_cannot_be_pulled_fails_with_err_image_pull() {
+    let Some(t) = setup().await else { return };
+    let uid = "dt-nopull";
+    t.runtime.prepare_pod(uid).await.expect("sandbox");
+    let mut s = spec(uid, "main", &["sh"]);
+    // A registry that refuses connections: the pull fails without any network.
+    s.image = "127.0.0.1:1/navarch/nothing:1".into();
+    s.pull_policy = PullPolicy::IfNotPresent;
+    let e = t.runtime.start(&s).await.expect_err("no registry");
+    assert_eq!(e.reason(), "ErrImagePull", "{e}");
+    assert!(
+        e.to_string().contains("127.0.0.1:1/navarch/nothing:1"),
+        "{e}"
+    );
+    t.runtime.release_all_pods().await;
+}
