@@ -378,4 +378,29 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
     }
+
+    #[test]
+    fn the_runtime_flag_defaults_to_processes() {
+        use clap::Parser as _;
+        let runtime = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Agent(a)) => Ok(a.runtime),
+            Ok(Command::Up(a)) => Ok(a.runtime),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let agent = ["navarch", "agent", "--data-dir", "d"];
+        assert_eq!(runtime(&agent), Ok(RuntimeKind::Process));
+        assert_eq!(
+            runtime(&[&agent[..], &["--runtime", "docker"]].concat()),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            runtime(&["navarch", "up", "--runtime", "docker"]),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            runtime(&["navarch", "up", "--runtime", "containerd"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
+    }
 }
