@@ -8,8 +8,9 @@
 //! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
 //! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
 //! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod).
-//! - [`runtime`]: how the agent runs containers: the `Runtime` contract and the process runtime (with, as root, pod
-//!   network namespaces in `runtime::netns` and cgroup limits in `runtime::cgroup`).
+//! - [`runtime`]: how the agent runs containers: the `Runtime` contract, the process runtime (with, as root, pod
+//!   network namespaces in `runtime::netns` and cgroup limits in `runtime::cgroup`) and the Docker runtime
+//!   (`runtime::docker`).
 //! - [`error`]: the crate's error type.
 //!
 //! # Starting the roles

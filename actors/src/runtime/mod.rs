@@ -1,6 +1,6 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
-//! container is a child process on the host); [`netns`] builds pod networks and [`cgroup`] container limits for
-//! it.
+//! container is a child process on the host; [`DockerRuntime`]: each a Docker container, per pod a sandbox);
+//! [`netns`] builds pod networks and [`cgroup`] container limits for the process runtime.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
