@@ -27,7 +27,7 @@ pub const CONTAINER_LABEL: &str = "io.navarch.container.name";
 pub const ATTEMPT_LABEL: &str = "io.navarch.container.attempt";
 
 /// What the sandbox runs: as long as a 32-bit `sleep` goes (about 68 years).
-const SANDBOX_COMMAND: [&str; 2] = ["sleep", "2147483647"];
+pub const SANDBOX_COMMAND: [&str; 2] = ["sleep", "2147483647"];
 
 /// What to do about a container's image before creating it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
