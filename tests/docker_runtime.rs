@@ -144,19 +144,17 @@ fn a_pod_runs_in_docker_from_the_busybox_image() {
             .contains("ErrImageNeverPull")
             .then_some(())
     });
+    // As with the kubelet: the container never ran, so the pod is Pending with no restarts.
     let missing = k.json(&["get", "pod", "missing"]);
-    let state = &missing["status"]["containerStatuses"][0]["state"];
-    let message = [
-        &state["waiting"]["message"],
-        &state["terminated"]["message"],
-    ]
-    .iter()
-    .find_map(|m| m.as_str())
-    .unwrap_or_default()
-    .to_string();
-    assert!(
-        message.contains("is not present with pull policy of Never"),
-        "{state}"
+    assert_eq!(missing["status"]["phase"], "Pending");
+    let status = &missing["status"]["containerStatuses"][0];
+    assert_eq!(status["restartCount"], 0);
+    let message = status["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "Container image \"navarch/does-not-exist:1\" is not present with pull policy of Never"
     );
 
     k.ok(&["delete", "pod", "hello"]);

@@ -250,16 +250,22 @@ impl PodMachine {
                 if let Some(i) =
                     self.run_index(&container, attempt, |s| matches!(s, RunState::Starting))
                 {
-                    let end = Termination {
-                        exit_code: 128,
-                        signal: None,
-                        reason,
-                        message: Some(message),
-                        started_at: None,
-                        finished_at: now,
-                        container_id: None,
-                    };
-                    self.ended(i, end, now, &mut commands);
+                    if let Some(waiting) = image_wait_reason(&reason) {
+                        // The container never ran: no restart, the same run retries after a back-off (whatever
+                        // the restart policy), the pod stays Pending.
+                        self.image_failed(i, waiting, message, now);
+                    } else {
+                        let end = Termination {
+                            exit_code: 128,
+                            signal: None,
+                            reason,
+                            message: Some(message),
+                            started_at: None,
+                            finished_at: now,
+                            container_id: None,
+                        };
+                        self.ended(i, end, now, &mut commands);
+                    }
                 }
             }
             PodEvent::Exited {
@@ -331,7 +337,13 @@ impl PodMachine {
                 if !self.stopping() && self.terminal.is_none() {
                     for i in 0..self.containers.len() {
                         if self.containers[i].retry_at.is_some_and(|at| at <= now) {
-                            self.restart(i, &mut commands);
+                            let image_wait = matches!(&self.containers[i].state,
+                                RunState::Waiting { reason, .. } if image_wait_reason(reason).is_some());
+                            if image_wait {
+                                self.start(i, &mut commands);
+                            } else {
+                                self.restart(i, &mut commands);
+                            }
                         }
                     }
                 }
@@ -546,11 +558,6 @@ impl PodMachine {
         if ran >= BACKOFF_RESET {
             c.backoff = None;
         }
-        let waiting = backoff_reason(&end.reason);
-        // An image failure waits with the failure's own message, as the kubelet shows it.
-        let image_message = (waiting != "CrashLoopBackOff")
-            .then(|| end.message.clone())
-            .flatten();
         c.last = Some(end);
         match c.backoff {
             None => {
@@ -561,17 +568,28 @@ impl PodMachine {
                 c.backoff = Some((delay * 2).min(BACKOFF_MAX));
                 c.retry_at = Some(later(now, delay));
                 c.state = RunState::Waiting {
-                    reason: waiting.into(),
-                    message: image_message.or_else(|| {
-                        Some(format!(
-                            "back-off {} restarting failed container={} pod={pod_name}",
-                            go_duration(delay),
-                            c.name
-                        ))
-                    }),
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(format!(
+                        "back-off {} restarting failed container={} pod={pod_name}",
+                        go_duration(delay),
+                        c.name
+                    )),
                 };
             }
         }
+    }
+
+    /// Container `i` could not start for want of its image: it waits as `reason` with the failure's message and
+    /// retries the same run after the next back-off.
+    fn image_failed(&mut self, i: usize, reason: &str, message: String, now: DateTime<Utc>) {
+        let c = &mut self.containers[i];
+        let delay = c.backoff.unwrap_or(BACKOFF_INITIAL);
+        c.backoff = Some((delay * 2).min(BACKOFF_MAX));
+        c.retry_at = Some(later(now, delay));
+        c.state = RunState::Waiting {
+            reason: reason.into(),
+            message: Some(message),
+        };
     }
 
     /// `<name>_<namespace>(<uid>)`, as the kubelet names a pod in messages.
@@ -625,13 +643,14 @@ pub(super) fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// What a container waits as while it backs off after a run that ended with `reason`: the kubelet's image
-/// reasons for image failures (a missing image with `Never` stays `ErrImageNeverPull`), else `CrashLoopBackOff`.
-pub fn backoff_reason(reason: &str) -> &'static str {
+/// What a container whose start failed for want of its image waits as (the kubelet's reasons: a missing image
+/// with `Never` stays `ErrImageNeverPull`, a failed pull backs off as `ImagePullBackOff`); None for other
+/// failures.
+pub fn image_wait_reason(reason: &str) -> Option<&'static str> {
     match reason {
-        "ErrImageNeverPull" => "ErrImageNeverPull",
-        "ErrImagePull" | "ImagePullBackOff" => "ImagePullBackOff",
-        _ => "CrashLoopBackOff",
+        "ErrImageNeverPull" => Some("ErrImageNeverPull"),
+        "ErrImagePull" | "ImagePullBackOff" => Some("ImagePullBackOff"),
+        _ => None,
     }
 }
 
