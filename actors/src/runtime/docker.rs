@@ -12,21 +12,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    RemoveContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 #[path = "docker_config.rs"]
 mod config;
 #[path = "docker_exec.rs"]
 mod exec;
+#[path = "docker_follow.rs"]
+mod follow;
 
 pub use config::*;
 
@@ -358,8 +358,8 @@ impl DockerRuntime {
         let followed = docker_id.clone();
         let id = spec.id.clone();
         tokio::spawn(async move {
-            let logs = tokio::spawn(copy_logs(docker.clone(), followed.clone(), log));
-            let exit = Self::follow_exit(&docker, &followed, &id).await;
+            let logs = tokio::spawn(follow::copy_logs(docker.clone(), followed.clone(), log));
+            let exit = follow::follow_exit(&docker, &followed, &id).await;
             // The log stream ends with the container; give it a moment to reach the file.
             let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
             let _ = tx.send(Some(exit));
@@ -397,58 +397,6 @@ impl DockerRuntime {
             path: log.clone(),
             source,
         })
-    }
-
-    /// Waits until the container has exited and reads how. A broken wait (the engine restarting) is retried
-    /// while the container still runs.
-    async fn follow_exit(docker: &Docker, docker_id: &str, id: &ContainerId) -> Exit {
-        loop {
-            let options = WaitContainerOptions {
-                condition: "not-running".into(),
-            };
-            let waited = docker.wait_container(docker_id, Some(options)).next().await;
-            let exited = match waited {
-                // A non-zero exit comes as an error carrying the code.
-                Some(Ok(_)) | Some(Err(DockerError::DockerContainerWaitError { .. })) => true,
-                Some(Err(e)) if is_not_found(&e) => true,
-                Some(Err(e)) => {
-                    tracing::warn!(container = %id, error = %e, "waiting for the container failed; retrying");
-                    false
-                }
-                None => false,
-            };
-            match docker.inspect_container(docker_id, None).await {
-                Ok(inspected) => {
-                    let state = inspected.state.unwrap_or_default();
-                    if state.running != Some(true) {
-                        return Exit {
-                            code: Some(
-                                state
-                                    .exit_code
-                                    .and_then(|c| i32::try_from(c).ok())
-                                    .unwrap_or(128),
-                            ),
-                            signal: None,
-                            oom_killed: state.oom_killed == Some(true),
-                        };
-                    }
-                }
-                Err(e) if is_not_found(&e) => {
-                    tracing::warn!(container = %id, "container removed behind the agent's back");
-                    return Exit {
-                        code: None,
-                        signal: None,
-                        oom_killed: false,
-                    };
-                }
-                Err(e) => {
-                    tracing::warn!(container = %id, error = %e, "cannot inspect the container")
-                }
-            }
-            if !exited {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
     }
 
     async fn kill(&self, docker_id: &str) -> Result<(), RuntimeError> {
@@ -510,33 +458,6 @@ impl DockerRuntime {
             .find_map(|ip| ip.parse::<IpAddr>().ok());
         Ok(Sandbox { docker_id, ip })
     }
-}
-
-/// Copies the container's stdout and stderr into its log file until the container stops.
-async fn copy_logs(docker: Docker, docker_id: String, mut file: tokio::fs::File) {
-    let options = LogsOptions {
-        follow: true,
-        stdout: true,
-        stderr: true,
-        ..Default::default()
-    };
-    let mut stream = docker.logs(&docker_id, Some(options));
-    while let Some(chunk) = stream.next().await {
-        let bytes = match chunk {
-            Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }) => message,
-            Ok(LogOutput::Console { message }) => message,
-            Ok(LogOutput::StdIn { .. }) => continue,
-            Err(e) => {
-                tracing::warn!(container = %docker_id, error = %e, "container log stream broke");
-                break;
-            }
-        };
-        if let Err(e) = file.write_all(&bytes).await {
-            tracing::warn!(container = %docker_id, error = %e, "cannot write the container's log");
-            break;
-        }
-    }
-    let _ = file.flush().await;
 }
 
 async fn wait_exit(rx: &mut watch::Receiver<Option<Exit>>) -> Option<Exit> {
