@@ -99,6 +99,9 @@ pub struct UpArgs {
     /// `none` (without root pods always share the host's network).
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// How the built-in agent runs containers.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+    pub runtime: RuntimeKind,
     /// Also serve the etcd v3 gRPC API of the store on this address (off unless given; port 0 picks a free port).
     #[arg(long)]
     pub etcd_listen: Option<SocketAddr>,
@@ -348,6 +351,19 @@ pub struct AgentArgs {
     /// The keys that open Secrets encrypted at rest (env from Secrets, secret volumes).
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// How the agent runs containers.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
+    pub runtime: RuntimeKind,
+}
+
+/// Which container runtime a node agent uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Each container is a process on the host (commands from the pod spec; images are not read).
+    Process,
+    /// Each container is a Docker container from an image on the node, pods in a sandbox container holding their
+    /// network (`--pod-cidr` does not apply: Docker's default bridge gives the IPs).
+    Docker,
 }
 
 #[cfg(test)]
@@ -364,5 +380,30 @@ mod tests {
         assert!(parse_duration("5 minutes").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn the_runtime_flag_defaults_to_processes() {
+        use clap::Parser as _;
+        let runtime = |args: &[&str]| match Cli::try_parse_from(args).map(|c| c.command) {
+            Ok(Command::Agent(a)) => Ok(a.runtime),
+            Ok(Command::Up(a)) => Ok(a.runtime),
+            Ok(other) => panic!("parsed as {other:?}"),
+            Err(e) => Err(e.kind()),
+        };
+        let agent = ["navarch", "agent", "--data-dir", "d"];
+        assert_eq!(runtime(&agent), Ok(RuntimeKind::Process));
+        assert_eq!(
+            runtime(&[&agent[..], &["--runtime", "docker"]].concat()),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            runtime(&["navarch", "up", "--runtime", "docker"]),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            runtime(&["navarch", "up", "--runtime", "containerd"]),
+            Err(clap::error::ErrorKind::InvalidValue)
+        );
     }
 }

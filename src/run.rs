@@ -13,7 +13,9 @@ use navarch_bus::api::EncryptionKeys;
 use navarch_bus::transport::embedded::Embedded;
 use navarch_bus::Bus;
 
-use crate::cli::{AgentArgs, Command, CommonArgs, EncryptionArgs, GatewayArgs, StoreArgs, UpArgs};
+use crate::cli::{
+    AgentArgs, Command, CommonArgs, EncryptionArgs, GatewayArgs, RuntimeKind, StoreArgs, UpArgs,
+};
 use crate::kubeconfig;
 
 /// Where `navarch up` keeps the key file it generates when it is given none.
@@ -276,8 +278,7 @@ async fn up(args: UpArgs) -> Result<()> {
             encryption: Some(encryption.clone()),
             ..Default::default()
         };
-        roles.agent =
-            Some(navarch_actors::start_agent(bus_for("agent").await?, agent_config).await?);
+        roles.agent = Some(start_agent(bus_for("agent").await?, agent_config, args.runtime).await?);
 
         let kubeconfig = data_dir.join("kubeconfig");
         let credentials = kubeconfig::Credentials {
@@ -432,6 +433,26 @@ fn pod_cidr(flag: Option<&str>, auto_default: bool) -> Result<Option<PodCidr>> {
     }
 }
 
+/// Starts a node agent on the runtime `kind`.
+async fn start_agent(
+    bus: Bus,
+    config: navarch_actors::AgentConfig,
+    kind: RuntimeKind,
+) -> Result<navarch_actors::AgentHandle> {
+    match kind {
+        RuntimeKind::Process => Ok(navarch_actors::start_agent(bus, config).await?),
+        RuntimeKind::Docker => {
+            tokio::fs::create_dir_all(&config.data_dir)
+                .await
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let runtime = navarch_actors::runtime::DockerRuntime::connect(config.data_dir.clone())
+                .await
+                .context("connecting to the Docker Engine (--runtime docker)")?;
+            Ok(navarch_actors::start_agent_with_runtime(bus, config, Arc::new(runtime)).await?)
+        }
+    }
+}
+
 async fn agent(args: AgentArgs) -> Result<()> {
     let bus = connect(&args.common, "agent").await?;
     let config = navarch_actors::AgentConfig {
@@ -447,7 +468,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
     };
     let node = config.node_name.clone();
     let roles = Roles {
-        agent: Some(navarch_actors::start_agent(bus, config).await?),
+        agent: Some(start_agent(bus, config, args.runtime).await?),
         ..Default::default()
     };
     println!("node agent {node} is running");

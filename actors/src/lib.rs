@@ -10,9 +10,9 @@
 //! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
 //! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod,
 //!   [`agent::config`] resolves env and volume files, [`agent::volumes`] lays volumes out on disk).
-//! - [`runtime`]: how the agent runs containers: the `Runtime` contract and the process runtime (with, as root, pod
+//! - [`runtime`]: how the agent runs containers: the `Runtime` contract, the process runtime (with, as root, pod
 //!   network namespaces in `runtime::netns`, cgroup limits in `runtime::cgroup` and volume mounts in a private
-//!   mount namespace per container in `runtime::mounts`).
+//!   mount namespace per container in `runtime::mounts`) and the Docker runtime (`runtime::docker`).
 //! - [`error`]: the crate's error type.
 //!
 //! # Starting the roles

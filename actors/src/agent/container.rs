@@ -221,6 +221,10 @@ pub fn spec_for(
         pod_namespace: key.namespace.clone(),
         pod_name: key.name.clone(),
         image: c.image.clone().unwrap_or_default(),
+        pull_policy: crate::runtime::PullPolicy::for_image(
+            c.image_pull_policy.as_deref(),
+            c.image.as_deref().unwrap_or_default(),
+        ),
         command,
         args,
         env,

@@ -294,16 +294,22 @@ impl PodMachine {
                 if let Some(i) =
                     self.run_index(&container, attempt, |s| matches!(s, RunState::Starting))
                 {
-                    let end = Termination {
-                        exit_code: 128,
-                        signal: None,
-                        reason,
-                        message: Some(message),
-                        started_at: None,
-                        finished_at: now,
-                        container_id: None,
-                    };
-                    self.ended(i, end, now, &mut commands);
+                    if let Some(waiting) = image_wait_reason(&reason) {
+                        // The container never ran: no restart, the same run retries after a back-off (whatever
+                        // the restart policy), the pod stays Pending.
+                        self.image_failed(i, waiting, message, now);
+                    } else {
+                        let end = Termination {
+                            exit_code: 128,
+                            signal: None,
+                            reason,
+                            message: Some(message),
+                            started_at: None,
+                            finished_at: now,
+                            container_id: None,
+                        };
+                        self.ended(i, end, now, &mut commands);
+                    }
                 }
             }
             PodEvent::Exited {
@@ -376,7 +382,9 @@ impl PodMachine {
                     for i in 0..self.containers.len() {
                         let c = &self.containers[i];
                         if c.retry_at.is_some_and(|at| at <= now) {
-                            if c.retry_same_attempt {
+                            let image_wait = matches!(&c.state,
+                                RunState::Waiting { reason, .. } if image_wait_reason(reason).is_some());
+                            if c.retry_same_attempt || image_wait {
                                 self.start(i, &mut commands);
                             } else {
                                 self.restart(i, &mut commands);
@@ -670,6 +678,19 @@ impl PodMachine {
         }
     }
 
+    /// Container `i` could not start for want of its image: it waits as `reason` with the failure's message and
+    /// retries the same run after the next back-off.
+    fn image_failed(&mut self, i: usize, reason: &str, message: String, now: DateTime<Utc>) {
+        let c = &mut self.containers[i];
+        let delay = c.backoff.unwrap_or(BACKOFF_INITIAL);
+        c.backoff = Some((delay * 2).min(BACKOFF_MAX));
+        c.retry_at = Some(later(now, delay));
+        c.state = RunState::Waiting {
+            reason: reason.into(),
+            message: Some(message),
+        };
+    }
+
     /// `<name>_<namespace>(<uid>)`, as the kubelet names a pod in messages.
     fn pod_ref(&self) -> String {
         let meta = self.pod.as_ref().map(|p| &p.metadata);
@@ -719,6 +740,17 @@ pub(super) fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| now.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// What a container whose start failed for want of its image waits as (the kubelet's reasons: a missing image
+/// with `Never` stays `ErrImageNeverPull`, a failed pull backs off as `ImagePullBackOff`); None for other
+/// failures.
+pub fn image_wait_reason(reason: &str) -> Option<&'static str> {
+    match reason {
+        "ErrImageNeverPull" => Some("ErrImageNeverPull"),
+        "ErrImagePull" | "ImagePullBackOff" => Some("ImagePullBackOff"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -484,3 +484,85 @@ fn an_oom_kill_is_reported_as_oomkilled_and_the_pod_ip_as_given() {
     assert_eq!(status.pod_ips.as_ref().unwrap()[0].ip, "10.88.0.2");
     assert_ne!(status.host_ip.as_deref(), Some("10.88.0.2"));
 }
+
+#[test]
+fn a_missing_image_waits_pending_and_retries_the_same_run() {
+    for policy in ["Always", "Never"] {
+        let mut m = PodMachine::new("10.0.0.5");
+        m.handle(
+            PodEvent::Assigned(Box::new(pod_with(policy, &["main"]))),
+            t0(),
+        );
+        let failed = |reason: &str| PodEvent::StartFailed {
+            container: "main".into(),
+            attempt: 0,
+            reason: reason.into(),
+            message: "Container image \"x\" is not present with pull policy of Never".into(),
+        };
+        let (cmds, s) = split(m.handle(failed("ErrImageNeverPull"), at(1)));
+        assert_eq!(cmds, vec![]);
+        let s = s.unwrap();
+        assert_eq!(phase(&s), "Pending");
+        let status = main_status(&s);
+        assert_eq!(status.restart_count, 0);
+        assert!(status
+            .last_state
+            .as_ref()
+            .and_then(|l| l.terminated.as_ref())
+            .is_none());
+        let waiting = status.state.clone().unwrap().waiting.unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("ErrImageNeverPull"));
+        assert_eq!(
+            waiting.message.as_deref(),
+            Some("Container image \"x\" is not present with pull policy of Never")
+        );
+        // After the first back-off (10 s) the same run is tried again.
+        assert_eq!(split(m.handle(PodEvent::Tick, at(5))).0, vec![]);
+        assert_eq!(
+            split(m.handle(PodEvent::Tick, at(12))).0,
+            vec![start("main", 0)]
+        );
+        // A failed pull backs off as ImagePullBackOff, the next wait twice as long.
+        let (_, s) = split(m.handle(failed("ErrImagePull"), at(13)));
+        let waiting = main_status(&s.unwrap())
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap();
+        assert_eq!(waiting.reason.as_deref(), Some("ImagePullBackOff"));
+        assert_eq!(split(m.handle(PodEvent::Tick, at(25))).0, vec![]);
+        assert_eq!(
+            split(m.handle(PodEvent::Tick, at(34))).0,
+            vec![start("main", 0)]
+        );
+    }
+}
+
+#[test]
+fn a_pod_waiting_for_its_image_is_deleted_at_once() {
+    let mut m = PodMachine::new("10.0.0.5");
+    m.handle(
+        PodEvent::Assigned(Box::new(pod_with("Always", &["main"]))),
+        t0(),
+    );
+    let failed = PodEvent::StartFailed {
+        container: "main".into(),
+        attempt: 0,
+        reason: "ErrImageNeverPull".into(),
+        message: "not present".into(),
+    };
+    m.handle(failed, at(1));
+    let deletion = PodEvent::DeletionRequested {
+        grace: Duration::from_secs(30),
+    };
+    let (cmds, _) = split(m.handle(deletion, at(2)));
+    assert_eq!(
+        cmds,
+        vec![Command::DeletePodObject {
+            uid: "uid-1".into()
+        }]
+    );
+    // Its retry is off.
+    assert_eq!(split(m.handle(PodEvent::Tick, at(60))).0, vec![]);
+}

@@ -99,6 +99,8 @@ impl Record {
                 cpu_millis: self.cpu_millis,
             },
             mounts: self.mounts.clone(),
+            // The process runtime reads no images.
+            pull_policy: super::PullPolicy::default(),
         }
     }
 }
@@ -229,6 +231,7 @@ mod tests {
                 target: "/etc/config".into(),
                 read_only: true,
             }],
+            pull_policy: Default::default(),
         }
     }
 

@@ -20,6 +20,7 @@ fn spec(dir: &Path, container: &str, attempt: u32, command: &[&str]) -> Containe
         working_dir: Some(dir.to_path_buf()),
         limits: crate::runtime::Limits::default(),
         mounts: vec![],
+        pull_policy: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ fn spec(dir: &Path, container: &str) -> ContainerSpec {
         pod_namespace: "demo".into(),
         pod_name: "web-1".into(),
         image: "busybox".into(),
+        pull_policy: crate::runtime::PullPolicy::Never,
         command: vec!["sleep".into(), "30".into()],
         args: vec![],
         env: vec![("GREETING".into(), "hello".into())],

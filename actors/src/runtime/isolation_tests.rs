@@ -26,6 +26,7 @@ fn spec(dir: &Path, pod_uid: &str, container: &str, command: &[&str]) -> Contain
         pod_namespace: "demo".into(),
         pod_name: pod_uid.into(),
         image: "busybox".into(),
+        pull_policy: crate::runtime::PullPolicy::Never,
         command: command.iter().map(|s| s.to_string()).collect(),
         args: vec![],
         env: vec![],

@@ -1,6 +1,7 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
-//! container is a child process on the host); [`netns`] builds pod networks and [`cgroup`] container limits for
-//! it, and [`adopt`] keeps the records through which a restarted agent finds its containers again.
+//! container is a child process on the host; [`DockerRuntime`]: each a Docker container, per pod a sandbox);
+//! [`netns`] builds pod networks and [`cgroup`] container limits for the process runtime, and [`adopt`] keeps the
+//! records through which a restarted agent finds its containers again.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
@@ -31,6 +32,7 @@
 
 pub mod adopt;
 pub mod cgroup;
+pub mod docker;
 pub mod mounts;
 pub mod netns;
 mod process;
@@ -41,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use cgroup::Limits;
+pub use docker::DockerRuntime;
 pub use mounts::Mount;
 pub use process::{running_as_root, ProcessRuntime};
 
@@ -73,6 +76,8 @@ pub struct ContainerSpec {
     pub pod_name: String,
     /// The image, as the pod names it. The process runtime shows it but does not pull or read it.
     pub image: String,
+    /// When to pull the image (`imagePullPolicy`, defaulted as the API server does).
+    pub pull_policy: PullPolicy,
     /// The program and its leading arguments (`command`).
     pub command: Vec<String>,
     /// More arguments (`args`).
@@ -85,6 +90,41 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// The pod's volumes at their `mountPath`s, in order (a later mount may sit inside an earlier one).
     pub mounts: Vec<Mount>,
+}
+
+/// When a runtime that reads images pulls one (`imagePullPolicy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull on every start.
+    Always,
+    /// Pull only when the image is not on the node.
+    #[default]
+    IfNotPresent,
+    /// Never pull: a missing image is an error (`ErrImageNeverPull`).
+    Never,
+}
+
+impl PullPolicy {
+    /// The container's policy: `policy` when it names one, else the API server's default for `image` (`Always`
+    /// for a `:latest` or untagged image, `IfNotPresent` otherwise).
+    pub fn for_image(policy: Option<&str>, image: &str) -> Self {
+        match policy {
+            Some("Always") => PullPolicy::Always,
+            Some("IfNotPresent") => PullPolicy::IfNotPresent,
+            Some("Never") => PullPolicy::Never,
+            _ => {
+                if image.contains('@') {
+                    return PullPolicy::IfNotPresent;
+                }
+                // The tag follows a `:` in the last path part (a registry's port is not a tag).
+                let last = image.rsplit('/').next().unwrap_or_default();
+                match last.split_once(':') {
+                    None | Some((_, "latest")) => PullPolicy::Always,
+                    Some(_) => PullPolicy::IfNotPresent,
+                }
+            }
+        }
+    }
 }
 
 /// What a pod's containers share, as [`Runtime::prepare_pod`] set it up.
@@ -247,14 +287,54 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// The image is not on the node and the pull policy is `Never`. Retryable once the image is loaded.
+    #[error("Container image {image:?} is not present with pull policy of Never")]
+    ImageNeverPull {
+        /// The image.
+        image: String,
+    },
+    /// The image could not be pulled. Retryable (the kubelet backs off: `ImagePullBackOff`).
+    #[error("failed to pull image {image:?}: {message}")]
+    ImagePull {
+        /// The image.
+        image: String,
+        /// Why, as the engine said.
+        message: String,
+    },
+    /// The engine refused to create the container (e.g. the image has no command and the pod sets none). Not
+    /// retryable for this spec.
+    #[error("cannot create container {id}: {message}")]
+    CreateContainer {
+        /// The container.
+        id: ContainerId,
+        /// Why, as the engine said.
+        message: String,
+    },
+    /// The engine could not run the created container (e.g. its program is not in the image). Not retryable for
+    /// this spec.
+    #[error("cannot run container {id}: {message}")]
+    RunContainer {
+        /// The container.
+        id: ContainerId,
+        /// Why, as the engine said.
+        message: String,
+    },
+    /// Another call to the container engine failed (e.g. the engine is down). Retryable.
+    #[error("container engine: {0}")]
+    Engine(String),
 }
 
 impl RuntimeError {
-    /// The reason a container status shows for this failure to start (containerd says `StartError`).
+    /// The reason a container status shows for this failure to start (containerd says `StartError`; image and
+    /// engine failures use the kubelet's reasons).
     pub fn reason(&self) -> &'static str {
         match self {
             RuntimeError::NoCommand => "NoCommand",
             RuntimeError::CommandNotFound { .. } => "CommandNotFound",
+            RuntimeError::ImageNeverPull { .. } => "ErrImageNeverPull",
+            RuntimeError::ImagePull { .. } => "ErrImagePull",
+            RuntimeError::CreateContainer { .. } => "CreateContainerError",
+            RuntimeError::RunContainer { .. } => "RunContainerError",
             _ => "StartError",
         }
     }
@@ -382,6 +462,31 @@ mod tests {
         assert_eq!(by_signal.exit_code(), 143);
         assert_eq!(Exit::UNKNOWN.exit_code(), 137);
         assert!(Exit::UNKNOWN.is_unknown() && !by_code.is_unknown());
+    }
+
+    #[test]
+    fn pull_policies_default_as_the_api_server_does() {
+        assert_eq!(
+            PullPolicy::for_image(Some("Never"), "x:1"),
+            PullPolicy::Never
+        );
+        assert_eq!(PullPolicy::for_image(None, "busybox"), PullPolicy::Always);
+        assert_eq!(
+            PullPolicy::for_image(None, "busybox:latest"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::for_image(Some(""), "busybox:1.36"),
+            PullPolicy::IfNotPresent
+        );
+        assert_eq!(
+            PullPolicy::for_image(None, "reg:5000/busybox"),
+            PullPolicy::Always
+        );
+        assert_eq!(
+            PullPolicy::for_image(None, "busybox@sha256:ab"),
+            PullPolicy::IfNotPresent
+        );
     }
 
     #[test]

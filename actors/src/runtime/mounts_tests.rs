@@ -25,6 +25,7 @@ fn spec(container: &str, script: &str, mounts: Vec<Mount>) -> ContainerSpec {
         working_dir: None,
         limits: Limits::default(),
         mounts,
+        pull_policy: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ fn spec(dir: &Path, container: &str, command: &[&str]) -> ContainerSpec {
         pod_namespace: "demo".into(),
         pod_name: "web-1".into(),
         image: "busybox".into(),
+        pull_policy: crate::runtime::PullPolicy::Never,
         command: command.iter().map(|s| s.to_string()).collect(),
         args: vec![],
         env: vec![],
