@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use navarch_bus::api::EncryptionKeys;
+use navarch_bus::api::{EncryptionKeys, ServiceCidr};
 
 /// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     /// How long a list at a resourceVersion the store has not reached waits for it before the answer is 504
     /// "Too large resource version". Default 3 s: how long kube-apiserver's watch cache waits to be fresh enough.
     pub list_revision_wait: Duration,
+    /// Where Services' cluster IPs come from (`--service-cluster-ip-range`). Default 10.96.0.0/16, kubeadm's
+    /// default service subnet; its first address is the `kubernetes` Service's.
+    pub service_cidr: ServiceCidr,
     /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
     /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
     pub encryption: Option<EncryptionKeys>,
@@ -51,6 +54,7 @@ impl Default for GatewayConfig {
                 burst: 1000,
             }),
             list_revision_wait: Duration::from_secs(3),
+            service_cidr: ServiceCidr::default(),
             encryption: None,
             authentication: crate::auth::Authentication::default(),
             tls: None,

@@ -106,7 +106,9 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         .map_err(|e| ConfigError::Tls(e.to_string()))?;
     let server_tls = tls.is_some();
     let (stop, shutdown) = watch::channel(false);
-    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let objects = Objects::new(StoreClient::new(bus))
+        .with_encryption(config.encryption.clone())
+        .with_service_cidr(config.service_cidr);
     let gateway = Gateway {
         auth_cache: AuthCache::start(objects.clone(), shutdown.clone()),
         watch_cache: crate::watch::WatchCache::new(objects.clone(), shutdown.clone()),
@@ -120,6 +122,7 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     };
     let bootstrap = tokio::spawn(bootstrap::ensure_defaults(
         gateway.objects.clone(),
+        addr,
         gateway.config.bootstrap_retry,
         shutdown.clone(),
         gateway.bootstrapped.clone(),
