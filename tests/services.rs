@@ -203,6 +203,21 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is not in the valid range"), "{stderr}");
 
+    // Racing for one address: exactly one create wins, whatever the interleaving.
+    let outcomes: Vec<bool> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..4)
+            .map(|i| {
+                let k = &k;
+                scope.spawn(move || {
+                    let racer = service(&format!("racer-{i}"), &format!("  clusterIP: 10.96.0.50\n{PORT_80}"));
+                    k.apply_stdin(&["create", "-f", "-"], &racer).status.success()
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.iter().filter(|won| **won).count(), 1, "{outcomes:?}");
+
     // Node ports: one from the range, shown as port:nodePort; the same one again is refused.
     let np = service("np", &format!("  type: NodePort\n{PORT_80}"));
     assert!(k.apply_stdin(&["create", "-f", "-"], &np).status.success());
@@ -240,4 +255,15 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     let out = k.apply_stdin(&["create", "-f", "-"], &again);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(k.apply_stdin(&["create", "-f", "-"], &clash).status.success());
+    // A Service that exists is AlreadyExists, even though its address is taken (by itself).
+    let out = k.apply_stdin(&["create", "-f", "-"], &again);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AlreadyExists"), "{stderr}");
+
+    // Changing the type to NodePort allocates a node port on the update.
+    k.ok(&["patch", "svc", "again", "-n", "svcs", "-p", r#"{"spec":{"type":"NodePort"}}"#]);
+    let again = k.json(&["get", "svc", "again", "-n", "svcs"]);
+    let node_port = again["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
+    assert!((30000..=32767).contains(&node_port), "{again}");
+    assert_eq!(again["spec"]["clusterIP"], ip.to_string());
 }

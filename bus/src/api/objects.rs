@@ -349,6 +349,10 @@ impl Objects {
             // A Service's addresses are allocated here and committed with it (see `super::allocation`).
             let mut object = object.clone();
             let claims = if info.kind == "Service" {
+                // A Service that exists holds its own address: say it exists, not that the address is taken.
+                if self.store.get(key.as_bytes()).await?.is_some() {
+                    return Err(ApiError::already_exists(info, &name));
+                }
                 self.allocate(info, &mut object, None).await?
             } else {
                 Claims::default()
