@@ -145,7 +145,9 @@ fn wait_for_endpoints(k: &Kubectl, n: usize) -> BTreeSet<String> {
     wait_for(&format!("Endpoints web listing {n} ready pods"), || {
         let (ready, never) = pod_ips(k);
         let (addresses, not_ready, ports) = endpoints(k, "web")?;
-        println!("ready pods {ready:?}, never-ready {never:?}; endpoints {addresses:?} / {not_ready:?}");
+        println!(
+            "ready pods {ready:?}, never-ready {never:?}; endpoints {addresses:?} / {not_ready:?}"
+        );
         let never = never?;
         (ready.len() == n
             && addresses == ready
@@ -178,7 +180,10 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     assert_eq!(web["spec"]["clusterIPs"][0], ip.to_string());
     assert_eq!(web["spec"]["ipFamilies"][0], "IPv4");
     let table = k.ok(&["get", "svc", "web", "-n", "svcs"]);
-    assert!(table.contains(&ip.to_string()) && table.contains("80/TCP"), "{table}");
+    assert!(
+        table.contains(&ip.to_string()) && table.contains("80/TCP"),
+        "{table}"
+    );
 
     let addresses = wait_for_endpoints(&k, 2);
     let table = k.ok(&["get", "endpoints", "web", "-n", "svcs"]);
@@ -209,14 +214,23 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
             .map(|i| {
                 let k = &k;
                 scope.spawn(move || {
-                    let racer = service(&format!("racer-{i}"), &format!("  clusterIP: 10.96.0.50\n{PORT_80}"));
-                    k.apply_stdin(&["create", "-f", "-"], &racer).status.success()
+                    let racer = service(
+                        &format!("racer-{i}"),
+                        &format!("  clusterIP: 10.96.0.50\n{PORT_80}"),
+                    );
+                    k.apply_stdin(&["create", "-f", "-"], &racer)
+                        .status
+                        .success()
                 })
             })
             .collect();
         racers.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    assert_eq!(outcomes.iter().filter(|won| **won).count(), 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes.iter().filter(|won| **won).count(),
+        1,
+        "{outcomes:?}"
+    );
 
     // Node ports: one from the range, shown as port:nodePort; the same one again is refused.
     let np = service("np", &format!("  type: NodePort\n{PORT_80}"));
@@ -233,11 +247,20 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     );
     let out = k.apply_stdin(&["create", "-f", "-"], &clash);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("provided port is already allocated"), "{stderr}");
+    assert!(
+        stderr.contains("provided port is already allocated"),
+        "{stderr}"
+    );
 
     // The cluster IP may not change.
     let out = k.run(&[
-        "patch", "svc", "web", "-n", "svcs", "-p", r#"{"spec":{"clusterIP":"10.96.0.77"}}"#,
+        "patch",
+        "svc",
+        "web",
+        "-n",
+        "svcs",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.96.0.77"}}"#,
     ]);
     assert!(!out.status.success());
     assert!(
@@ -253,15 +276,30 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     });
     let again = service("again", &format!("  clusterIP: {ip}\n{PORT_80}"));
     let out = k.apply_stdin(&["create", "-f", "-"], &again);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(k.apply_stdin(&["create", "-f", "-"], &clash).status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(k
+        .apply_stdin(&["create", "-f", "-"], &clash)
+        .status
+        .success());
     // A Service that exists is AlreadyExists, even though its address is taken (by itself).
     let out = k.apply_stdin(&["create", "-f", "-"], &again);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("AlreadyExists"), "{stderr}");
 
     // Changing the type to NodePort allocates a node port on the update.
-    k.ok(&["patch", "svc", "again", "-n", "svcs", "-p", r#"{"spec":{"type":"NodePort"}}"#]);
+    k.ok(&[
+        "patch",
+        "svc",
+        "again",
+        "-n",
+        "svcs",
+        "-p",
+        r#"{"spec":{"type":"NodePort"}}"#,
+    ]);
     let again = k.json(&["get", "svc", "again", "-n", "svcs"]);
     let node_port = again["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or(0);
     assert!((30000..=32767).contains(&node_port), "{again}");

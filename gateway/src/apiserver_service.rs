@@ -97,8 +97,8 @@ pub async fn ensure(
 }
 
 async fn ensure_once(objects: &Objects, address: SocketAddr) -> Result<(), ApiError> {
-    let services = resource::by_kind("v1", "Service")
-        .ok_or_else(|| ApiError::internal("no Service kind"))?;
+    let services =
+        resource::by_kind("v1", "Service").ok_or_else(|| ApiError::internal("no Service kind"))?;
     let endpoints_info = resource::by_kind("v1", "Endpoints")
         .ok_or_else(|| ApiError::internal("no Endpoints kind"))?;
     let wanted = service(objects.service_cidr().first(), address.port());
@@ -130,16 +130,25 @@ async fn ensure_once(objects: &Objects, address: SocketAddr) -> Result<(), ApiEr
             if let Some(new) = endpoints(None, address) {
                 // Another gateway creating them first makes this fail, and the next attempt adds this one.
                 objects
-                    .create(endpoints_info, Some("default"), new, FieldValidation::Strict)
+                    .create(
+                        endpoints_info,
+                        Some("default"),
+                        new,
+                        FieldValidation::Strict,
+                    )
                     .await?;
             }
         }
         Err(e) => return Err(e),
         Ok(_) => {
             objects
-                .update_with(endpoints_info, Some("default"), NAME, Part::Main, |current| {
-                    Ok(endpoints(Some(&current), address).unwrap_or(current))
-                })
+                .update_with(
+                    endpoints_info,
+                    Some("default"),
+                    NAME,
+                    Part::Main,
+                    |current| Ok(endpoints(Some(&current), address).unwrap_or(current)),
+                )
                 .await?;
         }
     }

@@ -61,7 +61,11 @@ pub fn reconcile(service: Option<&Service>, current: Option<&Endpoints>, pods: &
     {
         return Action::Nothing;
     }
-    let selected: Vec<&Pod> = pods.iter().copied().filter(|p| selects(service, p)).collect();
+    let selected: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|p| selects(service, p))
+        .collect();
     let subsets = subsets(service, &selected);
     let labels = labels(service);
     match current {
@@ -89,11 +93,7 @@ pub fn reconcile(service: Option<&Service>, current: Option<&Endpoints>, pods: &
 /// The Service's labels, plus [`HEADLESS`] when it has no cluster IP.
 fn labels(service: &Service) -> BTreeMap<String, String> {
     let mut labels = service.metadata.labels.clone().unwrap_or_default();
-    let headless = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.cluster_ip.as_deref())
-        == Some("None");
+    let headless = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None");
     if headless {
         labels.insert(HEADLESS.into(), String::new());
     } else {
@@ -144,9 +144,7 @@ fn resolve(pod: &Pod, target: &IntOrString, protocol: &str) -> Option<i32> {
 fn address(pod: &Pod) -> EndpointAddress {
     let status = pod.status.as_ref();
     EndpointAddress {
-        ip: status
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_default(),
+        ip: status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
         node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         hostname: None,
         target_ref: Some(ObjectReference {
@@ -169,17 +167,15 @@ fn subsets(service: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
     let headless = spec.cluster_ip.as_deref() == Some("None");
     let service_ports = spec.ports.as_deref().unwrap_or_default();
     // Per set of resolved ports: (ready, not ready) addresses.
-    type Packed = BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointAddress>, Vec<EndpointAddress>)>;
+    type Packed =
+        BTreeMap<Vec<(String, i32, String)>, (Vec<EndpointAddress>, Vec<EndpointAddress>)>;
     let mut packed: Packed = BTreeMap::new();
     for pod in pods.iter().filter(|p| listed(p, publish)) {
         let ports: Vec<(String, i32, String)> = service_ports
             .iter()
             .filter_map(|sp| {
                 let protocol = sp.protocol.clone().unwrap_or_else(|| "TCP".into());
-                let target = sp
-                    .target_port
-                    .clone()
-                    .unwrap_or(IntOrString::Int(sp.port));
+                let target = sp.target_port.clone().unwrap_or(IntOrString::Int(sp.port));
                 let port = resolve(pod, &target, &protocol)?;
                 Some((sp.name.clone().unwrap_or_default(), port, protocol))
             })
@@ -248,7 +244,9 @@ pub fn lists(endpoints: &Endpoints, pod: &Pod) -> bool {
             .iter()
             .flatten()
             .chain(s.not_ready_addresses.iter().flatten())
-            .any(|a| a.target_ref.as_ref().and_then(|r| r.name.as_ref()) == pod.metadata.name.as_ref())
+            .any(|a| {
+                a.target_ref.as_ref().and_then(|r| r.name.as_ref()) == pod.metadata.name.as_ref()
+            })
     })
 }
 

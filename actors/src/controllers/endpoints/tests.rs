@@ -11,8 +11,10 @@ fn service(spec: Value) -> Service {
 }
 
 fn web() -> Service {
-    service(json!({"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
-                   "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}))
+    service(
+        json!({"selector": {"app": "web"}, "clusterIP": "10.96.0.10",
+                   "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}),
+    )
 }
 
 /// A pod of `demo` labelled app=web, on node n1, with `ip` and Ready as `ready` says.
@@ -64,7 +66,9 @@ fn ready_and_not_ready_pods_are_listed_apart_with_the_target_port() {
 #[test]
 fn pods_being_deleted_finished_without_ip_or_not_selected_are_left_out() {
     let mut deleting = pod("d", "10.88.0.8", true);
-    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::now()));
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(crate::now()),
+    );
     let mut finished = pod("f", "10.88.0.9", false);
     finished.status.as_mut().unwrap().phase = Some("Succeeded".into());
     let mut no_ip = pod("n", "", false);
@@ -79,7 +83,10 @@ fn pods_being_deleted_finished_without_ip_or_not_selected_are_left_out() {
         None,
         &[&deleting, &finished, &no_ip, &other, &elsewhere, &kept],
     ));
-    assert_eq!(ep["subsets"][0]["addresses"], json!([address("k", "10.88.0.12")]));
+    assert_eq!(
+        ep["subsets"][0]["addresses"],
+        json!([address("k", "10.88.0.12")])
+    );
     assert!(ep["subsets"][0].get("notReadyAddresses").is_none());
     // Publishing not-ready addresses lists every pod as ready, including those being deleted. Addresses sort as
     // kube-controller-manager sorts them: by the IP's text.
@@ -113,7 +120,11 @@ fn pods_resolving_to_different_ports_get_their_own_subsets() {
         "ports": [{"name": "http", "port": 80, "targetPort": "web", "protocol": "TCP"}]}));
     let a = pod("a", "10.88.0.5", true);
     let mut b = pod("b", "10.88.0.6", true);
-    b.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].container_port = 9191;
+    b.spec.as_mut().unwrap().containers[0]
+        .ports
+        .as_mut()
+        .unwrap()[0]
+        .container_port = 9191;
     let ep = created(reconcile(Some(&named), None, &[&a, &b]));
     assert_eq!(ep["subsets"].as_array().unwrap().len(), 2);
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 9090);
@@ -126,7 +137,10 @@ fn only_a_change_is_written() {
     let Action::Create(current) = reconcile(Some(&web()), None, &[&a, &b]) else {
         panic!("expected a create")
     };
-    assert_eq!(reconcile(Some(&web()), Some(&current), &[&b, &a]), Action::Nothing);
+    assert_eq!(
+        reconcile(Some(&web()), Some(&current), &[&b, &a]),
+        Action::Nothing
+    );
     let c = pod("c", "10.88.0.7", true);
     match reconcile(Some(&web()), Some(&current), &[&a, &b, &c]) {
         Action::Update { subsets, labels } => {
@@ -147,13 +161,20 @@ fn services_without_selector_are_left_alone_and_a_gone_service_takes_its_endpoin
     let manual = service(json!({"ports": [{"port": 80}]}));
     let mut current = Endpoints::default();
     current.metadata.uid = Some("ep-uid".into());
-    assert_eq!(reconcile(Some(&manual), Some(&current), &[]), Action::Nothing);
+    assert_eq!(
+        reconcile(Some(&manual), Some(&current), &[]),
+        Action::Nothing
+    );
     assert_eq!(reconcile(Some(&manual), None, &[]), Action::Nothing);
-    let external = service(json!({"type": "ExternalName", "externalName": "db.example", "selector": {"app": "web"}}));
+    let external = service(
+        json!({"type": "ExternalName", "externalName": "db.example", "selector": {"app": "web"}}),
+    );
     assert_eq!(reconcile(Some(&external), None, &[]), Action::Nothing);
     assert_eq!(
         reconcile(None, Some(&current), &[]),
-        Action::Delete { uid: "ep-uid".into() }
+        Action::Delete {
+            uid: "ep-uid".into()
+        }
     );
     assert_eq!(reconcile(None, None, &[]), Action::Nothing);
 }
@@ -164,7 +185,10 @@ fn headless_services_are_labelled_and_list_pods_without_ports() {
     let a = pod("a", "10.88.0.5", true);
     let ep = created(reconcile(Some(&headless), None, &[&a]));
     assert_eq!(ep["metadata"]["labels"][HEADLESS], "");
-    assert_eq!(ep["subsets"], json!([{"addresses": [address("a", "10.88.0.5")]}]));
+    assert_eq!(
+        ep["subsets"],
+        json!([{"addresses": [address("a", "10.88.0.5")]}])
+    );
 }
 
 #[test]
@@ -177,7 +201,10 @@ fn selection_and_listing_tell_which_services_a_pod_concerns() {
     let Action::Create(ep) = reconcile(Some(&web()), None, &[&a]) else {
         panic!("expected a create")
     };
-    assert!(lists(&ep, &db), "a pod that left the selector is still listed until reconciled");
+    assert!(
+        lists(&ep, &db),
+        "a pod that left the selector is still listed until reconciled"
+    );
     let other = pod("z", "10.88.0.9", true);
     assert!(!lists(&ep, &other));
 }

@@ -206,7 +206,10 @@ impl Objects {
             None => {}
             Some(Ask::Exact(wanted)) => {
                 let cidr = self.service_cidr();
-                let in_range = wanted.parse::<Ipv4Addr>().ok().filter(|a| cidr.contains(*a));
+                let in_range = wanted
+                    .parse::<Ipv4Addr>()
+                    .ok()
+                    .filter(|a| cidr.contains(*a));
                 let field = "spec.clusterIPs";
                 let value = format!("[]string{{\"{wanted}\"}}");
                 let Some(addr) = in_range else {
@@ -216,7 +219,15 @@ impl Objects {
                 match self.key_state(&key, |s, o| holds_ip(s, o, &wanted)).await? {
                     KeyState::Free(compare) => claims.claim(key, compare, &owner),
                     KeyState::Held => {
-                        return Err(invalid(info, &name, field, value, format!("failed to allocate IP {wanted}: provided IP is already allocated")))
+                        return Err(invalid(
+                            info,
+                            &name,
+                            field,
+                            value,
+                            format!(
+                                "failed to allocate IP {wanted}: provided IP is already allocated"
+                            ),
+                        ))
                     }
                 }
             }
@@ -239,7 +250,13 @@ impl Objects {
                     match self.key_state(&key, |s, o| holds_port(s, o, port)).await? {
                         KeyState::Free(compare) => claims.claim(key, compare, &owner),
                         KeyState::Held => {
-                            return Err(invalid(info, &name, &format!("spec.ports[{i}].nodePort"), port.to_string(), "provided port is already allocated".into()))
+                            return Err(invalid(
+                                info,
+                                &name,
+                                &format!("spec.ports[{i}].nodePort"),
+                                port.to_string(),
+                                "provided port is already allocated".into(),
+                            ))
                         }
                     }
                     continue;
@@ -299,7 +316,9 @@ impl Objects {
         for ip in taken.iter().filter(|ip| cidr.contains(**ip)) {
             let text = ip.to_string();
             let key = format!("{IPS}{ip}");
-            if let KeyState::Free(compare) = self.key_state(&key, |s, o| holds_ip(s, o, &text)).await? {
+            if let KeyState::Free(compare) =
+                self.key_state(&key, |s, o| holds_ip(s, o, &text)).await?
+            {
                 return Ok((*ip, compare));
             }
         }
@@ -324,7 +343,9 @@ impl Objects {
         }
         for port in stale.into_iter().filter(|p| !chosen.contains(p)) {
             let key = format!("{PORTS}{port}");
-            if let KeyState::Free(compare) = self.key_state(&key, |s, o| holds_port(s, o, port)).await? {
+            if let KeyState::Free(compare) =
+                self.key_state(&key, |s, o| holds_port(s, o, port)).await?
+            {
                 return Ok((port, compare));
             }
         }
@@ -344,8 +365,17 @@ mod tests {
 
     #[test]
     fn a_new_service_wants_an_address_and_node_ports_by_its_type() {
-        let w = wants(&svc(json!({"type": "ClusterIP", "ports": [{"port": 80}]})), None);
-        assert_eq!(w, Wants { ip: Some(Ask::Any), ports: vec![] });
+        let w = wants(
+            &svc(json!({"type": "ClusterIP", "ports": [{"port": 80}]})),
+            None,
+        );
+        assert_eq!(
+            w,
+            Wants {
+                ip: Some(Ask::Any),
+                ports: vec![]
+            }
+        );
         let w = wants(
             &svc(json!({"type": "NodePort", "clusterIP": "10.96.0.9",
                         "ports": [{"port": 80, "nodePort": 30080}, {"port": 81}]})),
@@ -360,44 +390,66 @@ mod tests {
         );
         let headless = wants(&svc(json!({"clusterIP": "None", "ports": []})), None);
         assert_eq!(headless, Wants::default());
-        let external = wants(&svc(json!({"type": "ExternalName", "externalName": "x.example"})), None);
+        let external = wants(
+            &svc(json!({"type": "ExternalName", "externalName": "x.example"})),
+            None,
+        );
         assert_eq!(external, Wants::default());
-        let lb = svc(json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]}));
+        let lb = svc(
+            json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]}),
+        );
         assert_eq!(wants(&lb, None).ports, vec![]);
     }
 
     #[test]
     fn an_update_wants_only_what_it_did_not_have() {
-        let old = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080}]}));
+        let old = svc(
+            json!({"type": "NodePort", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080}]}),
+        );
         let same = wants(&old, Some(&old));
         assert_eq!(same, Wants::default());
         let grown = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.9",
                                "ports": [{"port": 80, "nodePort": 30080}, {"port": 81}]}));
         assert_eq!(wants(&grown, Some(&old)).ports, vec![(1, Ask::Any)]);
         // From ClusterIP to NodePort: node ports it never had.
-        let was_cluster_ip = svc(json!({"type": "ClusterIP", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080}]}));
-        assert_eq!(wants(&old, Some(&was_cluster_ip)).ports, vec![(0, Ask::Exact(30080))]);
+        let was_cluster_ip = svc(
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080}]}),
+        );
+        assert_eq!(
+            wants(&old, Some(&was_cluster_ip)).ports,
+            vec![(0, Ask::Exact(30080))]
+        );
     }
 
     #[test]
     fn an_owner_holds_only_what_its_current_spec_names() {
         let owner = json!({"namespace": "default", "name": "web", "uid": "u1"});
-        let live = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
-                              "ports": [{"port": 80, "nodePort": 30080}]}));
+        let live = svc(
+            json!({"type": "NodePort", "clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.9"],
+                              "ports": [{"port": 80, "nodePort": 30080}]}),
+        );
         assert!(holds_ip(&live, &owner, "10.96.0.9"));
         assert!(!holds_ip(&live, &owner, "10.96.0.8"));
         assert!(holds_port(&live, &owner, 30080));
         let mut replaced = live.clone();
         replaced["metadata"]["uid"] = json!("u2");
-        assert!(!holds_ip(&replaced, &owner, "10.96.0.9"), "same name, another Service");
+        assert!(
+            !holds_ip(&replaced, &owner, "10.96.0.9"),
+            "same name, another Service"
+        );
         let mut now_cluster_ip = live.clone();
         now_cluster_ip["spec"]["type"] = json!("ClusterIP");
-        assert!(!holds_port(&now_cluster_ip, &owner, 30080), "a type change lets node ports go");
+        assert!(
+            !holds_port(&now_cluster_ip, &owner, 30080),
+            "a type change lets node ports go"
+        );
     }
 
     #[test]
     fn fill_sets_the_address_its_families_and_the_ports() {
-        let mut s = svc(json!({"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}, {"port": 81, "nodePort": 30001}]}));
+        let mut s = svc(
+            json!({"type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": 80}, {"port": 81, "nodePort": 30001}]}),
+        );
         fill(&mut s, Some("10.96.3.4"), &[(0, 31000)]);
         assert_eq!(
             s["spec"],

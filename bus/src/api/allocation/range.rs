@@ -97,7 +97,10 @@ pub fn pick_port(
         u32::try_from(*range.end()).ok()?,
     );
     let band = static_band(last.saturating_sub(first) + 1, 16, 128, 32);
-    let taken: HashSet<u32> = taken.iter().filter_map(|p| u32::try_from(*p).ok()).collect();
+    let taken: HashSet<u32> = taken
+        .iter()
+        .filter_map(|p| u32::try_from(*p).ok())
+        .collect();
     pick(first, last, band, &taken, random).and_then(|p| i32::try_from(p).ok())
 }
 
@@ -147,7 +150,13 @@ mod tests {
         assert!(!cidr.contains(ip("10.96.255.255")), "broadcast");
         assert!(!cidr.contains(ip("10.96.0.0")), "network");
         assert!(!cidr.contains(ip("10.97.0.1")));
-        for bad in ["10.96.0.0", "10.96.0.1/16", "10.96.0.0/31", "10.0.0.0/7", "x/16"] {
+        for bad in [
+            "10.96.0.0",
+            "10.96.0.1/16",
+            "10.96.0.0/31",
+            "10.0.0.0/7",
+            "x/16",
+        ] {
             assert!(bad.parse::<ServiceCidr>().is_err(), "{bad}");
         }
     }
