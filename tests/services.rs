@@ -305,3 +305,121 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     assert!((30000..=32767).contains(&node_port), "{again}");
     assert_eq!(again["spec"]["clusterIP"], ip.to_string());
 }
+
+/// The repair loop's core, against a real store in-process: keys of addresses whose Service is gone or no longer
+/// needs them are removed; keys still held stay.
+#[test]
+fn addresses_no_longer_held_are_removed_from_the_store() {
+    use navarch_bus::api::admission::FieldValidation;
+    use navarch_bus::api::{resource, DeleteOptions, Objects};
+    use navarch_bus::store::StoreClient;
+    use navarch_bus::transport::embedded::Embedded;
+    use navarch_bus::Bus;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    run_in_system(async move {
+        let router = Arc::new(Embedded::new());
+        let config = navarch_store::StoreConfig {
+            data_dir: dir.path().join("store"),
+            ..Default::default()
+        };
+        let store = navarch_store::StoreMember::start(
+            Bus::new(router.clone(), "repair").await.unwrap(),
+            config,
+        )
+        .await
+        .unwrap();
+        let client = StoreClient::new(Bus::new(router, "repair").await.unwrap());
+        let objects = Objects::new(client.clone());
+        let namespaces = resource::by_kind("v1", "Namespace").unwrap();
+        let services = resource::by_kind("v1", "Service").unwrap();
+        wait_for_async(|| async {
+            objects
+                .create(
+                    namespaces,
+                    None,
+                    json!({"metadata": {"name": "default"}}),
+                    FieldValidation::Strict,
+                )
+                .await
+                .ok()
+        })
+        .await;
+        let svc = |name: &str, ip: &str, spec: serde_json::Value| {
+            let mut s = json!({"metadata": {"name": name},
+                               "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
+            for (k, v) in spec.as_object().unwrap() {
+                s["spec"][k] = v.clone();
+            }
+            s
+        };
+        for s in [
+            svc("gone", "10.96.0.20", json!({})),
+            svc("kept", "10.96.0.21", json!({})),
+            svc(
+                "was-np",
+                "10.96.0.22",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30500}]}),
+            ),
+        ] {
+            objects
+                .create(services, Some("default"), s, FieldValidation::Strict)
+                .await
+                .unwrap();
+        }
+        let key = |k: &str| {
+            let client = client.clone();
+            let k = k.to_string();
+            async move { client.get(k.as_bytes()).await.unwrap().is_some() }
+        };
+        assert!(key("/registry/ranges/servicenodeports/30500").await);
+        objects
+            .delete(services, Some("default"), "gone", &DeleteOptions::default())
+            .await
+            .unwrap();
+        objects
+            .update_with(
+                services,
+                Some("default"),
+                "was-np",
+                navarch_bus::api::admission::Part::Main,
+                |mut s| {
+                    s["spec"]["type"] = json!("ClusterIP");
+                    s["spec"]["ports"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("nodePort");
+                    Ok(s)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            key("/registry/ranges/serviceips/10.96.0.20").await,
+            "release is lazy"
+        );
+        assert_eq!(objects.release_unheld().await.unwrap(), 2);
+        assert!(!key("/registry/ranges/serviceips/10.96.0.20").await);
+        assert!(!key("/registry/ranges/servicenodeports/30500").await);
+        assert!(key("/registry/ranges/serviceips/10.96.0.21").await);
+        assert!(key("/registry/ranges/serviceips/10.96.0.22").await);
+        assert_eq!(objects.release_unheld().await.unwrap(), 0);
+        let _ = store.send(navarch_store::Shutdown).await;
+    });
+}
+
+async fn wait_for_async<T, F, Fut>(mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..600 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the store did not answer within a minute");
+}

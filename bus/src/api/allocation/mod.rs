@@ -7,7 +7,8 @@
 //! address twice. An address is in use only while its owner still claims it: a Service deleted, replaced or changed
 //! to a type without node ports leaves its key behind, and the next request for that address finds the owner gone
 //! and takes the key over (compare on its mod revision). So deletes and type changes release addresses without the
-//! delete path knowing about them.
+//! delete path knowing about them; [`Objects::release_unheld`], which each gateway runs periodically, removes such
+//! keys from the store.
 
 mod range;
 
@@ -23,7 +24,7 @@ use super::kinds::service::NODE_PORTS;
 use super::meta;
 use super::objects::Objects;
 use super::resource::ResourceInfo;
-use crate::store::{Compare, PutRequest, TxnOp};
+use crate::store::{Compare, DeleteRequest, PutRequest, TxnOp, TxnRequest};
 
 const IPS: &str = "/registry/ranges/serviceips/";
 const PORTS: &str = "/registry/ranges/servicenodeports/";
@@ -272,6 +273,47 @@ impl Objects {
         }
         fill(service, ip.as_deref(), &given);
         Ok(claims)
+    }
+
+    /// Deletes the keys of addresses whose owner no longer holds them (deleted, replaced, or changed type), as
+    /// kube-apiserver's repair loops do; returns how many went. Allocation never needs this (it takes such keys
+    /// over), it keeps the store from holding keys of Services long gone. Each delete compares the key's mod
+    /// revision, so an address claimed again meanwhile stays.
+    pub async fn release_unheld(&self) -> Result<usize, ApiError> {
+        let mut released = 0;
+        for prefix in [IPS, PORTS] {
+            let keys = self.store().list(prefix.as_bytes()).await?;
+            for kv in keys.kvs {
+                let key = String::from_utf8_lossy(&kv.key).into_owned();
+                let address = key.strip_prefix(prefix).unwrap_or_default().to_string();
+                let state = if prefix == IPS {
+                    self.key_state(&key, |s, o| holds_ip(s, o, &address))
+                        .await?
+                } else {
+                    let port: i32 = address.parse().unwrap_or(0);
+                    self.key_state(&key, |s, o| holds_port(s, o, port)).await?
+                };
+                let KeyState::Free(compare) = state else {
+                    continue;
+                };
+                let response = self
+                    .store()
+                    .txn(TxnRequest {
+                        compare: vec![compare],
+                        success: vec![TxnOp::Delete(DeleteRequest {
+                            key: kv.key.clone(),
+                            ..Default::default()
+                        })],
+                        failure: vec![],
+                    })
+                    .await?;
+                if response.succeeded {
+                    tracing::info!(key, "released an address its Service no longer holds");
+                    released += 1;
+                }
+            }
+        }
+        Ok(released)
     }
 
     /// Whether the address at `key` is free: absent, or its owner (read now) no longer `holds` it.
