@@ -306,6 +306,32 @@ fn services_get_addresses_and_endpoints_follow_ready_pods() {
     assert_eq!(again["spec"]["clusterIP"], ip.to_string());
 }
 
+#[test]
+fn the_service_range_is_an_option_of_up() {
+    let up = start_up(&["--service-cluster-ip-range", "10.100.7.0/24"]);
+    let k = Kubectl::new(&up.kubeconfig);
+    let kubernetes = k.json(&["get", "svc", "kubernetes"]);
+    assert_eq!(kubernetes["spec"]["clusterIP"], "10.100.7.1");
+    let svc =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: other\nspec:\n  ports:\n  - port: 80\n";
+    assert!(k.apply_stdin(&["create", "-f", "-"], svc).status.success());
+    let ip: Ipv4Addr = k.json(&["get", "svc", "other"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ip.octets()[..3], [10, 100, 7], "{ip}");
+    let outside = svc
+        .replace("name: other", "name: outside")
+        .replace("spec:\n", "spec:\n  clusterIP: 10.96.0.10\n");
+    let out = k.apply_stdin(&["create", "-f", "-"], &outside);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("The range of valid IPs is 10.100.7.0/24"),
+        "{stderr}"
+    );
+}
+
 /// The repair loop's core, against a real store in-process: keys of addresses whose Service is gone or no longer
 /// needs them are removed; keys still held stay.
 #[test]
