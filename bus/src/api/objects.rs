@@ -345,35 +345,34 @@ impl Objects {
         }
         let name = meta::name(&object).unwrap_or_default().to_string();
         let key = info.key(namespace, &name);
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            // A Service's addresses are allocated here and committed with it (see `super::allocation`).
-            let mut object = object.clone();
-            let claims = if info.kind == "Service" {
-                // A Service that exists holds its own address: say it exists, not that the address is taken.
-                if self.store.get(key.as_bytes()).await?.is_some() {
-                    return Err(ApiError::already_exists(info, &name));
-                }
-                self.allocate(info, &mut object, None).await?
-            } else {
-                Claims::default()
-            };
-            let racing = !claims.compares.is_empty();
-            match self
-                .put_claiming(Compare::absent(key.clone()), claims, key.clone(), object)
-                .await?
-            {
-                Some(object) => return Ok(Admitted { object, warnings }),
-                // Lost an address to a concurrent create, or the name exists: which one decides the answer.
-                None if racing && self.store.get(key.as_bytes()).await?.is_none() => continue,
-                None => return Err(ApiError::already_exists(info, &name)),
-            }
+        if info.kind == "Service" {
+            // Its addresses are allocated and committed with it (see `super::allocation`).
+            let object = self.create_service(info, &name, key, object).await?;
+            return Ok(Admitted { object, warnings });
         }
-        Err(ApiError::conflict(info, &name))
+        match self
+            .put_if(Compare::absent(key.clone()), key, object)
+            .await?
+        {
+            Some(object) => Ok(Admitted { object, warnings }),
+            None => Err(ApiError::already_exists(info, &name)),
+        }
+    }
+
+    /// Writes `object` at `key` if `compare` holds: the object with its new resourceVersion, or None.
+    async fn put_if(
+        &self,
+        compare: Compare,
+        key: String,
+        object: Value,
+    ) -> Result<Option<Value>, ApiError> {
+        self.put_claiming(compare, Claims::default(), key, object)
+            .await
     }
 
     /// Writes `object` at `key` if `compare` holds, with `claims` (a Service's allocated addresses) in the same
     /// transaction under their own compares: the object with its new resourceVersion, or None.
-    async fn put_claiming(
+    pub(super) async fn put_claiming(
         &self,
         compare: Compare,
         claims: Claims,

@@ -28,6 +28,8 @@ use crate::store::{Compare, DeleteRequest, PutRequest, TxnOp, TxnRequest};
 
 const IPS: &str = "/registry/ranges/serviceips/";
 const PORTS: &str = "/registry/ranges/servicenodeports/";
+/// How many times a create allocates again after losing an address (or the name) to a concurrent one.
+const MAX_RACES: usize = 32;
 
 /// What a Service asks to be given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -273,6 +275,32 @@ impl Objects {
         }
         fill(service, ip.as_deref(), &given);
         Ok(claims)
+    }
+
+    /// Stores the admitted Service `object` at `key` with the addresses it asks for: 409 if it exists (before its
+    /// own address would be found taken), 422 for an address refused. Losing an address to a concurrent create
+    /// allocates again.
+    pub(crate) async fn create_service(
+        &self,
+        info: &ResourceInfo,
+        name: &str,
+        key: String,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        for _ in 0..MAX_RACES {
+            if self.store().get(key.as_bytes()).await?.is_some() {
+                return Err(ApiError::already_exists(info, name));
+            }
+            let mut object = object.clone();
+            let claims = self.allocate(info, &mut object, None).await?;
+            if let Some(stored) = self
+                .put_claiming(Compare::absent(key.clone()), claims, key.clone(), object)
+                .await?
+            {
+                return Ok(stored);
+            }
+        }
+        Err(ApiError::conflict(info, name))
     }
 
     /// Deletes the keys of addresses whose owner no longer holds them (deleted, replaced, or changed type), as
