@@ -91,6 +91,10 @@ pub struct UpArgs {
     /// The API's per-client rate limit.
     #[command(flatten)]
     pub api_limit: ApiLimitArgs,
+    /// Where Services' cluster IPs come from, as kube-apiserver's flag (its first address is the `kubernetes`
+    /// Service's). Every gateway of a cluster needs the same range.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cluster_ip_range: navarch_bus::api::ServiceCidr,
     /// Name of the node the built-in agent registers (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -272,6 +276,10 @@ pub struct GatewayArgs {
     /// The API's per-client rate limit.
     #[command(flatten)]
     pub api_limit: ApiLimitArgs,
+    /// Where Services' cluster IPs come from, as kube-apiserver's flag (its first address is the `kubernetes`
+    /// Service's). Every gateway of a cluster needs the same range.
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cluster_ip_range: navarch_bus::api::ServiceCidr,
     /// Write a kubeconfig for this gateway to this file.
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,

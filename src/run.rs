@@ -247,6 +247,7 @@ async fn up(args: UpArgs) -> Result<()> {
         let gateway_config = navarch_gateway::GatewayConfig {
             listen: args.api_listen,
             rate_limit: args.api_limit.rate_limit(),
+            service_cidr: args.service_cluster_ip_range,
             encryption: Some(encryption.clone()),
             authentication,
             tls: Some(pki.serving.clone()),
@@ -394,6 +395,7 @@ async fn gateway(args: GatewayArgs) -> Result<()> {
     let config = navarch_gateway::GatewayConfig {
         listen: args.api_listen,
         rate_limit: args.api_limit.rate_limit(),
+        service_cidr: args.service_cluster_ip_range,
         encryption,
         authentication,
         tls: Some(tls),

@@ -26,8 +26,9 @@ stringData: {password: hunter2}
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: kinds}
+# No selector: the Endpoints below are given by hand, as for a Service in front of something outside the cluster
+# (with a selector, the endpoints controller would replace them with the selected pods).
 spec:
-  selector: {app: web}
   ports:
   - {name: http, port: 80, targetPort: 8080}
   - {name: metrics, port: 9090}

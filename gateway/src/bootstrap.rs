@@ -1,5 +1,6 @@
 //! Makes sure what every cluster has exists, as kube-apiserver does at start: the built-in namespaces and the
-//! default RBAC roles and bindings (`cluster-admin`, `admin`, `edit`, `view`, discovery for everyone).
+//! default RBAC roles and bindings (`cluster-admin`, `admin`, `edit`, `view`, discovery for everyone), and the
+//! `kubernetes` Service.
 //!
 //! Default roles and bindings that exist already are reconciled as kube-apiserver's RBAC bootstrap does, unless
 //! annotated `rbac.authorization.kubernetes.io/autoupdate: "false"`: missing rules, subjects, labels and
@@ -19,10 +20,12 @@ use tokio::sync::watch;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates each namespace of [`SYSTEM_NAMESPACES`] and each default RBAC object that is missing, retrying every `retry` while the store does
+/// Creates each namespace of [`SYSTEM_NAMESPACES`], each default RBAC object that is missing and the `kubernetes`
+/// Service with this gateway (on `listen`) in its Endpoints ([`crate::apiserver_service`]), retrying every `retry` while the store does
 /// not answer, until done (then `done` turns true) or `shutdown` turns true.
 pub async fn ensure_defaults(
     objects: Objects,
+    listen: std::net::SocketAddr,
     retry: Duration,
     mut shutdown: watch::Receiver<bool>,
     done: Arc<AtomicBool>,
@@ -88,6 +91,9 @@ pub async fn ensure_defaults(
                 }
             }
         }
+    }
+    if !crate::apiserver_service::ensure(&objects, listen, retry, &mut shutdown).await {
+        return;
     }
     done.store(true, Ordering::Release);
 }

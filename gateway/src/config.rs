@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use navarch_bus::api::EncryptionKeys;
+use navarch_bus::api::{EncryptionKeys, ServiceCidr};
 
 /// How the gateway serves. Every field has a default taken from kube-apiserver where it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,13 @@ pub struct GatewayConfig {
     /// How long a list at a resourceVersion the store has not reached waits for it before the answer is 504
     /// "Too large resource version". Default 3 s: how long kube-apiserver's watch cache waits to be fresh enough.
     pub list_revision_wait: Duration,
+    /// Where Services' cluster IPs come from (`--service-cluster-ip-range`). Default 10.96.0.0/16, kubeadm's
+    /// default service subnet; its first address is the `kubernetes` Service's.
+    pub service_cidr: ServiceCidr,
+    /// How often the keys of Service addresses no longer held are removed from the store
+    /// ([`navarch_bus::api::Objects::release_unheld`]). Default 3 min: kube-apiserver's IP and node-port repair
+    /// interval.
+    pub address_repair_interval: Duration,
     /// Keys that encrypt Secrets at rest (the first writes, all read). Default none, kube-apiserver's default
     /// without `--encryption-provider-config`: Secrets are stored in plain JSON (`navarch up` always gives keys).
     pub encryption: Option<EncryptionKeys>,
@@ -51,6 +58,8 @@ impl Default for GatewayConfig {
                 burst: 1000,
             }),
             list_revision_wait: Duration::from_secs(3),
+            service_cidr: ServiceCidr::default(),
+            address_repair_interval: Duration::from_secs(180),
             encryption: None,
             authentication: crate::auth::Authentication::default(),
             tls: None,
@@ -75,6 +84,9 @@ pub enum ConfigError {
     /// `bootstrap_retry` is zero: the gateway would spin while the store is down. Not retryable.
     #[error("bootstrap_retry must be positive")]
     BootstrapRetry,
+    /// `address_repair_interval` is zero: the repair loop would spin. Not retryable.
+    #[error("address_repair_interval must be positive")]
+    RepairInterval,
     /// The rate limit's rate is not a positive number or its burst is 0. Not retryable.
     #[error("the rate limit needs a positive rate and burst")]
     RateLimit,
@@ -100,6 +112,9 @@ impl GatewayConfig {
         }
         if self.bootstrap_retry.is_zero() {
             return Err(ConfigError::BootstrapRetry);
+        }
+        if self.address_repair_interval.is_zero() {
+            return Err(ConfigError::RepairInterval);
         }
         if let Some(limit) = self.rate_limit {
             if limit.qps == 0 || limit.burst == 0 {

@@ -21,7 +21,8 @@
 //! - [`status`]: failures as Kubernetes `Status` objects, JSON answers, `Warning` headers.
 //! - [`health`]: `/livez`, `/healthz`, `/readyz`.
 //! - [`limit`]: per-client rate limiting (429 TooManyRequests).
-//! - [`bootstrap`]: the built-in namespaces.
+//! - [`bootstrap`]: the built-in namespaces, default RBAC objects and the `kubernetes` Service.
+//! - [`apiserver_service`]: the `kubernetes` Service and its Endpoints (this gateway's address).
 //! - [`tls`]: the serving certificate, a generated cluster CA (`ensure_pki`), and the TLS listener.
 //! - [`error`]: the gateway's own error type.
 //! - `fuzzing`: one entry point feeding arbitrary bytes to every request decoder (cargo-fuzz and its corpus test).
@@ -31,6 +32,7 @@
 // its details) would let this go.
 #![allow(clippy::result_large_err)]
 
+pub mod apiserver_service;
 pub mod apply;
 pub mod auth;
 pub mod bootstrap;

@@ -106,7 +106,9 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         .map_err(|e| ConfigError::Tls(e.to_string()))?;
     let server_tls = tls.is_some();
     let (stop, shutdown) = watch::channel(false);
-    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let objects = Objects::new(StoreClient::new(bus))
+        .with_encryption(config.encryption.clone())
+        .with_service_cidr(config.service_cidr);
     let gateway = Gateway {
         auth_cache: AuthCache::start(objects.clone(), shutdown.clone()),
         watch_cache: crate::watch::WatchCache::new(objects.clone(), shutdown.clone()),
@@ -120,9 +122,15 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
     };
     let bootstrap = tokio::spawn(bootstrap::ensure_defaults(
         gateway.objects.clone(),
+        addr,
         gateway.config.bootstrap_retry,
         shutdown.clone(),
         gateway.bootstrapped.clone(),
+    ));
+    tokio::spawn(repair_addresses(
+        gateway.objects.clone(),
+        gateway.config.address_repair_interval,
+        shutdown.clone(),
     ));
     let app = router(gateway);
     let mut signal = shutdown;
@@ -143,6 +151,26 @@ pub async fn start(bus: Bus, config: GatewayConfig) -> Result<RunningGateway> {
         server,
         bootstrap,
     })
+}
+
+/// Removes the keys of Service addresses no longer held, every `interval` until `shutdown`, as kube-apiserver's
+/// repair loops do (allocation takes such keys over anyway; this keeps them from piling up in the store).
+async fn repair_addresses(
+    objects: Objects,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(e) = objects.release_unheld().await {
+            tracing::debug!(error = %e, "cannot repair service addresses now; next time");
+        }
+    }
 }
 
 /// Every route. Resource paths and per-group discovery go to [`handlers::dispatch`].

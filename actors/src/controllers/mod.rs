@@ -1,8 +1,9 @@
 //! The controllers role: control loops that drive objects toward their spec: the deployment controller (which
-//! also collects pods whose Deployment is gone) and the namespace controller. Each controller is a folder with its
+//! also collects pods whose Deployment is gone), the namespace controller and the endpoints controller. Each controller is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
 pub mod deployment;
+pub mod endpoints;
 pub mod expectations;
 pub mod namespace;
 pub mod queue;
@@ -15,6 +16,7 @@ use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
 pub use deployment::DeploymentController;
+pub use endpoints::EndpointsController;
 pub use namespace::NamespaceController;
 
 use crate::error::{Error, Result};
@@ -80,6 +82,7 @@ impl ControllersConfig {
 pub struct ControllersHandle {
     deployment: Addr<DeploymentController>,
     namespace: Addr<NamespaceController>,
+    endpoints: Addr<EndpointsController>,
 }
 
 impl ControllersHandle {
@@ -92,6 +95,7 @@ impl ControllersHandle {
     pub async fn shutdown(self) {
         let _ = self.deployment.send(crate::Stop).await;
         let _ = self.namespace.send(crate::Stop).await;
+        let _ = self.endpoints.send(crate::Stop).await;
     }
 }
 
@@ -99,11 +103,13 @@ impl ControllersHandle {
 pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
     config.validate()?;
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
         deployment,
         namespace,
+        endpoints,
     })
 }
 

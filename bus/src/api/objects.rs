@@ -9,6 +9,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 
 use super::admission::{self, Admitted, Context, FieldValidation, Part};
+use super::allocation::{Claims, ServiceCidr};
 use super::encryption::{self, EncryptionKeys};
 use super::error::{ApiError, Reason};
 use super::meta;
@@ -231,6 +232,8 @@ pub struct Objects {
     pub(super) keys: Option<EncryptionKeys>,
     /// `dryRun=All`: every write is checked (admission, preconditions, the store's compare) but not made.
     dry_run: bool,
+    /// Where Services' cluster IPs come from (see [`super::allocation`]).
+    service_cidr: ServiceCidr,
 }
 
 impl Objects {
@@ -241,7 +244,19 @@ impl Objects {
             store,
             keys: None,
             dry_run: false,
+            service_cidr: ServiceCidr::default(),
         }
+    }
+
+    /// The same, giving Services cluster IPs from `cidr` (default 10.96.0.0/16).
+    pub fn with_service_cidr(mut self, cidr: ServiceCidr) -> Self {
+        self.service_cidr = cidr;
+        self
+    }
+
+    /// Where Services' cluster IPs come from.
+    pub fn service_cidr(&self) -> ServiceCidr {
+        self.service_cidr
     }
 
     /// The same objects in dry-run mode (`dryRun=All`): creates, updates and deletes run admission, check their
@@ -330,6 +345,11 @@ impl Objects {
         }
         let name = meta::name(&object).unwrap_or_default().to_string();
         let key = info.key(namespace, &name);
+        if info.kind == "Service" {
+            // Its addresses are allocated and committed with it (see `super::allocation`).
+            let object = self.create_service(info, &name, key, object).await?;
+            return Ok(Admitted { object, warnings });
+        }
         match self
             .put_if(Compare::absent(key.clone()), key, object)
             .await?
@@ -344,9 +364,24 @@ impl Objects {
         &self,
         compare: Compare,
         key: String,
+        object: Value,
+    ) -> Result<Option<Value>, ApiError> {
+        self.put_claiming(compare, Claims::default(), key, object)
+            .await
+    }
+
+    /// Writes `object` at `key` if `compare` holds, with `claims` (a Service's allocated addresses) in the same
+    /// transaction under their own compares: the object with its new resourceVersion, or None.
+    pub(super) async fn put_claiming(
+        &self,
+        compare: Compare,
+        claims: Claims,
+        key: String,
         mut object: Value,
     ) -> Result<Option<Value>, ApiError> {
         let value = encode(self.keys.as_ref(), &key, &object)?;
+        let mut compares = vec![compare.clone()];
+        compares.extend(claims.compares);
         if self.dry_run {
             // The compare alone, as a transaction with nothing to do: linearizable, and it writes nothing.
             let read_at = match compare.target {
@@ -356,7 +391,7 @@ impl Objects {
             let response = self
                 .store
                 .txn(TxnRequest {
-                    compare: vec![compare],
+                    compare: compares,
                     success: vec![],
                     failure: vec![],
                 })
@@ -374,15 +409,17 @@ impl Objects {
             }
             return Ok(Some(object));
         }
+        let mut success = vec![TxnOp::Put(PutRequest {
+            value,
+            key: key.into_bytes(),
+            ..Default::default()
+        })];
+        success.extend(claims.puts);
         let response = self
             .store
             .txn(TxnRequest {
-                compare: vec![compare],
-                success: vec![TxnOp::Put(PutRequest {
-                    value,
-                    key: key.into_bytes(),
-                    ..Default::default()
-                })],
+                compare: compares,
+                success,
                 failure: vec![],
             })
             .await?;
@@ -498,11 +535,19 @@ impl Objects {
         namespace: Option<&str>,
         name: &str,
         current: &KeyValue,
-        object: Value,
+        mut object: Value,
     ) -> Result<Option<Value>, ApiError> {
         let key = info.key(namespace, name);
-        self.put_if(
+        // A Service changed to a type with node ports, or given ports, gets them here (see `super::allocation`).
+        let claims = if info.kind == "Service" {
+            let old = decode(self.keys.as_ref(), current)?;
+            self.allocate(info, &mut object, Some(&old)).await?
+        } else {
+            Claims::default()
+        };
+        self.put_claiming(
             Compare::mod_revision(key.clone(), current.mod_revision),
+            claims,
             key,
             object,
         )

@@ -1,5 +1,5 @@
 //! Service and Endpoints: defaults (type ClusterIP, TCP, targetPort = port...), port rules, and the fields an
-//! update may not change. Addresses are allocated by the service controller, not here.
+//! update may not change. Addresses are allocated when the Service is stored (`super::super::allocation`), not here.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
