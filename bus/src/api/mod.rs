@@ -6,6 +6,7 @@
 //! events and on the HTTP API. `metadata.resourceVersion` is never stored; it is the key's mod revision, set on read.
 
 pub mod admission;
+pub mod deletion;
 pub mod encryption;
 pub mod error;
 mod kinds;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use validate::matches as selector_matches;
 
+pub use deletion::Propagation;
 pub use encryption::EncryptionKeys;
 pub use error::{ApiError, Cause, Details, Reason};
 pub use list::{Page, PageRequest};
