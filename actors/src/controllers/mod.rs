@@ -1,9 +1,11 @@
-//! The controllers role: control loops that drive objects toward their spec: the deployment controller (which
-//! also collects pods whose Deployment is gone) and the namespace controller. Each controller is a folder with its
+//! The controllers role: control loops that drive objects toward their spec: the deployment controller, the
+//! namespace controller, and the garbage collector (which deletes objects whose owners are gone, such as the pods
+//! of a deleted Deployment, and carries out Orphan and Foreground deletion). Each controller is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
 pub mod deployment;
 pub mod expectations;
+pub mod gc;
 pub mod namespace;
 pub mod queue;
 
@@ -15,6 +17,7 @@ use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
 pub use deployment::DeploymentController;
+pub use gc::GarbageCollector;
 pub use namespace::NamespaceController;
 
 use crate::error::{Error, Result};
@@ -80,6 +83,7 @@ impl ControllersConfig {
 pub struct ControllersHandle {
     deployment: Addr<DeploymentController>,
     namespace: Addr<NamespaceController>,
+    gc: Addr<GarbageCollector>,
 }
 
 impl ControllersHandle {
@@ -92,6 +96,7 @@ impl ControllersHandle {
     pub async fn shutdown(self) {
         let _ = self.deployment.send(crate::Stop).await;
         let _ = self.namespace.send(crate::Stop).await;
+        let _ = self.gc.send(crate::Stop).await;
     }
 }
 
@@ -99,11 +104,13 @@ impl ControllersHandle {
 pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
     config.validate()?;
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
-    let deployment = DeploymentController::new(objects.clone(), config).start();
+    let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
+    let gc = GarbageCollector::new(objects.clone(), config).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
         deployment,
         namespace,
+        gc,
     })
 }
 
