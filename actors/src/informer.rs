@@ -177,9 +177,7 @@ impl<K: Keyed> Cache<K> {
     pub fn apply(&self, object: K, revision: i64) -> Arc<K> {
         let object = Arc::new(object);
         let mut state = self.write();
-        state
-            .objects
-            .insert(object.key(), object.clone());
+        state.objects.insert(object.key(), object.clone());
         state.revision = state.revision.max(revision);
         object
     }

@@ -46,7 +46,10 @@ fn namespaces_with_finalizers_turn_terminating() {
     let again = pending(plan(namespaces, &p, None, None, now()));
     assert_eq!(again, p, "a second delete changes nothing");
     let finalized = json!({"metadata": {"name": "demo"}, "spec": {"finalizers": []}});
-    assert_eq!(plan(namespaces, &finalized, None, None, now()), Deletion::Now);
+    assert_eq!(
+        plan(namespaces, &finalized, None, None, now()),
+        Deletion::Now
+    );
 }
 
 #[test]
@@ -155,7 +158,10 @@ fn a_finalized_pod_stopped_by_its_agent_waits_for_the_finalizer() {
     // The agent stopped it and deletes with grace 0: the finalizer still holds it, now with no grace left.
     let stopped = pending(plan(pods, &foreground, Some(0), None, now()));
     assert_eq!(stopped["metadata"]["deletionGracePeriodSeconds"], 0);
-    assert_eq!(stopped["metadata"]["deletionTimestamp"], "2026-11-27T12:00:00Z");
+    assert_eq!(
+        stopped["metadata"]["deletionTimestamp"],
+        "2026-11-27T12:00:00Z"
+    );
     let mut finalized = stopped.clone();
     finalized["metadata"]["finalizers"] = json!([]);
     assert!(deletes_on_update(pods, &finalized));

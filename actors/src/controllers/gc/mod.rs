@@ -64,7 +64,10 @@ impl Keyed for PartialObject {
 impl PartialObject {
     /// The object's owner references.
     pub fn owner_references(&self) -> &[OwnerReference] {
-        self.metadata.owner_references.as_deref().unwrap_or_default()
+        self.metadata
+            .owner_references
+            .as_deref()
+            .unwrap_or_default()
     }
 
     /// Whether `deletionTimestamp` is set.

@@ -26,11 +26,9 @@ fn deployment(name: &str, uid: &str) -> PartialObject {
 }
 
 fn deleting(mut o: PartialObject, finalizers: &[&str]) -> PartialObject {
-    o.metadata.deletion_timestamp = Some(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            k8s_openapi::chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
-        ),
-    );
+    o.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+    ));
     o.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
     o
 }
@@ -65,9 +63,10 @@ fn owners_are_matched_by_uid_not_by_name() {
     assert_eq!(owner_state(&r, Some(&foreground), "demo"), Waiting);
     let orphaning = deleting(deployment("web", "d-1"), &["orphan"]);
     assert_eq!(owner_state(&r, Some(&orphaning), "demo"), Solid);
-    let unknown: OwnerReference =
-        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "uid": "w-1"}))
-            .unwrap();
+    let unknown: OwnerReference = serde_json::from_value(
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "name": "w", "uid": "w-1"}),
+    )
+    .unwrap();
     assert_eq!(
         owner_state(&unknown, None, "demo"),
         Solid,
@@ -245,10 +244,16 @@ fn a_foreground_owner_waits_for_its_blocking_dependents() {
 #[test]
 fn owners_not_awaiting_the_collector_need_nothing() {
     let live = deployment("web", "d-1");
-    assert_eq!(finalize_owner(&live, &[dependent("a", true, false)]), vec![]);
+    assert_eq!(
+        finalize_owner(&live, &[dependent("a", true, false)]),
+        vec![]
+    );
     let held = deleting(deployment("web", "d-1"), &["example.com/hold"]);
     assert!(!held.awaits_collector());
-    assert_eq!(finalize_owner(&held, &[dependent("a", true, false)]), vec![]);
+    assert_eq!(
+        finalize_owner(&held, &[dependent("a", true, false)]),
+        vec![]
+    );
 }
 
 #[test]
