@@ -364,7 +364,10 @@ async fn live_dependents(
     item: &Item,
     owner: &PartialObject,
 ) -> Result<Vec<Dependent>, ApiError> {
-    let namespace = item.info().namespaced.then(|| item.key.namespace.as_str());
+    let namespace = item
+        .info()
+        .namespaced
+        .then_some(item.key.namespace.as_str());
     let mut dependents = Vec::new();
     for (kind, info) in RESOURCES.iter().enumerate() {
         if namespace.is_some() && !info.namespaced {

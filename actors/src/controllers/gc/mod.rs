@@ -201,10 +201,8 @@ pub fn judge_dependent(
     if dependent.is_deleting() && !dependent.has_finalizer(FOREGROUND_FINALIZER) {
         return DependentAction::Keep;
     }
-    let solid = owners.iter().any(|s| *s == OwnerState::Solid);
-    let waiting = owners
-        .iter()
-        .any(|s| *s == OwnerState::WaitingForDependents);
+    let solid = owners.contains(&OwnerState::Solid);
+    let waiting = owners.contains(&OwnerState::WaitingForDependents);
     if solid {
         let shed: Vec<String> = references
             .iter()
