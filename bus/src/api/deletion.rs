@@ -44,40 +44,42 @@ impl Propagation {
         policy: Option<&str>,
         orphan_dependents: Option<bool>,
     ) -> Result<Option<Self>, ApiError> {
-        let invalid = |reason: &str, message: String| {
-            ApiError::invalid_kind(
+        let mut causes = Vec::new();
+        if let (Some(policy), Some(_)) = (policy, orphan_dependents) {
+            causes.push(Cause {
+                reason: "FieldValueInvalid".into(),
+                field: "propagationPolicy".into(),
+                message: format!(
+                    "Invalid value: \"{policy}\": orphanDependents and deletionPropagation cannot be both set"
+                ),
+            });
+        }
+        let chosen = match (policy, orphan_dependents) {
+            (Some("Orphan"), _) | (None, Some(true)) => Some(Propagation::Orphan),
+            (Some("Background"), _) | (None, Some(false)) => Some(Propagation::Background),
+            (Some("Foreground"), _) => Some(Propagation::Foreground),
+            (Some(other), _) => {
+                causes.push(Cause {
+                    reason: "FieldValueNotSupported".into(),
+                    field: "propagationPolicy".into(),
+                    message: format!(
+                        "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \
+                         \"Orphan\", \"nil\""
+                    ),
+                });
+                None
+            }
+            (None, None) => None,
+        };
+        if causes.is_empty() {
+            Ok(chosen)
+        } else {
+            Err(ApiError::invalid_kind(
                 "meta.k8s.io",
                 "DeleteOptions",
                 "",
-                vec![Cause {
-                    reason: reason.into(),
-                    field: "propagationPolicy".into(),
-                    message,
-                }],
-            )
-        };
-        if let (Some(policy), Some(_)) = (policy, orphan_dependents) {
-            return Err(invalid(
-                "FieldValueInvalid",
-                format!(
-                    "Invalid value: \"{policy}\": orphanDependents and deletionPropagation cannot be both set"
-                ),
-            ));
-        }
-        match (policy, orphan_dependents) {
-            (Some("Orphan"), _) => Ok(Some(Propagation::Orphan)),
-            (Some("Background"), _) => Ok(Some(Propagation::Background)),
-            (Some("Foreground"), _) => Ok(Some(Propagation::Foreground)),
-            (Some(other), _) => Err(invalid(
-                "FieldValueNotSupported",
-                format!(
-                    "Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \
-                     \"Orphan\", \"nil\""
-                ),
-            )),
-            (None, Some(true)) => Ok(Some(Propagation::Orphan)),
-            (None, Some(false)) => Ok(Some(Propagation::Background)),
-            (None, None) => Ok(None),
+                causes,
+            ))
         }
     }
 }

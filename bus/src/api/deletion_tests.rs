@@ -220,4 +220,12 @@ fn delete_options_pick_a_propagation_as_kube_apiserver_does() {
     assert!(both
         .message
         .ends_with("orphanDependents and deletionPropagation cannot be both set"));
+    let both_wrong = Propagation::from_options(Some("Sideways"), Some(false)).unwrap_err();
+    assert_eq!(
+        both_wrong.to_status()["details"]["causes"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "every problem is reported at once, as kube-apiserver does"
+    );
 }
