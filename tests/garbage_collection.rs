@@ -300,4 +300,78 @@ fn a_dependent_lives_while_any_owner_does_and_goes_when_none_is_left() {
     wait_for("child to go with its last owner", || {
         (!exists(&k, &["get", "configmap", "child", "-n", NS])).then_some(())
     });
+
+    // Foreground reaches down: root <- mid <- leaf, each reference blocking, and leaf held by a finalizer of its own.
+    // mid has a dependent, so it is deleted in the foreground too; both owners wait until leaf is really gone.
+    let root = create_configmap(&k, "root", &[]);
+    let mid = create_blocked_configmap(&k, "mid", "root", &root, &[]);
+    create_blocked_configmap(&k, "leaf", "mid", &mid, &["example.com/hold"]);
+    k.ok(&[
+        "delete",
+        "configmap",
+        "root",
+        "-n",
+        NS,
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    let marked = |name: &str| {
+        let o = k.json(&["get", "configmap", name, "-n", NS]);
+        o["metadata"]["deletionTimestamp"].is_string()
+            && o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion"))
+    };
+    wait_for(
+        "leaf to be deleted and held while mid and root wait for it",
+        || {
+            let leaf = k.json(&["get", "configmap", "leaf", "-n", NS]);
+            (leaf["metadata"]["deletionTimestamp"].is_string() && marked("mid") && marked("root"))
+                .then_some(())
+        },
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "leaf",
+        "-n",
+        NS,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    wait_for("leaf, mid and root to be gone", || {
+        ["leaf", "mid", "root"]
+            .iter()
+            .all(|n| !exists(&k, &["get", "configmap", n, "-n", NS]))
+            .then_some(())
+    });
+}
+
+/// Creates ConfigMap `name` owned by `owner` (with `blockOwnerDeletion`) and holding `finalizers`; its uid.
+fn create_blocked_configmap(
+    k: &Kubectl,
+    name: &str,
+    owner: &str,
+    uid: &str,
+    finalizers: &[&str],
+) -> String {
+    let manifest = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NS, "finalizers": finalizers,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": uid,
+                                 "blockOwnerDeletion": true}]}
+    });
+    let out = k.apply_stdin(&["create", "-f", "-", "-o", "json"], &manifest.to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value =
+        serde_json::from_slice(&out.stdout).expect("kubectl create -o json output");
+    created["metadata"]["uid"]
+        .as_str()
+        .expect("a uid")
+        .to_string()
 }

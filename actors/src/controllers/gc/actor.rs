@@ -290,7 +290,7 @@ async fn collect(objects: &Objects, item: &Item, snapshot: &Snapshot) -> Result<
                 .await;
             tolerate_gone(result.map(|_| {
                 tracing::info!(kind = info.kind, object = %item.key, propagation = propagation.as_str(),
-                    "deleted: its owners are gone");
+                    "deleted: no owner keeps it");
             }))
         }
     }
