@@ -98,7 +98,7 @@ fn exists(k: &Kubectl, args: &[&str]) -> bool {
 
 #[test]
 fn deployments_cascade_in_the_background_in_the_foreground_and_orphan_their_pods() {
-    let up = start_up(&[]);
+    let mut up = start_up(&[]);
     let k = Kubectl::new(&up.kubeconfig);
     k.ok(&["create", "namespace", NS]);
     wait_for("the node to be Ready", || {
@@ -225,6 +225,19 @@ fn deployments_cascade_in_the_background_in_the_foreground_and_orphan_their_pods
         "{stderr}"
     );
     assert_eq!(running(&pods_of(&k, "keeper")), 2);
+
+    // The orphans are still navarch's pods: stopping it stops them.
+    let pids = children_running(up.proc.pid(), &["sleep", "4817"]);
+    assert_eq!(pids.len(), 2);
+    assert!(up.proc.terminate().success());
+    let left: Vec<u32> = pids
+        .into_iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "orphaned pods' processes left running: {left:?}"
+    );
 }
 
 fn configmap(name: &str, owners: &[(&str, &str)]) -> String {
