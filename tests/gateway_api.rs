@@ -1243,22 +1243,45 @@ fn lists_filter_tables_and_orphaning_deletes() -> Result<()> {
             .await?;
         assert_eq!(code, 200, "{s}");
         assert_eq!(s["metadata"]["ownerReferences"][0]["name"], "owner");
+        // Orphan, as the API does it: the owner stays, marked and holding the `orphan` finalizer, for the garbage
+        // collector (not running here) to strip its dependents' references; removing the last finalizer deletes it.
+        let deployment = "/apis/apps/v1/namespaces/default/deployments/owner";
         let (code, s) = c
             .call(
                 "DELETE",
-                "/apis/apps/v1/namespaces/default/deployments/owner",
+                deployment,
                 Some(json!({"propagationPolicy": "Orphan"})),
             )
             .await?;
         assert_eq!(code, 200, "{s}");
-        let p1 = c.get(&format!("{pods}/p1")).await?;
-        assert!(
-            p1["metadata"]
-                .get("ownerReferences")
-                .is_none_or(|r| r.as_array().is_some_and(Vec::is_empty)),
-            "{p1}"
+        assert_eq!(s["metadata"]["finalizers"], json!(["orphan"]), "{s}");
+        assert!(s["metadata"]["deletionTimestamp"].is_string(), "{s}");
+        assert_eq!(s["metadata"]["deletionGracePeriodSeconds"], 0, "{s}");
+        let (code, s) = c
+            .call(
+                "DELETE",
+                &format!("{deployment}?propagationPolicy=Sideways"),
+                None,
+            )
+            .await?;
+        assert_eq!(code, 422, "{s}");
+        assert_eq!(
+            s["message"],
+            "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Sideways\": \
+             supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
         );
-
+        let p1 = c.get(&format!("{pods}/p1")).await?;
+        assert_eq!(p1["metadata"]["ownerReferences"][0]["name"], "owner");
+        let (code, s) = c
+            .send_raw(
+                "PATCH",
+                deployment,
+                "application/merge-patch+json",
+                br#"{"metadata": {"finalizers": null}}"#.to_vec(),
+            )
+            .await?;
+        assert_eq!(code, 200, "{s}");
+        assert_eq!(c.status("GET", deployment, None).await, Ok(404));
         // Status subresource: the status changes, nothing else does.
         let mut status = p1.clone();
         status["status"]["phase"] = json!("Running");

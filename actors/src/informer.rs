@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix::Recipient;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use navarch_bus::api::{resource, ObjectEvent, Objects, Reason, WatchType};
+use navarch_bus::api::{resource, ObjectEvent, Objects, Reason, ResourceInfo, WatchType};
 use serde::de::DeserializeOwned;
 
 /// Namespace and name of an object (namespace empty for cluster-scoped kinds).
@@ -55,6 +55,19 @@ impl fmt::Display for ObjectKey {
         } else {
             write!(f, "{}/{}", self.namespace, self.name)
         }
+    }
+}
+
+/// What a cache can hold: anything that knows its key. Every k8s-openapi type does; the garbage collector caches
+/// only the metadata of objects of any kind.
+pub trait Keyed {
+    /// The object's namespace and name.
+    fn key(&self) -> ObjectKey;
+}
+
+impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> Keyed for K {
+    fn key(&self) -> ObjectKey {
+        ObjectKey::of(self.metadata())
     }
 }
 
@@ -104,7 +117,7 @@ impl<K> Default for Cache<K> {
     }
 }
 
-impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> Cache<K> {
+impl<K: Keyed> Cache<K> {
     /// An empty cache that has never been filled.
     pub fn new() -> Self {
         Self::default()
@@ -154,7 +167,7 @@ impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> Cache<K> {
         let mut state = self.write();
         state.objects = objects
             .into_iter()
-            .map(|o| (ObjectKey::of(o.metadata()), Arc::new(o)))
+            .map(|o| (o.key(), Arc::new(o)))
             .collect();
         state.revision = revision;
         state.synced = true;
@@ -164,9 +177,7 @@ impl<K: k8s_openapi::Metadata<Ty = ObjectMeta>> Cache<K> {
     pub fn apply(&self, object: K, revision: i64) -> Arc<K> {
         let object = Arc::new(object);
         let mut state = self.write();
-        state
-            .objects
-            .insert(ObjectKey::of(object.metadata()), object.clone());
+        state.objects.insert(object.key(), object.clone());
         state.revision = state.revision.max(revision);
         object
     }
@@ -248,7 +259,35 @@ where
         filter: Option<Filter<K>>,
         to: Recipient<Change<K>>,
     ) -> Self {
-        let task = tokio::spawn(run(objects, cache.clone(), filter, to));
+        let Some(info) = resource::by_kind(K::API_VERSION, K::KIND) else {
+            tracing::error!(
+                kind = K::KIND,
+                "the API does not serve this kind; informer not started"
+            );
+            return Self {
+                cache,
+                task: tokio::spawn(async {}),
+            };
+        };
+        Self::start_kind(info, objects, cache, filter, to)
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Keyed + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Starts listing and watching every object of the kind `info` into `cache`, decoded as `K` (which need not be
+    /// the kind's own type: any shape its JSON decodes into), telling `to` about each change. Must be called inside
+    /// a tokio runtime.
+    pub fn start_kind(
+        info: &'static ResourceInfo,
+        objects: Objects,
+        cache: Cache<K>,
+        filter: Option<Filter<K>>,
+        to: Recipient<Change<K>>,
+    ) -> Self {
+        let task = tokio::spawn(run(info, objects, cache.clone(), filter, to));
         Self { cache, task }
     }
 
@@ -265,25 +304,14 @@ const RETRY_INITIAL: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
 async fn run<K>(
+    info: &'static ResourceInfo,
     objects: Objects,
     cache: Cache<K>,
     filter: Option<Filter<K>>,
     to: Recipient<Change<K>>,
 ) where
-    K: k8s_openapi::Resource
-        + k8s_openapi::Metadata<Ty = ObjectMeta>
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Keyed + DeserializeOwned + Send + Sync + 'static,
 {
-    let Some(info) = resource::by_kind(K::API_VERSION, K::KIND) else {
-        tracing::error!(
-            kind = K::KIND,
-            "the API does not serve this kind; informer not started"
-        );
-        return;
-    };
     let keep = |o: &K| filter.as_ref().is_none_or(|f| f(o));
     let mut backoff = Backoff::new(RETRY_INITIAL, RETRY_MAX);
     'list: loop {
@@ -291,7 +319,7 @@ async fn run<K>(
             Ok(listed) => listed,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(kind = K::KIND, error = %e, ?delay, "list failed; retrying");
+                tracing::warn!(kind = info.kind, error = %e, ?delay, "list failed; retrying");
                 tokio::time::sleep(delay).await;
                 continue 'list;
             }
@@ -312,7 +340,7 @@ async fn run<K>(
                 Err(e) if e.reason == Reason::Expired => continue 'list,
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(kind = K::KIND, error = %e, ?delay, "watch failed; retrying");
+                    tracing::warn!(kind = info.kind, error = %e, ?delay, "watch failed; retrying");
                     tokio::time::sleep(delay).await;
                     continue;
                 }
@@ -335,12 +363,12 @@ async fn run<K>(
                         }
                     }
                     Err(e) if e.reason == Reason::Expired => {
-                        tracing::info!(kind = K::KIND, "watch expired; listing again");
+                        tracing::info!(kind = info.kind, "watch expired; listing again");
                         continue 'list;
                     }
                     Err(e) => {
                         let delay = backoff.next_delay();
-                        tracing::warn!(kind = K::KIND, error = %e, ?delay, "watch ended; watching again");
+                        tracing::warn!(kind = info.kind, error = %e, ?delay, "watch ended; watching again");
                         tokio::time::sleep(delay).await;
                         break;
                     }
@@ -359,7 +387,7 @@ fn decode<K: DeserializeOwned>(object: serde_json::Value) -> Result<K, serde_jso
 /// Applies one watch event to the cache; the change to report, if any.
 fn apply<K>(cache: &Cache<K>, event: ObjectEvent, keep: &dyn Fn(&K) -> bool) -> Option<Change<K>>
 where
-    K: k8s_openapi::Metadata<Ty = ObjectMeta> + DeserializeOwned,
+    K: Keyed + DeserializeOwned,
 {
     let key = ObjectKey::new(
         navarch_bus::api::meta::namespace(&event.object).unwrap_or_default(),

@@ -1,10 +1,13 @@
-//! The controllers role: control loops that drive objects toward their spec: the deployment controller (which
-//! also collects pods whose Deployment is gone), the namespace controller and the endpoints controller. Each controller is a folder with its
+//! The controllers role: control loops that drive objects toward their spec: the deployment controller, the
+//! namespace controller, the endpoints controller, and the garbage collector (which deletes objects whose owners are
+//! gone, such as the pods of a deleted Deployment, and carries out Orphan and Foreground deletion). Each controller
+//! is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
 pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
+pub mod gc;
 pub mod namespace;
 pub mod queue;
 
@@ -17,6 +20,7 @@ use navarch_bus::Bus;
 
 pub use deployment::DeploymentController;
 pub use endpoints::EndpointsController;
+pub use gc::GarbageCollector;
 pub use namespace::NamespaceController;
 
 use crate::error::{Error, Result};
@@ -83,6 +87,7 @@ pub struct ControllersHandle {
     deployment: Addr<DeploymentController>,
     namespace: Addr<NamespaceController>,
     endpoints: Addr<EndpointsController>,
+    gc: Addr<GarbageCollector>,
 }
 
 impl ControllersHandle {
@@ -96,6 +101,7 @@ impl ControllersHandle {
         let _ = self.deployment.send(crate::Stop).await;
         let _ = self.namespace.send(crate::Stop).await;
         let _ = self.endpoints.send(crate::Stop).await;
+        let _ = self.gc.send(crate::Stop).await;
     }
 }
 
@@ -104,12 +110,14 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
     config.validate()?;
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
-    let deployment = DeploymentController::new(objects.clone(), config).start();
+    let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
+    let gc = GarbageCollector::new(objects.clone(), config).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
         deployment,
         namespace,
         endpoints,
+        gc,
     })
 }
 

@@ -195,6 +195,9 @@ pub fn update(
                 };
             }
             meta.remove("resourceVersion");
+            if old_meta.contains_key("deletionTimestamp") {
+                refuse_new_finalizers(info, &name, old, meta)?;
+            }
             // managedFields the client sent are kept as sent (kube-apiserver lets an update set them); without
             // any, the stored ones stay.
             if !meta.contains_key("managedFields") {
@@ -224,6 +227,41 @@ pub fn update(
         object,
         warnings: admitted.warnings,
     })
+}
+
+/// As kube-apiserver: an object being deleted may lose finalizers but gain none (else it might never go).
+fn refuse_new_finalizers(
+    info: &ResourceInfo,
+    name: &str,
+    old: &Value,
+    meta: &serde_json::Map<String, Value>,
+) -> Result<(), ApiError> {
+    let before = super::deletion::finalizers(old);
+    let added: Vec<&str> = meta
+        .get("finalizers")
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+    Err(ApiError::invalid(
+        info,
+        name,
+        vec![Cause {
+            reason: "FieldValueForbidden".into(),
+            field: "metadata.finalizers".into(),
+            message: format!(
+                "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers \
+                 []string{{{}}}",
+                list.join(", ")
+            ),
+        }],
+    ))
 }
 
 fn check_type_meta(info: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {

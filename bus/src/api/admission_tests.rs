@@ -257,3 +257,30 @@ fn managed_fields_are_kept_as_sent_or_as_stored() {
         .as_array()
         .is_none_or(Vec::is_empty));
 }
+
+#[test]
+fn an_object_being_deleted_may_lose_finalizers_but_gain_none() {
+    let info = by_kind("v1", "ConfigMap").unwrap();
+    let old = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "demo", "uid": "u-1", "finalizers": ["a", "b"],
+                     "deletionTimestamp": "2026-11-27T00:00:00Z", "deletionGracePeriodSeconds": 0}});
+    let mut fewer = old.clone();
+    fewer["metadata"]["finalizers"] = json!(["b"]);
+    let admitted = update(info, &old, fewer, Part::Main, &cx(Some("demo"))).unwrap();
+    assert_eq!(admitted.object["metadata"]["finalizers"], json!(["b"]));
+    assert!(meta::is_deleting(&admitted.object));
+    let mut more = old.clone();
+    more["metadata"]["finalizers"] = json!(["a", "c"]);
+    let e = update(info, &old, more, Part::Main, &cx(Some("demo"))).unwrap_err();
+    assert_eq!(e.reason, Reason::Invalid);
+    assert_eq!(
+        e.message,
+        "ConfigMap \"c\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object \
+         is being deleted, found new finalizers []string{\"c\"}"
+    );
+    let mut live = old.clone();
+    meta::metadata_mut(&mut live).remove("deletionTimestamp");
+    let mut more = live.clone();
+    more["metadata"]["finalizers"] = json!(["a", "c"]);
+    assert!(update(info, &live, more, Part::Main, &cx(Some("demo"))).is_ok());
+}

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod allocation;
+pub mod deletion;
 pub mod encryption;
 pub mod error;
 mod kinds;
@@ -21,6 +22,7 @@ mod validate;
 pub use validate::matches as selector_matches;
 
 pub use allocation::ServiceCidr;
+pub use deletion::Propagation;
 pub use encryption::EncryptionKeys;
 pub use error::{ApiError, Cause, Details, Reason};
 pub use list::{Page, PageRequest};

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::admission::{self, Admitted, Context, FieldValidation, Part};
 use super::allocation::{Claims, ServiceCidr};
+use super::deletion::{self, Deletion, Propagation};
 use super::encryption::{self, EncryptionKeys};
 use super::error::{ApiError, Reason};
 use super::meta;
@@ -32,6 +33,8 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// Delete only if the object still has this resourceVersion.
     pub resource_version: Option<String>,
+    /// What happens to the object's dependents; None: what its GC finalizers say, else Background.
+    pub propagation: Option<Propagation>,
 }
 
 /// Kind of a watch event, as Kubernetes names them.
@@ -528,7 +531,9 @@ impl Objects {
         Err(ApiError::conflict(info, name))
     }
 
-    /// Writes `object` if the key is still at `current`'s revision; None when it moved on.
+    /// Writes `object` if the key is still at `current`'s revision; None when it moved on. An object whose deletion
+    /// this write completes (being deleted, no grace left, its last finalizer removed) is deleted instead, as
+    /// kube-apiserver does; the answer is then its last state, with the revision of its deletion.
     async fn swap(
         &self,
         info: &ResourceInfo,
@@ -538,6 +543,16 @@ impl Objects {
         mut object: Value,
     ) -> Result<Option<Value>, ApiError> {
         let key = info.key(namespace, name);
+        if !self.dry_run && deletion::deletes_on_update(info, &object) {
+            return Ok(self
+                .delete_at(key, current.mod_revision)
+                .await?
+                .map(|revision| {
+                    let mut object = object;
+                    meta::set_resource_version(&mut object, revision);
+                    object
+                }));
+        }
         // A Service changed to a type with node ports, or given ports, gets them here (see `super::allocation`).
         let claims = if info.kind == "Service" {
             let old = decode(self.keys.as_ref(), current)?;
@@ -554,9 +569,27 @@ impl Objects {
         .await
     }
 
-    /// Deletes an object. Some deletions are deferred, as in Kubernetes: a pod bound to a node gets a
-    /// `deletionTimestamp` and stays until its node agent has stopped it and deletes it with grace 0; a namespace
-    /// whose `spec.finalizers` is not empty becomes Terminating until the namespace controller has emptied it.
+    /// Deletes `key` if it is still at `revision`: the revision of the deletion, or None when the key moved on.
+    async fn delete_at(&self, key: String, revision: i64) -> Result<Option<i64>, ApiError> {
+        let response = self
+            .store
+            .txn(TxnRequest {
+                compare: vec![Compare::mod_revision(key.clone(), revision)],
+                success: vec![TxnOp::Delete(DeleteRequest {
+                    key: key.into_bytes(),
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        Ok(response.succeeded.then_some(response.header.revision))
+    }
+
+    /// Deletes an object. Some deletions are deferred, as in Kubernetes ([`deletion::plan`]): a pod bound to a node
+    /// gets a `deletionTimestamp` and stays until its node agent has stopped it and deletes it with grace 0; a
+    /// namespace whose `spec.finalizers` is not empty becomes Terminating until the namespace controller has emptied
+    /// it; an object with `metadata.finalizers` (among them the `orphan` and `foregroundDeletion` that
+    /// `options.propagation` asks for) stays until they are removed, and the update removing the last one deletes it.
     /// Returns the object as it was deleted (or as it now is, while deletion is pending).
     pub async fn delete(
         &self,
@@ -586,39 +619,37 @@ impl Objects {
                     return Err(ApiError::conflict(info, name));
                 }
             }
+            let plan = deletion::plan(
+                info,
+                &object,
+                options.grace_period_seconds,
+                options.propagation,
+                meta::now(),
+            );
             if self.dry_run {
                 // What the deletion would leave: the pending object when it is deferred, else the object.
-                return Ok(
-                    deferred_deletion(info, &object, options.grace_period_seconds)
-                        .unwrap_or(object),
-                );
+                return Ok(match plan {
+                    Deletion::Pending(pending) => pending,
+                    Deletion::Now => object,
+                });
             }
-            if let Some(pending) = deferred_deletion(info, &object, options.grace_period_seconds) {
-                if pending == object {
-                    return Ok(object);
+            match plan {
+                Deletion::Pending(pending) if pending == object => return Ok(object),
+                Deletion::Pending(pending) => {
+                    match self.swap(info, namespace, name, &current, pending).await? {
+                        Some(o) => return Ok(o),
+                        None => continue,
+                    }
                 }
-                match self.swap(info, namespace, name, &current, pending).await? {
-                    Some(o) => return Ok(o),
-                    None => continue,
+                Deletion::Now => {
+                    let key = info.key(namespace, name);
+                    if let Some(revision) = self.delete_at(key, current.mod_revision).await? {
+                        // As in the watch's DELETED event: the object carries the revision of its deletion.
+                        let mut object = object;
+                        meta::set_resource_version(&mut object, revision);
+                        return Ok(object);
+                    }
                 }
-            }
-            let key = info.key(namespace, name);
-            let response = self
-                .store
-                .txn(TxnRequest {
-                    compare: vec![Compare::mod_revision(key.clone(), current.mod_revision)],
-                    success: vec![TxnOp::Delete(DeleteRequest {
-                        key: key.into_bytes(),
-                        ..Default::default()
-                    })],
-                    failure: vec![],
-                })
-                .await?;
-            if response.succeeded {
-                // As in the watch's DELETED event: the object carries the revision of its deletion.
-                let mut object = object;
-                meta::set_resource_version(&mut object, response.header.revision);
-                return Ok(object);
             }
         }
         Err(ApiError::conflict(info, name))
@@ -703,126 +734,4 @@ fn without_rv(object: &Value) -> Value {
 pub fn from_value<K: DeserializeOwned>(object: Value) -> Result<K, ApiError> {
     serde_json::from_value(object)
         .map_err(|e| ApiError::internal(format!("stored object does not decode: {e}")))
-}
-
-/// The object marked for a deferred deletion, or None when it can go at once: see [`Objects::delete`].
-fn deferred_deletion(info: &ResourceInfo, object: &Value, grace: Option<i64>) -> Option<Value> {
-    match info.kind {
-        "Pod" => graceful_pod_deletion(object, grace),
-        "Namespace" => terminating_namespace(object),
-        _ => None,
-    }
-}
-
-/// A namespace with finalizers (the namespace controller's `kubernetes`) turns Terminating instead of going.
-fn terminating_namespace(namespace: &Value) -> Option<Value> {
-    let finalizers = namespace["spec"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
-    if !finalizers {
-        return None;
-    }
-    let mut next = namespace.clone();
-    if !meta::is_deleting(&next) {
-        meta::metadata_mut(&mut next).insert(
-            "deletionTimestamp".into(),
-            json!(meta::format_time(meta::now())),
-        );
-        meta::metadata_mut(&mut next).insert("deletionGracePeriodSeconds".into(), json!(0));
-    }
-    next["status"]["phase"] = json!("Terminating");
-    Some(next)
-}
-
-/// For a pod bound to a node and a positive grace period: the pod with `deletionTimestamp` set (the node agent
-/// stops it, then deletes it with grace 0). None when the pod can go at once.
-fn graceful_pod_deletion(pod: &Value, grace: Option<i64>) -> Option<Value> {
-    let bound = pod["spec"]["nodeName"]
-        .as_str()
-        .is_some_and(|n| !n.is_empty());
-    let finished = matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    );
-    let grace = grace
-        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
-        .unwrap_or(30);
-    if !bound || finished || grace == 0 {
-        return None;
-    }
-    // Any grace period is accepted; one that reaches past year 9999 (the last a Kubernetes timestamp can hold) ends
-    // there.
-    let now = meta::now();
-    let end_of_time =
-        k8s_openapi::chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(now);
-    let deadline = k8s_openapi::chrono::TimeDelta::try_seconds(grace)
-        .and_then(|delta| now.checked_add_signed(delta))
-        .map_or(end_of_time, |d| d.min(end_of_time));
-    let mut next = pod.clone();
-    let m = meta::metadata_mut(&mut next);
-    // A second delete may shorten the grace period, never lengthen it.
-    let current = m
-        .get("deletionTimestamp")
-        .and_then(Value::as_str)
-        .and_then(meta::parse_time);
-    if current.is_none_or(|c| deadline < c) {
-        m.insert(
-            "deletionTimestamp".into(),
-            json!(meta::format_time(deadline)),
-        );
-        m.insert("deletionGracePeriodSeconds".into(), json!(grace));
-    }
-    Some(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bound_pod(grace: Option<i64>) -> Value {
-        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": grace},
-               "status": {"phase": "Running"}})
-    }
-
-    #[test]
-    fn bound_pods_get_a_deletion_timestamp() {
-        let pods = resource::by_kind("v1", "Pod").unwrap();
-        let pending = deferred_deletion(pods, &bound_pod(Some(30)), None).unwrap();
-        assert_eq!(pending["metadata"]["deletionGracePeriodSeconds"], 30);
-        assert!(pending["metadata"]["deletionTimestamp"].is_string());
-        assert!(deferred_deletion(pods, &bound_pod(Some(30)), Some(0)).is_none());
-        let mut unbound = bound_pod(None);
-        unbound["spec"]["nodeName"] = Value::Null;
-        assert!(deferred_deletion(pods, &unbound, None).is_none());
-    }
-
-    #[test]
-    fn namespaces_with_finalizers_turn_terminating() {
-        let namespaces = resource::by_kind("v1", "Namespace").unwrap();
-        let ns = json!({"metadata": {"name": "demo"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
-        let pending = deferred_deletion(namespaces, &ns, None).unwrap();
-        assert_eq!(pending["status"]["phase"], "Terminating");
-        assert!(meta::is_deleting(&pending));
-        let again = deferred_deletion(namespaces, &pending, None).unwrap();
-        assert_eq!(again, pending, "a second delete changes nothing");
-        let finalized = json!({"metadata": {"name": "demo"}, "spec": {"finalizers": []}});
-        assert!(deferred_deletion(namespaces, &finalized, None).is_none());
-    }
-
-    #[test]
-    fn huge_grace_periods_end_at_year_9999_instead_of_panicking() {
-        let pods = resource::by_kind("v1", "Pod").unwrap();
-        for grace in [99_999_999_999_999, i64::MAX] {
-            let pending = deferred_deletion(pods, &bound_pod(Some(grace)), None).unwrap();
-            assert_eq!(
-                pending["metadata"]["deletionTimestamp"],
-                "9999-12-31T23:59:59Z"
-            );
-            let pending = deferred_deletion(pods, &bound_pod(Some(30)), Some(grace)).unwrap();
-            assert_eq!(
-                pending["metadata"]["deletionTimestamp"],
-                "9999-12-31T23:59:59Z"
-            );
-        }
-    }
 }

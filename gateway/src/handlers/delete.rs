@@ -1,12 +1,10 @@
-//! DELETE: `DeleteOptions` (grace period, preconditions, propagation). Background and Foreground delete the owner
-//! at once and leave its dependents to the garbage collector; Orphan first strips this owner's reference from
-//! every dependent.
+//! DELETE: `DeleteOptions` (grace period, preconditions, propagation). The propagation policy becomes the owner's
+//! `orphan` or `foregroundDeletion` finalizer ([`navarch_bus::api::deletion`]); the garbage collector in the
+//! controllers role does the rest.
 
 use axum::http::{HeaderMap, StatusCode};
-use navarch_bus::api::admission::Part;
-use navarch_bus::api::{meta, ApiError, DeleteOptions, Reason, RESOURCES};
+use navarch_bus::api::{ApiError, DeleteOptions, Propagation};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::Call;
 use crate::request::{decode_object, is_protobuf};
@@ -30,14 +28,6 @@ struct Preconditions {
     resource_version: Option<String>,
 }
 
-/// What happens to an object's dependents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Propagation {
-    Orphan,
-    Background,
-    Foreground,
-}
-
 /// The DeleteOptions in the body: JSON, or protobuf (client-go's typed clients send theirs so); none when empty.
 fn parse_options(headers: &HeaderMap, body: &[u8]) -> Result<Options, ApiError> {
     let malformed = |e: serde_json::Error| {
@@ -52,27 +42,9 @@ fn parse_options(headers: &HeaderMap, body: &[u8]) -> Result<Options, ApiError> 
     serde_json::from_slice(body).map_err(malformed)
 }
 
-fn propagation(options: &Options, query: Option<&str>) -> Result<Propagation, ApiError> {
+fn propagation(options: &Options, query: Option<&str>) -> Result<Option<Propagation>, ApiError> {
     let policy = options.propagation_policy.as_deref().or(query);
-    if policy.is_some() && options.orphan_dependents.is_some() {
-        return Err(ApiError::new(
-            Reason::Invalid,
-            "DeleteOptions is invalid: propagationPolicy: Invalid value: orphanDependents and propagationPolicy \
-             cannot both be set",
-        ));
-    }
-    match (policy, options.orphan_dependents) {
-        (Some("Orphan"), _) | (None, Some(true)) => Ok(Propagation::Orphan),
-        (Some("Background"), _) | (None, _) => Ok(Propagation::Background),
-        (Some("Foreground"), _) => Ok(Propagation::Foreground),
-        (Some(other), _) => Err(ApiError::new(
-            Reason::Invalid,
-            format!(
-                "DeleteOptions is invalid: propagationPolicy: Unsupported value: \"{other}\": supported values: \
-                 \"Foreground\", \"Background\", \"Orphan\""
-            ),
-        )),
-    }
+    Propagation::from_options(policy, options.orphan_dependents)
 }
 
 /// Deletes the object named `name`; 200 with the object as deleted (or as it is while deletion is pending).
@@ -95,13 +67,8 @@ pub(crate) async fn delete(mut call: Call, name: &str) -> Answer {
             .or(call.query.grace_period_seconds),
         uid: preconditions.uid,
         resource_version: preconditions.resource_version,
+        propagation,
     };
-    if propagation == Propagation::Orphan {
-        let owner = call.gw.objects.get(call.info, call.ns(), name).await?;
-        if let Some(uid) = meta::uid(&owner) {
-            orphan_dependents(&call, uid).await?;
-        }
-    }
     let object = call
         .gw
         .objects
@@ -110,57 +77,9 @@ pub(crate) async fn delete(mut call: Call, name: &str) -> Answer {
     Ok(call.object(StatusCode::OK, object, &[]))
 }
 
-fn owned_by(object: &Value, uid: &str) -> bool {
-    object["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
-}
-
-/// Removes the owner reference to `uid` from every object that has one: in the owner's namespace for a
-/// namespaced owner, everywhere for a cluster-scoped one.
-async fn orphan_dependents(call: &Call, uid: &str) -> Result<(), ApiError> {
-    for info in RESOURCES {
-        let namespace = if call.info.namespaced {
-            call.ns()
-        } else {
-            None
-        };
-        if !info.namespaced && namespace.is_some() {
-            continue; // a namespaced owner has no cluster-scoped dependents
-        }
-        let (objects, _) = call.gw.objects.list(info, namespace).await?;
-        for dependent in objects.iter().filter(|o| owned_by(o, uid)) {
-            let name = meta::name(dependent).unwrap_or_default();
-            let result = call
-                .gw
-                .objects
-                .update_with(
-                    info,
-                    meta::namespace(dependent),
-                    name,
-                    Part::Main,
-                    |mut o| {
-                        if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
-                            refs.retain(|r| r["uid"] != uid);
-                        }
-                        Ok(o)
-                    },
-                )
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(e) if e.reason == Reason::NotFound => {} // gone meanwhile: nothing to orphan
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn delete_options_parse_and_pick_a_propagation() {
@@ -172,24 +91,24 @@ mod tests {
         .unwrap();
         assert_eq!(o.grace_period_seconds, Some(0));
         assert_eq!(o.preconditions.as_ref().unwrap().uid.as_deref(), Some("u1"));
-        assert_eq!(propagation(&o, None).unwrap(), Propagation::Orphan);
+        assert_eq!(propagation(&o, None).unwrap(), Some(Propagation::Orphan));
         assert_eq!(
             parse_options(&HeaderMap::new(), b"").unwrap(),
             Options::default()
         );
-        assert_eq!(
-            propagation(&Options::default(), None).unwrap(),
-            Propagation::Background
-        );
+        assert_eq!(propagation(&Options::default(), None).unwrap(), None);
         assert_eq!(
             propagation(&Options::default(), Some("Foreground")).unwrap(),
-            Propagation::Foreground
+            Some(Propagation::Foreground)
         );
         let legacy = Options {
             orphan_dependents: Some(true),
             ..Options::default()
         };
-        assert_eq!(propagation(&legacy, None).unwrap(), Propagation::Orphan);
+        assert_eq!(
+            propagation(&legacy, None).unwrap(),
+            Some(Propagation::Orphan)
+        );
         let both = Options {
             orphan_dependents: Some(true),
             propagation_policy: Some("Orphan".into()),
@@ -232,13 +151,5 @@ mod tests {
             parse_options(&headers, b"k8s\0\xff").unwrap_err().code(),
             400
         );
-    }
-
-    #[test]
-    fn owner_references_are_matched_by_uid() {
-        let pod = json!({"metadata": {"ownerReferences": [{"uid": "u1"}, {"uid": "u2"}]}});
-        assert!(owned_by(&pod, "u2"));
-        assert!(!owned_by(&pod, "u3"));
-        assert!(!owned_by(&json!({}), "u1"));
     }
 }

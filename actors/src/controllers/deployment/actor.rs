@@ -17,7 +17,7 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 use tokio::time::Instant;
 
-use super::{collect_garbage, pods, reconcile, Action};
+use super::{pods, reconcile, Action};
 use crate::controllers::expectations::Expectation;
 use crate::controllers::queue::WorkQueue;
 use crate::controllers::ControllersConfig;
@@ -62,7 +62,7 @@ impl DeploymentController {
         }
     }
 
-    /// Queues every Deployment, and every Deployment named as a pod's owner (so orphans are collected).
+    /// Queues every Deployment, and every Deployment named as a pod's owner.
     fn resync(&mut self) {
         for d in self.deployments.list() {
             self.queue.add(ObjectKey::of(&d.metadata));
@@ -148,8 +148,8 @@ impl DeploymentController {
     }
 }
 
-/// Reconciles one Deployment key: collects the pods of a Deployment of that name that is gone (or replaced), then
-/// carries out [`reconcile`] for the live one.
+/// Reconciles one Deployment key: carries out [`reconcile`] for the Deployment the cache holds (none: it is gone,
+/// and its pods are the garbage collector's).
 async fn run(
     objects: Objects,
     key: ObjectKey,
@@ -159,32 +159,20 @@ async fn run(
 ) -> Outcome {
     let mut expectation = Expectation::default();
     let result = async {
+        let Some(deployment) = cached else {
+            return Ok(None);
+        };
         let refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
-        let cached_uid = cached.as_ref().and_then(|d| d.metadata.uid.clone());
-        let mut live = cached;
-        let mut garbage = collect_garbage(&key, cached_uid.as_deref(), &refs);
-        if !garbage.is_empty() || live.is_none() {
-            // Never delete on the cache's word alone: ask the store which Deployment of that name exists now.
-            live = match objects
-                .get_as::<Deployment>(key.namespace(), &key.name)
-                .await
-            {
-                Ok(d) => Some(Arc::new(d)),
-                Err(e) if e.reason == Reason::NotFound => None,
-                Err(e) => return Err(Error::Api(e)),
-            };
-            let live_uid = live.as_ref().and_then(|d| d.metadata.uid.as_deref());
-            garbage = collect_garbage(&key, live_uid, &refs);
-        }
-        let mut actions = garbage;
-        let mut requeue = None;
-        if let Some(d) = &live {
-            let plan = reconcile(d, &refs, now);
-            actions.extend(plan.actions);
-            requeue = plan.requeue_after;
-        }
-        carry_out(&objects, &key, live.as_deref(), actions, &mut expectation).await?;
-        Ok(requeue)
+        let plan = reconcile(&deployment, &refs, now);
+        carry_out(
+            &objects,
+            &key,
+            Some(&deployment),
+            plan.actions,
+            &mut expectation,
+        )
+        .await?;
+        Ok(plan.requeue_after)
     }
     .await;
     Outcome {

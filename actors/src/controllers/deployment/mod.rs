@@ -1,6 +1,6 @@
-//! The deployment controller: keeps each Deployment's pods at its replica count and template, deletes pods whose
-//! Deployment is gone, and reports status. [`reconcile`] and [`collect_garbage`] decide; [`DeploymentController`]
-//! watches and carries out.
+//! The deployment controller: keeps each Deployment's pods at its replica count and template, and reports status.
+//! [`reconcile`] decides; [`DeploymentController`] watches and carries out. The pods of a Deployment that is gone
+//! are the garbage collector's ([`crate::controllers::gc`]), found by their owner reference.
 //!
 //! Navarch has no ReplicaSets yet: a Deployment owns its pods directly (controller owner reference), and the
 //! template version lives in each pod's `pod-template-hash` label and name (`<deployment>-<hash>-<suffix>`), as
@@ -68,7 +68,13 @@ pub fn reconcile(deployment: &Deployment, pods: &[&Pod], now: DateTime<Utc>) -> 
         .filter(|p| pods::owned_by(p, uid))
         .collect();
     let hash = pods::template_hash(&spec.template);
-    let rollout = rollout::plan(deployment, &hash, &owned, now);
+    let mut rollout = rollout::plan(deployment, &hash, &owned, now);
+    if deployment.metadata.deletion_timestamp.is_some() {
+        // Being deleted (its finalizers hold it while the garbage collector orphans or deletes its pods): only the
+        // status is kept up, as kube-controller-manager's `syncStatusOnly`; new pods would undo the collector's work.
+        rollout.create = 0;
+        rollout.delete.clear();
+    }
     let mut actions: Vec<Action> = (0..rollout.create.min(BURST))
         .map(|_| Action::CreatePod(Box::new(pods::new_pod(deployment, &hash))))
         .collect();
@@ -82,18 +88,6 @@ pub fn reconcile(deployment: &Deployment, pods: &[&Pod], now: DateTime<Utc>) -> 
         actions,
         requeue_after,
     }
-}
-
-/// Deletes for the pods controlled by a Deployment named `key` that is not the live one: `live_uid` is the uid of
-/// the Deployment of that name now (None: there is none). This is how deleting a Deployment removes its pods.
-pub fn collect_garbage(key: &ObjectKey, live_uid: Option<&str>, pods: &[&Pod]) -> Vec<Action> {
-    pods.iter()
-        .copied()
-        .filter(|p| pods::owner_key(p).as_ref() == Some(key))
-        .filter(|p| pods::controller_of(p).is_some_and(|o| Some(o.uid.as_str()) != live_uid))
-        .filter(|p| !pods::is_deleting(p))
-        .map(delete)
-        .collect()
 }
 
 #[cfg(test)]

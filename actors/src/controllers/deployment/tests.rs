@@ -1,4 +1,4 @@
-//! Tests of the deployment core: exact actions for scaling, replacement, garbage collection and status.
+//! Tests of the deployment core: exact actions for scaling, replacement, deletion and status.
 
 use super::pods::template_hash;
 use super::*;
@@ -269,31 +269,31 @@ fn terminating_finished_and_foreign_pods_do_not_count() {
 }
 
 #[test]
-fn pods_of_a_deleted_or_replaced_deployment_are_garbage() {
-    let mut old_incarnation = P::new("old", "h");
-    old_incarnation.owner_uid = "old-uid";
-    let mut going = P::new("going", "h");
-    going.owner_uid = "old-uid";
-    going.deleting = true;
-    let mine = P::new("mine", "h");
-    let pods = [old_incarnation.build(), going.build(), mine.build()];
+fn a_deployment_being_deleted_neither_creates_nor_deletes_pods() {
+    // Its pods are the garbage collector's now (deleted in the foreground, or orphaned): recreating the pods it
+    // deletes, or deleting pods it is about to orphan, would undo its work. The status is still kept up.
+    let mut d = deployment(3);
+    d.metadata.deletion_timestamp = Some(Time(now()));
+    d.metadata.finalizers = Some(vec!["foregroundDeletion".into()]);
+    let hash = hash_of(&d);
+    let plan = reconcile(&d, &[], now());
+    assert_eq!(pod_actions(&plan), vec![]);
+    assert_eq!(status_of(&plan).replicas, None);
+    let pods: Vec<Pod> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|n| P::new(n, &hash).build())
+        .collect();
     let refs: Vec<&Pod> = pods.iter().collect();
-    let key = ObjectKey::new("demo", "web");
     assert_eq!(
-        collect_garbage(&key, None, &refs),
-        vec![deleted("old"), deleted("mine")]
+        pod_actions(&reconcile(&d, &refs, now())),
+        vec![],
+        "one pod too many, and still none deleted"
     );
+    let live = deployment(3);
     assert_eq!(
-        collect_garbage(&key, Some("d-uid"), &refs),
-        vec![deleted("old")]
-    );
-    assert_eq!(
-        collect_garbage(&ObjectKey::new("demo", "other"), None, &refs),
-        vec![]
-    );
-    assert_eq!(
-        collect_garbage(&ObjectKey::new("elsewhere", "web"), None, &refs),
-        vec![]
+        pod_actions(&reconcile(&live, &refs, now())).len(),
+        1,
+        "the same Deployment alive scales down"
     );
 }
 
