@@ -2,10 +2,13 @@
 //! reports their status, serves their logs, probes them, and stops them gracefully. [`lifecycle`] decides per pod
 //! (and [`container`] per container, [`probe`] per container's probes), [`status`] and [`node`] say what the objects
 //! should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes and hooks);
-//! [`logs`] reads log files and `log_server` streams them over the bus.
+//! [`logs`] reads log files and `log_server` streams them over the bus. [`hollow`] decides for simulated nodes
+//! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process.
 
 mod actor;
 pub mod container;
+pub mod hollow;
+mod hollow_runner;
 pub mod host;
 pub mod lifecycle;
 mod log_server;
@@ -27,6 +30,7 @@ use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
 pub use actor::{NodeAgent, Shutdown};
+pub use hollow_runner::{start_hollow_nodes, HollowHandle};
 
 use crate::error::{Error, Result};
 use crate::runtime::netns::PodCidr;

@@ -1,0 +1,630 @@
+//! Hollow nodes (`navarch agent --simulate N`), like Kubernetes' kubemark and KWOK: N Nodes served by one process,
+//! which register, renew their heartbeat as the real agent does (the Node's conditions, every `heartbeat_interval`,
+//! spread over the interval), and report every pod bound to them Running without starting anything; a pod being
+//! deleted is deleted at once (grace 0, uid precondition), as the real agent does once its containers stopped.
+//!
+//! This module is the pure core: which nodes exist and what they read ([`HollowConfig::node_facts`]), which nodes
+//! renew in which slot of the interval ([`Renewals`]), what to do about each pod ([`PodTracker`]) and the status a
+//! hollow pod reports ([`running_status`]). `hollow_runner` carries it out over the store.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateRunning, ContainerStatus, HostIP, Pod, PodIP, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::chrono::{DateTime, Utc};
+
+use super::host::HostFacts;
+use super::node::NodeFacts;
+use crate::conditions;
+use crate::error::{Error, Result};
+use crate::informer::ObjectKey;
+
+/// Most hollow nodes one process serves: each gets its own /24 of pod IPs in 10.0.0.0/8.
+pub const MAX_NODES: usize = 65_536;
+
+/// The label every hollow Node carries, so they can be told apart (`kubectl get nodes -l navarch.io/hollow=true`).
+pub const HOLLOW_LABEL: &str = "navarch.io/hollow";
+
+/// How the hollow nodes of one process look and behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HollowConfig {
+    /// How many nodes. No default (the `--simulate N` flag).
+    pub count: usize,
+    /// Node names are `<prefix>-00001`, `<prefix>-00002`, ... Default `hollow`.
+    pub prefix: String,
+    /// How often each node renews its conditions' `lastHeartbeatTime`. Default 10 s, as the real agent (the
+    /// kubelet's `nodeStatusUpdateFrequency`).
+    pub heartbeat_interval: Duration,
+    /// The nodes are spread round-robin over this many zones (`topology.kubernetes.io/zone` = `zone-0`, ...).
+    /// Default 3.
+    pub zones: usize,
+    /// Each node's CPUs. Default 8 (kubemark's hollow nodes report the host's; a fixed size keeps runs comparable).
+    pub cpus: u64,
+    /// Each node's memory. Default 32 GiB.
+    pub memory_bytes: u64,
+    /// Each node's `pods` capacity. Default 110: the kubelet's `--max-pods`.
+    pub max_pods: u32,
+    /// Store writes (pod status, deletes) in flight at once for all nodes together. Default 256: enough to keep
+    /// the store's group commit busy without queueing thousands of requests on the bus.
+    pub max_writes_in_flight: usize,
+}
+
+impl Default for HollowConfig {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            prefix: "hollow".into(),
+            heartbeat_interval: Duration::from_secs(10),
+            zones: 3,
+            cpus: 8,
+            memory_bytes: 32 << 30,
+            max_pods: 110,
+            max_writes_in_flight: 256,
+        }
+    }
+}
+
+impl HollowConfig {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field, reason: String| Err(Error::InvalidConfig { field, reason });
+        if self.count == 0 || self.count > MAX_NODES {
+            return invalid("count", format!("must be between 1 and {MAX_NODES}"));
+        }
+        if !super::is_dns_subdomain(&self.node_name(self.count - 1)) {
+            return invalid(
+                "prefix",
+                format!(
+                    "{:?} does not make lowercase RFC 1123 node names (e.g. hollow)",
+                    self.prefix
+                ),
+            );
+        }
+        if self.heartbeat_interval < RENEWAL_TICK {
+            return invalid(
+                "heartbeat_interval",
+                format!("must be at least {RENEWAL_TICK:?}"),
+            );
+        }
+        for (field, value) in [
+            ("zones", self.zones),
+            ("max_writes_in_flight", self.max_writes_in_flight),
+        ] {
+            if value == 0 {
+                return invalid(field, "must be at least 1".into());
+            }
+        }
+        if self.cpus == 0 || self.memory_bytes == 0 || self.max_pods == 0 {
+            return invalid("cpus", "node capacity must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The name of node `index` (counted from 0; names count from 1).
+    pub fn node_name(&self, index: usize) -> String {
+        format!("{}-{:05}", self.prefix, index + 1)
+    }
+
+    /// The index of the node called `name`, if it is one of these nodes.
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        let digits = name.strip_prefix(self.prefix.as_str())?.strip_prefix('-')?;
+        if digits.len() < 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let number: usize = digits.parse().ok()?;
+        let index = number.checked_sub(1)?;
+        (index < self.count && self.node_name(index) == name).then_some(index)
+    }
+
+    /// Everything node `index`'s Node object says. Its addresses are made up and reach nothing: the InternalIP is
+    /// in 100.64.0.0/10 and the pod CIDR is `10.<index / 256>.<index % 256>.0/24`.
+    pub fn node_facts(&self, index: usize) -> NodeFacts {
+        let name = self.node_name(index);
+        let zone = format!("zone-{}", index % self.zones);
+        NodeFacts {
+            labels: [
+                ("topology.kubernetes.io/zone".to_string(), zone),
+                (HOLLOW_LABEL.to_string(), "true".to_string()),
+            ]
+            .into(),
+            host: HostFacts {
+                hostname: name.clone(),
+                kernel_version: "hollow".into(),
+                os_image: "Hollow node (navarch agent --simulate)".into(),
+                machine_id: format!("hollow-{index}"),
+                boot_id: format!("hollow-{index}"),
+                architecture: "amd64".into(),
+                cpus: self.cpus,
+                memory_bytes: self.memory_bytes,
+                ip: node_ip(index),
+            },
+            max_pods: self.max_pods,
+            runtime_version: RUNTIME_VERSION.into(),
+            pod_cidr: Some(pod_cidr(index)),
+            name,
+        }
+    }
+}
+
+/// What hollow nodes report as their container runtime.
+pub const RUNTIME_VERSION: &str = "hollow://0.1";
+
+/// Node `index`'s made-up InternalIP, in the shared address space 100.64.0.0/10.
+pub fn node_ip(index: usize) -> IpAddr {
+    let base = u32::from(Ipv4Addr::new(100, 64, 0, 0));
+    let offset = u32::try_from(index + 1).unwrap_or(u32::MAX) & 0x003f_ffff;
+    IpAddr::V4(Ipv4Addr::from(base | offset))
+}
+
+fn cidr_octets(index: usize) -> (u8, u8) {
+    ((index >> 8 & 0xff) as u8, (index & 0xff) as u8)
+}
+
+/// Node `index`'s pod CIDR.
+pub fn pod_cidr(index: usize) -> String {
+    let (a, b) = cidr_octets(index);
+    format!("10.{a}.{b}.0/24")
+}
+
+/// The IP of the `nth` pod node `index` has reported (.1 to .254 of its /24, then round again).
+pub fn pod_ip(index: usize, nth: u32) -> IpAddr {
+    let (a, b) = cidr_octets(index);
+    IpAddr::V4(Ipv4Addr::new(10, a, b, (nth % 254 + 1) as u8))
+}
+
+/// How often the renewal schedule moves to its next slot.
+pub const RENEWAL_TICK: Duration = Duration::from_millis(100);
+
+/// Which nodes renew in which slot: the interval is cut into slots of [`RENEWAL_TICK`] and the nodes spread evenly
+/// over them, so 5,000 nodes renewing every 10 s make 50 writes every 100 ms rather than 5,000 at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewals {
+    count: usize,
+    slots: usize,
+}
+
+impl Renewals {
+    /// The schedule of `count` nodes renewing every `interval`.
+    pub fn new(count: usize, interval: Duration) -> Self {
+        let slots = (interval.as_millis() / RENEWAL_TICK.as_millis()).max(1);
+        Self {
+            count,
+            slots: usize::try_from(slots).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// How many slots one interval has.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The nodes that renew in slot `slot` (taken modulo the slots of an interval).
+    pub fn nodes_in(&self, slot: usize) -> Range<usize> {
+        let slot = slot % self.slots;
+        let at = |s: usize| s * self.count / self.slots;
+        at(slot)..at(slot + 1)
+    }
+}
+
+/// What to do about one pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodAction {
+    /// Write the pod's status as Running ([`running_status`]).
+    ReportRunning {
+        /// The pod.
+        key: ObjectKey,
+        /// Its uid (the write is refused if the object is another pod by now).
+        uid: String,
+    },
+    /// Delete the pod object with grace 0, if it still has this uid.
+    Delete {
+        /// The pod.
+        key: ObjectKey,
+        /// Its uid.
+        uid: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracked {
+    /// Its Running status is being written.
+    Reporting,
+    /// It was reported Running (or was already when first seen).
+    Running,
+    /// Its object is being (or was) deleted.
+    Deleting,
+}
+
+/// What the hollow nodes know about the pods bound to them: each pod is reported Running once, and deleted once when
+/// its deletion is requested. A write that failed is forgotten, so the next [`PodTracker::resync`] issues it again.
+#[derive(Debug, Default)]
+pub struct PodTracker {
+    pods: HashMap<String, Tracked>,
+}
+
+impl PodTracker {
+    /// Tracks nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many pods are tracked.
+    pub fn len(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether no pod is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty()
+    }
+
+    /// The action one pod (bound to a hollow node, as the watch shows it now) calls for, if any.
+    pub fn observe(&mut self, pod: &Pod) -> Option<PodAction> {
+        let uid = pod.metadata.uid.clone()?;
+        let key = ObjectKey::of(&pod.metadata);
+        let tracked = self.pods.get(&uid).copied();
+        if pod.metadata.deletion_timestamp.is_some() {
+            if tracked == Some(Tracked::Deleting) {
+                return None;
+            }
+            self.pods.insert(uid.clone(), Tracked::Deleting);
+            return Some(PodAction::Delete { key, uid });
+        }
+        if tracked.is_some() {
+            return None;
+        }
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        match phase {
+            // Ended pods stay as they are; Running ones were reported before (by an earlier run of this process).
+            Some("Succeeded" | "Failed") => None,
+            Some("Running") => {
+                self.pods.insert(uid, Tracked::Running);
+                None
+            }
+            _ => {
+                self.pods.insert(uid.clone(), Tracked::Reporting);
+                Some(PodAction::ReportRunning { key, uid })
+            }
+        }
+    }
+
+    /// Records how a write of `action` ended: `ok`, or failed and to be issued again on the next resync.
+    pub fn written(&mut self, action: &PodAction, ok: bool) {
+        match action {
+            PodAction::ReportRunning { uid, .. } => {
+                if self.pods.get(uid) == Some(&Tracked::Reporting) {
+                    if ok {
+                        self.pods.insert(uid.clone(), Tracked::Running);
+                    } else {
+                        self.pods.remove(uid);
+                    }
+                }
+            }
+            PodAction::Delete { uid, .. } => {
+                if !ok && self.pods.get(uid) == Some(&Tracked::Deleting) {
+                    self.pods.remove(uid);
+                }
+            }
+        }
+    }
+
+    /// Forgets a pod that is gone (or no longer bound to a hollow node).
+    pub fn forget(&mut self, uid: &str) {
+        self.pods.remove(uid);
+    }
+
+    /// Brings the tracker in line with every pod bound to a hollow node: pods no longer there are forgotten, and
+    /// the actions the others call for are returned.
+    pub fn resync<'a>(&mut self, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<PodAction> {
+        let pods: Vec<&Pod> = pods.into_iter().collect();
+        let live: std::collections::HashSet<&str> = pods
+            .iter()
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        self.pods.retain(|uid, _| live.contains(uid.as_str()));
+        pods.into_iter().filter_map(|p| self.observe(p)).collect()
+    }
+}
+
+/// The status a hollow node reports for `pod`: Running, every container running, started and ready since `now`,
+/// with the node's `host_ip` and the pod's made-up `pod_ip`.
+pub fn running_status(pod: &Pod, host_ip: IpAddr, pod_ip: IpAddr, now: DateTime<Utc>) -> PodStatus {
+    let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    let statuses = containers
+        .iter()
+        .map(|c| ContainerStatus {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            image_id: String::new(),
+            container_id: Some(format!("hollow://{uid}/{}", c.name)),
+            ready: true,
+            started: Some(true),
+            restart_count: 0,
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(Time(now)),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let condition = |type_| conditions::pod_condition(type_, true, None, None, now);
+    let (host_ip, pod_ip) = (host_ip.to_string(), pod_ip.to_string());
+    PodStatus {
+        phase: Some("Running".into()),
+        conditions: Some(vec![
+            condition("PodScheduled"),
+            condition("Initialized"),
+            condition("ContainersReady"),
+            condition("Ready"),
+        ]),
+        container_statuses: Some(statuses),
+        host_ip: Some(host_ip.clone()),
+        host_ips: Some(vec![HostIP { ip: host_ip }]),
+        pod_ip: Some(pod_ip.clone()),
+        pod_ips: Some(vec![PodIP { ip: pod_ip }]),
+        start_time: Some(Time(now)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use navarch_bus::api::meta::parse_time;
+    use serde_json::json;
+
+    fn config(count: usize) -> HollowConfig {
+        HollowConfig {
+            count,
+            ..Default::default()
+        }
+    }
+
+    fn pod(uid: &str, phase: Option<&str>, deleting: bool) -> Pod {
+        let mut o = json!({"metadata": {"name": format!("p-{uid}"), "namespace": "demo", "uid": uid},
+            "spec": {"nodeName": "hollow-00001", "containers": [
+                {"name": "main", "image": "busybox"}, {"name": "side", "image": "nginx"}]}});
+        if let Some(phase) = phase {
+            o["status"] = json!({"phase": phase});
+        }
+        if deleting {
+            o["metadata"]["deletionTimestamp"] = json!("2026-11-27T12:00:00Z");
+        }
+        serde_json::from_value(o).unwrap()
+    }
+
+    fn report(uid: &str) -> PodAction {
+        PodAction::ReportRunning {
+            key: ObjectKey::new("demo", format!("p-{uid}")),
+            uid: uid.into(),
+        }
+    }
+
+    fn delete(uid: &str) -> PodAction {
+        PodAction::Delete {
+            key: ObjectKey::new("demo", format!("p-{uid}")),
+            uid: uid.into(),
+        }
+    }
+
+    #[test]
+    fn names_and_indices_round_trip_and_strangers_are_refused() {
+        let c = config(20);
+        assert_eq!(c.node_name(0), "hollow-00001");
+        assert_eq!(c.node_name(19), "hollow-00020");
+        assert_eq!(c.node_index("hollow-00001"), Some(0));
+        assert_eq!(c.node_index("hollow-00020"), Some(19));
+        for stranger in [
+            "hollow-00021",
+            "hollow-00000",
+            "hollow-1",
+            "hollow-000001",
+            "hollowx-00001",
+            "other-00001",
+            "hollow-0000a",
+            "node-1",
+            "",
+        ] {
+            assert_eq!(c.node_index(stranger), None, "{stranger}");
+        }
+        let big = config(MAX_NODES);
+        assert_eq!(
+            big.node_index(&big.node_name(MAX_NODES - 1)),
+            Some(MAX_NODES - 1)
+        );
+    }
+
+    #[test]
+    fn validation_catches_bad_sizes_and_prefixes() {
+        assert!(config(5).validate().is_ok());
+        assert!(config(0).validate().is_err());
+        assert!(config(MAX_NODES + 1).validate().is_err());
+        for prefix in ["Hollow", "-x", "a_b", ""] {
+            let c = HollowConfig {
+                prefix: prefix.into(),
+                ..config(3)
+            };
+            assert!(c.validate().is_err(), "{prefix:?} accepted");
+        }
+        let c = HollowConfig {
+            heartbeat_interval: Duration::from_millis(10),
+            ..config(3)
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn nodes_spread_over_zones_with_their_own_addresses() {
+        let c = config(2000);
+        let zone = |i| c.node_facts(i).labels["topology.kubernetes.io/zone"].clone();
+        assert_eq!(
+            [zone(0), zone(1), zone(2), zone(3)],
+            ["zone-0", "zone-1", "zone-2", "zone-0"]
+        );
+        let f = c.node_facts(299);
+        assert_eq!(f.name, "hollow-00300");
+        assert_eq!(f.labels[HOLLOW_LABEL], "true");
+        assert_eq!(f.host.cpus, 8);
+        assert_eq!(f.max_pods, 110);
+        assert_eq!(f.pod_cidr.as_deref(), Some("10.1.43.0/24"));
+        assert_eq!(f.host.ip.to_string(), "100.64.1.44");
+        assert_eq!(pod_ip(299, 0).to_string(), "10.1.43.1");
+        assert_eq!(pod_ip(299, 253).to_string(), "10.1.43.254");
+        assert_eq!(pod_ip(299, 254).to_string(), "10.1.43.1");
+        let node = serde_json::to_value(super::super::node::node_object(
+            &f,
+            parse_time("2026-11-27T12:00:00Z").unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(
+            node["metadata"]["labels"]["kubernetes.io/hostname"],
+            "hollow-00300"
+        );
+        assert_eq!(node["status"]["allocatable"]["memory"], "33554432Ki");
+        assert_eq!(node["status"]["conditions"][3]["status"], "True");
+    }
+
+    #[test]
+    fn renewals_cover_every_node_once_per_interval_evenly() {
+        let r = Renewals::new(5000, Duration::from_secs(10));
+        assert_eq!(r.slots(), 100);
+        let mut seen = vec![0; 5000];
+        for slot in 0..r.slots() {
+            let nodes = r.nodes_in(slot);
+            assert_eq!(nodes.len(), 50);
+            for i in nodes {
+                seen[i] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1));
+        assert_eq!(r.nodes_in(100), r.nodes_in(0));
+        // Fewer nodes than slots: each renews in exactly one slot, the other slots are empty.
+        let few = Renewals::new(3, Duration::from_secs(10));
+        let total: usize = (0..few.slots()).map(|s| few.nodes_in(s).len()).sum();
+        assert_eq!(total, 3);
+    }
+
+    #[test]
+    fn a_bound_pod_is_reported_running_once() {
+        let mut t = PodTracker::new();
+        assert_eq!(t.observe(&pod("a", None, false)), Some(report("a")));
+        assert_eq!(
+            t.observe(&pod("a", Some("Pending"), false)),
+            None,
+            "write in flight"
+        );
+        t.written(&report("a"), true);
+        assert_eq!(t.observe(&pod("a", Some("Running"), false)), None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_is_issued_again_on_resync() {
+        let mut t = PodTracker::new();
+        assert_eq!(t.observe(&pod("a", None, false)), Some(report("a")));
+        t.written(&report("a"), false);
+        assert_eq!(t.resync([&pod("a", None, false)]), vec![report("a")]);
+    }
+
+    #[test]
+    fn pods_already_running_or_ended_need_nothing() {
+        let mut t = PodTracker::new();
+        assert_eq!(t.observe(&pod("a", Some("Running"), false)), None);
+        assert_eq!(t.observe(&pod("b", Some("Succeeded"), false)), None);
+        assert_eq!(t.observe(&pod("c", Some("Failed"), false)), None);
+    }
+
+    #[test]
+    fn a_deleted_pod_is_deleted_once_and_forgotten_when_gone() {
+        let mut t = PodTracker::new();
+        t.observe(&pod("a", None, false));
+        t.written(&report("a"), true);
+        assert_eq!(
+            t.observe(&pod("a", Some("Running"), true)),
+            Some(delete("a"))
+        );
+        assert_eq!(t.observe(&pod("a", Some("Running"), true)), None);
+        // A failed delete is tried again.
+        t.written(&delete("a"), false);
+        assert_eq!(
+            t.observe(&pod("a", Some("Running"), true)),
+            Some(delete("a"))
+        );
+        t.written(&delete("a"), true);
+        t.forget("a");
+        assert!(t.is_empty());
+        // Deleted while its Running status was still being written: the late write result changes nothing.
+        t.observe(&pod("b", None, false));
+        assert_eq!(t.observe(&pod("b", None, true)), Some(delete("b")));
+        t.written(&report("b"), true);
+        assert_eq!(t.observe(&pod("b", None, true)), None);
+    }
+
+    #[test]
+    fn resync_forgets_pods_that_are_gone() {
+        let mut t = PodTracker::new();
+        t.observe(&pod("a", None, false));
+        t.observe(&pod("b", None, false));
+        let actions = t.resync([&pod("b", None, false), &pod("c", None, false)]);
+        assert_eq!(actions, vec![report("c")]);
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            t.observe(&pod("a", None, false)),
+            Some(report("a")),
+            "a was forgotten"
+        );
+    }
+
+    #[test]
+    fn the_running_status_has_every_container_running_and_ready() {
+        let now = parse_time("2026-11-27T12:00:00Z").unwrap();
+        let p = pod("a", None, false);
+        let status =
+            serde_json::to_value(running_status(&p, node_ip(0), pod_ip(0, 4), now)).unwrap();
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(status["podIP"], "10.0.0.5");
+        assert_eq!(status["hostIP"], "100.64.0.1");
+        assert_eq!(status["startTime"], "2026-11-27T12:00:00Z");
+        let conditions = status["conditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 4);
+        assert!(conditions.iter().all(|c| c["status"] == "True"));
+        assert!(conditions.iter().any(|c| c["type"] == "Ready"));
+        let containers = status["containerStatuses"].as_array().unwrap();
+        assert_eq!(containers.len(), 2);
+        assert_eq!(containers[1]["name"], "side");
+        assert_eq!(containers[1]["image"], "nginx");
+        assert_eq!(containers[1]["ready"], true);
+        assert_eq!(containers[1]["containerID"], "hollow://a/side");
+        assert_eq!(
+            containers[0]["state"]["running"]["startedAt"],
+            "2026-11-27T12:00:00Z"
+        );
+        // Merged into the stored pod as the real agent's status is.
+        let stored = serde_json::to_value(&p).unwrap();
+        let merged = super::super::status::merge(
+            stored,
+            "a",
+            &running_status(&p, node_ip(0), pod_ip(0, 4), now),
+        )
+        .unwrap();
+        assert_eq!(merged["status"]["phase"], "Running");
+        assert!(super::super::status::merge(
+            serde_json::to_value(&p).unwrap(),
+            "b",
+            &PodStatus::default()
+        )
+        .is_err());
+    }
+}
