@@ -335,9 +335,9 @@ pub struct AgentArgs {
     /// Bus and cluster name.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Where the agent keeps pod logs.
-    #[arg(long)]
-    pub data_dir: PathBuf,
+    /// Where the agent keeps pod logs (not needed with --simulate).
+    #[arg(long, required_unless_present = "simulate")]
+    pub data_dir: Option<PathBuf>,
     /// Name of the node to register (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -345,6 +345,13 @@ pub struct AgentArgs {
     /// (needs root); `auto` picks a free 10.88.N.0/24. Default: pods share the host's network.
     #[arg(long)]
     pub pod_cidr: Option<String>,
+    /// Run N simulated ("hollow") nodes instead of a real one, like kubemark or KWOK: they register, renew their
+    /// heartbeat and report every pod bound to them Running without starting anything. For scale tests.
+    #[arg(long, value_name = "N", conflicts_with_all = ["node_name", "pod_cidr", "data_dir"])]
+    pub simulate: Option<usize>,
+    /// With --simulate, the nodes are named PREFIX-00001, PREFIX-00002, ...
+    #[arg(long, default_value = "hollow", requires = "simulate")]
+    pub node_prefix: String,
 }
 
 #[cfg(test)]

@@ -432,10 +432,16 @@ fn pod_cidr(flag: Option<&str>, auto_default: bool) -> Result<Option<PodCidr>> {
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
+    if let Some(count) = args.simulate {
+        return hollow_nodes(&args.common, count, args.node_prefix).await;
+    }
+    let Some(data_dir) = &args.data_dir else {
+        bail!("--data-dir is required to run a node agent")
+    };
     let bus = connect(&args.common, "agent").await?;
     let config = navarch_actors::AgentConfig {
         node_name: args.node_name.unwrap_or_else(host_name),
-        data_dir: absolute(&args.data_dir)?,
+        data_dir: absolute(data_dir)?,
         pod_cidr: pod_cidr(args.pod_cidr.as_deref(), false)?,
         ..Default::default()
     };
@@ -446,6 +452,24 @@ async fn agent(args: AgentArgs) -> Result<()> {
     };
     println!("node agent {node} is running");
     roles.serve().await
+}
+
+/// `navarch agent --simulate N`: N hollow nodes in this process until told to stop.
+async fn hollow_nodes(common: &CommonArgs, count: usize, prefix: String) -> Result<()> {
+    let bus = connect(common, "hollow-nodes").await?;
+    let config = navarch_actors::agent::hollow::HollowConfig {
+        count,
+        prefix,
+        ..Default::default()
+    };
+    let first = config.node_name(0);
+    let last = config.node_name(count.saturating_sub(1));
+    let nodes = navarch_actors::agent::start_hollow_nodes(bus, config)?;
+    println!("{count} hollow nodes are running ({first} .. {last})");
+    shutdown_signal().await?;
+    tracing::info!("stopping");
+    nodes.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]
