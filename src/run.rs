@@ -456,12 +456,13 @@ async fn agent(args: AgentArgs) -> Result<()> {
 
 /// `navarch agent --simulate N`: N hollow nodes in this process until told to stop.
 async fn hollow_nodes(common: &CommonArgs, count: usize, prefix: String) -> Result<()> {
-    let bus = connect(common, "hollow-nodes").await?;
     let config = navarch_actors::agent::hollow::HollowConfig {
         count,
         prefix,
         ..Default::default()
     };
+    config.validate()?;
+    let bus = connect(common, "hollow-nodes").await?;
     let first = config.node_name(0);
     let last = config.node_name(count.saturating_sub(1));
     let nodes = navarch_actors::agent::start_hollow_nodes(bus, config)?;

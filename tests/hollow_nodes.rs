@@ -155,3 +155,28 @@ spec:
         ready_nodes(&k).is_empty().then_some(())
     });
 }
+
+#[test]
+fn bad_simulate_flags_are_refused_with_one_clear_line() {
+    for (args, says) in [
+        (vec!["agent", "--simulate", "0"], "count"),
+        (
+            vec!["agent", "--simulate", "3", "--node-prefix", "Bad_Prefix"],
+            "prefix",
+        ),
+        (
+            vec!["agent", "--simulate", "3", "--data-dir", "/tmp/x"],
+            "cannot be used with",
+        ),
+        (vec!["agent", "--node-prefix", "p"], "--simulate"),
+    ] {
+        let out = navarch()
+            .args(&args)
+            .args(["--nats", "nats://127.0.0.1:1"])
+            .output()
+            .expect("run navarch");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
