@@ -18,7 +18,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 
-use super::hollow::{self, HollowConfig, PodAction, PodTracker, Renewals};
+use super::hollow::{self, HollowConfig, HollowPod, PodAction, PodTracker, Renewals};
 use super::node::{self, NodeFacts};
 use super::Shutdown;
 use crate::informer::{Cache, Change, Filter, Informer};
@@ -34,8 +34,8 @@ const SHUTDOWN_WRITES: Duration = Duration::from_secs(5);
 pub struct HollowNodes {
     objects: Objects,
     config: Arc<HollowConfig>,
-    pods: Cache<Pod>,
-    informer: Option<Informer<Pod>>,
+    pods: Cache<HollowPod>,
+    informer: Option<Informer<HollowPod>>,
     renewals: Option<tokio::task::JoinHandle<()>>,
     tracker: PodTracker,
     queue: VecDeque<PodAction>,
@@ -96,7 +96,7 @@ impl HollowNodes {
                     .pods
                     .get(key)
                     .filter(|p| p.metadata.uid.as_deref() == Some(uid.as_str()))?;
-                let node = pod.spec.as_ref()?.node_name.as_deref()?;
+                let node = pod.spec.node_name.as_deref()?;
                 let index = self.config.node_index(node)?;
                 let given = self.ips_given.get_mut(index)?;
                 let pod_ip = hollow::pod_ip(index, *given);
@@ -228,10 +228,10 @@ impl Actor for HollowNodes {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let config = self.config.clone();
-        let on_hollow_node: Filter<Pod> = Arc::new(move |p: &Pod| {
+        let on_hollow_node: Filter<HollowPod> = Arc::new(move |p: &HollowPod| {
             p.spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
+                .node_name
+                .as_deref()
                 .is_some_and(|n| config.node_index(n).is_some())
         });
         self.informer = Some(Informer::start(
@@ -260,10 +260,10 @@ impl Actor for HollowNodes {
     }
 }
 
-impl Handler<Change<Pod>> for HollowNodes {
+impl Handler<Change<HollowPod>> for HollowNodes {
     type Result = ();
 
-    fn handle(&mut self, change: Change<Pod>, ctx: &mut Context<Self>) {
+    fn handle(&mut self, change: Change<HollowPod>, ctx: &mut Context<Self>) {
         match change {
             Change::Applied(pod) => {
                 let action = self.tracker.observe(&pod);
