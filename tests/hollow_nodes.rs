@@ -88,6 +88,17 @@ fn hollow_nodes_register_and_run_a_deployment() {
     assert_eq!(node["metadata"]["labels"]["navarch.io/hollow"], "true");
     assert_eq!(node["status"]["allocatable"]["pods"], "110");
     assert_eq!(node["spec"]["podCIDR"], "10.0.1.0/24");
+    // Each node renews its heartbeat (every 10 s, as the real agent).
+    let heartbeat = |k: &Kubectl| {
+        k.json(&["get", "node", "sim-00020"])["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready").cloned())
+            .map(|c| c["lastHeartbeatTime"].clone())
+    };
+    let first = heartbeat(&k).expect("a Ready condition");
+    wait_for("a renewed heartbeat", || {
+        heartbeat(&k).filter(|t| *t != first).map(|_| ())
+    });
 
     let manifest = format!(
         r#"apiVersion: v1
