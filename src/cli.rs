@@ -346,9 +346,9 @@ pub struct AgentArgs {
     /// Bus and cluster name.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Where the agent keeps pod logs.
-    #[arg(long)]
-    pub data_dir: PathBuf,
+    /// Where the agent keeps pod logs (not needed with --simulate).
+    #[arg(long, required_unless_present = "simulate")]
+    pub data_dir: Option<PathBuf>,
     /// Name of the node to register (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -362,6 +362,13 @@ pub struct AgentArgs {
     /// How the agent runs containers.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
     pub runtime: RuntimeKind,
+    /// Run N simulated ("hollow") nodes instead of a real one, like kubemark or KWOK: they register, renew their
+    /// heartbeat and report every pod bound to them Running without starting anything. For scale tests.
+    #[arg(long, value_name = "N", conflicts_with_all = ["node_name", "pod_cidr", "data_dir"])]
+    pub simulate: Option<usize>,
+    /// With --simulate, the nodes are named PREFIX-00001, PREFIX-00002, ...
+    #[arg(long, default_value = "hollow", requires = "simulate")]
+    pub node_prefix: String,
 }
 
 /// Which container runtime a node agent uses.

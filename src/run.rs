@@ -456,10 +456,16 @@ async fn start_agent(
 }
 
 async fn agent(args: AgentArgs) -> Result<()> {
+    if let Some(count) = args.simulate {
+        return hollow_nodes(&args.common, count, args.node_prefix).await;
+    }
+    let Some(data_dir) = &args.data_dir else {
+        bail!("--data-dir is required to run a node agent")
+    };
     let bus = connect(&args.common, "agent").await?;
     let config = navarch_actors::AgentConfig {
         node_name: args.node_name.unwrap_or_else(host_name),
-        data_dir: absolute(&args.data_dir)?,
+        data_dir: absolute(data_dir)?,
         pod_cidr: pod_cidr(args.pod_cidr.as_deref(), false)?,
         // The agent only reads Secrets; without keys it can read plain ones only (no need to say so on stdout).
         encryption: match &args.encryption.encryption_key_file {
@@ -475,6 +481,25 @@ async fn agent(args: AgentArgs) -> Result<()> {
     };
     println!("node agent {node} is running");
     roles.serve().await
+}
+
+/// `navarch agent --simulate N`: N hollow nodes in this process until told to stop.
+async fn hollow_nodes(common: &CommonArgs, count: usize, prefix: String) -> Result<()> {
+    let config = navarch_actors::agent::hollow::HollowConfig {
+        count,
+        prefix,
+        ..Default::default()
+    };
+    config.validate()?;
+    let bus = connect(common, "hollow-nodes").await?;
+    let first = config.node_name(0);
+    let last = config.node_name(count.saturating_sub(1));
+    let nodes = navarch_actors::agent::start_hollow_nodes(bus, config)?;
+    println!("{count} hollow nodes are running ({first} .. {last})");
+    shutdown_signal().await?;
+    tracing::info!("stopping");
+    nodes.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

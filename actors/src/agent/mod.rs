@@ -5,11 +5,14 @@
 //! `sources`), [`volumes`] lays volumes out on disk and says where containers mount them, [`status`] and [`node`] say
 //! what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
 //! and hooks);
-//! [`logs`] reads log files and `log_server` streams them over the bus.
+//! [`logs`] reads log files and `log_server` streams them over the bus. [`hollow`] decides for simulated nodes
+//! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process.
 
 mod actor;
 pub mod config;
 pub mod container;
+pub mod hollow;
+mod hollow_runner;
 pub mod host;
 pub mod lifecycle;
 mod log_server;
@@ -33,6 +36,7 @@ use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
 pub use actor::{NodeAgent, Shutdown};
+pub use hollow_runner::{start_hollow_nodes, HollowHandle};
 
 use crate::error::{Error, Result};
 use crate::runtime::netns::PodCidr;
