@@ -282,7 +282,16 @@ fn discovery_serves_kubectl() -> Result<()> {
         let (code, v2) = c.call("GET", "/openapi/v2", None).await?;
         assert_eq!(code, 200);
         assert_eq!(v2["swagger"], "2.0");
-        assert_eq!(c.call("GET", "/readyz", None).await?.0, 200);
+        // Ready once the store answers and the defaults are in place (the start-up writes may still be going on
+        // on a loaded machine: kube-apiserver's /readyz is 500 meanwhile too).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while c.call("GET", "/readyz", None).await?.0 != 200 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/readyz never became 200"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(c.call("GET", "/livez", None).await?.0, 200);
 
         let out = c.kubectl_ok(&["version", "-o", "json"]).await?;
