@@ -145,13 +145,13 @@ async fn renew(objects: &Objects, facts: &NodeFacts, ready: bool) -> Result<(), 
     let now = crate::now();
     let renewed = objects
         .update_with(info, None, &facts.name, Part::Status, |current| {
-            node::with_status(current, facts, ready, now)
+            node::with_status(current, facts, ready, Default::default(), now)
         })
         .await;
     match renewed {
         Ok(_) => Ok(()),
         Err(e) if e.reason == Reason::NotFound && ready => {
-            match objects.create_as(&node::node_object(facts, now)).await {
+            match objects.create_as(&node::node_object(facts, Default::default(), now)).await {
                 Ok(_)
                 | Err(ApiError {
                     reason: Reason::AlreadyExists,
