@@ -26,11 +26,11 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 
 use super::config::{ConfigError, PodIps};
+use super::lease;
 use super::lifecycle::adopt::{self, Adopted};
 use super::lifecycle::{Command, PodEvent, PodMachine};
 use super::node::{self, NodeFacts};
 use super::pressure::Pressure;
-use super::lease;
 use super::{host::HostFacts, AgentConfig};
 use crate::informer::{Cache, Change, Filter, Informer, ObjectKey};
 use crate::runtime::{ContainerId, ContainerSpec, Runtime, RuntimeError, StopSignal};
@@ -683,7 +683,11 @@ async fn renew_lease(objects: &Objects, name: &str) -> Result<(), ApiError> {
                 .create_as(&lease::lease_object(name, &uid, now))
                 .await
             {
-                Ok(_) | Err(ApiError { reason: Reason::AlreadyExists, .. }) => Ok(()),
+                Ok(_)
+                | Err(ApiError {
+                    reason: Reason::AlreadyExists,
+                    ..
+                }) => Ok(()),
                 Err(e) => Err(e),
             }
         }

@@ -151,7 +151,10 @@ async fn renew(objects: &Objects, facts: &NodeFacts, ready: bool) -> Result<(), 
     match renewed {
         Ok(_) => Ok(()),
         Err(e) if e.reason == Reason::NotFound && ready => {
-            match objects.create_as(&node::node_object(facts, Default::default(), now)).await {
+            match objects
+                .create_as(&node::node_object(facts, Default::default(), now))
+                .await
+            {
                 Ok(_)
                 | Err(ApiError {
                     reason: Reason::AlreadyExists,

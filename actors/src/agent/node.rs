@@ -247,14 +247,23 @@ pub fn with_status(
     now: DateTime<Utc>,
 ) -> Result<Value, ApiError> {
     let mut node: Node = serde_json::from_value(stored).map_err(ApiError::internal)?;
-    node.status = Some(node_status(facts, node.status.as_ref(), ready, pressure, now));
+    node.status = Some(node_status(
+        facts,
+        node.status.as_ref(),
+        ready,
+        pressure,
+        now,
+    ));
     serde_json::to_value(&node).map_err(ApiError::internal)
 }
 
 /// Adds to `taints` each of `wanted` whose key and effect are not there yet (the pair identifies a taint).
 fn merge_taints(taints: &mut Vec<Taint>, wanted: &[Taint]) {
     for t in wanted {
-        if !taints.iter().any(|o| o.key == t.key && o.effect == t.effect) {
+        if !taints
+            .iter()
+            .any(|o| o.key == t.key && o.effect == t.effect)
+        {
             taints.push(t.clone());
         }
     }
@@ -273,7 +282,10 @@ pub fn with_pressure_taints(stored: Value, pressure: Pressure) -> Result<Value, 
             super::pressure::DISK_PRESSURE_TAINT,
         ]
         .contains(&t.key.as_str());
-        !is_pressure || wanted.iter().any(|w| w.key == t.key && w.effect == t.effect)
+        !is_pressure
+            || wanted
+                .iter()
+                .any(|w| w.key == t.key && w.effect == t.effect)
     });
     merge_taints(&mut taints, &wanted);
     spec.taints = (!taints.is_empty()).then_some(taints);

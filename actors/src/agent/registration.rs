@@ -27,7 +27,9 @@ pub fn parse_labels(text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err(format!("label key {key:?} is not a valid label name"));
         }
         if !is_label_value(value) {
-            return Err(format!("label value {value:?} of {key:?} is not a valid label value"));
+            return Err(format!(
+                "label value {value:?} of {key:?} is not a valid label value"
+            ));
         }
         labels.insert(key.to_string(), value.to_string());
     }
@@ -52,7 +54,9 @@ pub fn parse_taints(text: &str) -> Result<Vec<Taint>, String> {
             None => (key_value, None),
         };
         if !is_qualified_name(key) {
-            return Err(format!("taint {item:?}: key {key:?} is not a valid label name"));
+            return Err(format!(
+                "taint {item:?}: key {key:?} is not a valid label name"
+            ));
         }
         if value.is_some_and(|v| !is_label_value(v)) {
             return Err(format!("taint {item:?}: value is not a valid label value"));
@@ -140,7 +144,10 @@ mod tests {
             }
         );
         assert_eq!(parse_reserved("cpu=1").unwrap().cpu_millis, 1000);
-        assert_eq!(parse_reserved("memory=1G").unwrap().memory_bytes, 1_000_000_000);
+        assert_eq!(
+            parse_reserved("memory=1G").unwrap().memory_bytes,
+            1_000_000_000
+        );
         assert!(parse_reserved("cpu=lots").is_err());
         assert!(parse_reserved("cpu=-1").is_err());
         assert!(parse_reserved("gpu=1").is_err());
