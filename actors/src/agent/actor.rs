@@ -662,7 +662,7 @@ async fn configure(
 
 /// Renews the node's Lease, or creates it (owned by the Node) when it is missing. A Node not registered yet gets
 /// its lease on a later round.
-async fn renew_lease(objects: &Objects, name: &str) -> Result<(), ApiError> {
+pub(super) async fn renew_lease(objects: &Objects, name: &str) -> Result<(), ApiError> {
     let info = resource::of::<Lease>();
     let now = crate::now();
     let renewed = objects
