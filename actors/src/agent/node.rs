@@ -84,7 +84,7 @@ fn condition(
 
 /// Millicores as a quantity: whole cores without a suffix.
 fn cpu_quantity(millis: u64) -> Quantity {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         Quantity((millis / 1000).to_string())
     } else {
         Quantity(format!("{millis}m"))
@@ -93,7 +93,7 @@ fn cpu_quantity(millis: u64) -> Quantity {
 
 /// Bytes as a quantity: in Ki when they are whole Ki.
 fn memory_quantity(bytes: u64) -> Quantity {
-    if bytes % 1024 == 0 {
+    if bytes.is_multiple_of(1024) {
         Quantity(format!("{}Ki", bytes / 1024))
     } else {
         Quantity(bytes.to_string())
