@@ -362,6 +362,17 @@ pub struct AgentArgs {
     /// How the agent runs containers.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Process)]
     pub runtime: RuntimeKind,
+    /// Labels to put on the Node, as `key=value,key2=value2` (the kubelet's --node-labels).
+    #[arg(long, value_name = "LABELS", conflicts_with = "simulate")]
+    pub node_labels: Option<String>,
+    /// Taints the Node registers with, as `key=value:Effect,...` with effects NoSchedule, PreferNoSchedule or
+    /// NoExecute (the kubelet's --register-with-taints). Re-added if the Node is re-created; never removed.
+    #[arg(long, value_name = "TAINTS", conflicts_with = "simulate")]
+    pub register_with_taints: Option<String>,
+    /// What the node keeps for itself, out of the Node's allocatable, as `cpu=100m,memory=256Mi` (the kubelet's
+    /// --system-reserved).
+    #[arg(long, value_name = "RESOURCES", conflicts_with = "simulate")]
+    pub system_reserved: Option<String>,
     /// Run N simulated ("hollow") nodes instead of a real one, like kubemark or KWOK: they register, renew their
     /// heartbeat and report every pod bound to them Running without starting anything. For scale tests.
     #[arg(long, value_name = "N", conflicts_with_all = ["node_name", "pod_cidr", "data_dir"])]

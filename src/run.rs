@@ -462,6 +462,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
     let Some(data_dir) = &args.data_dir else {
         bail!("--data-dir is required to run a node agent")
     };
+    let flags = registration(&args)?;
     let bus = connect(&args.common, "agent").await?;
     let config = navarch_actors::AgentConfig {
         node_name: args.node_name.unwrap_or_else(host_name),
@@ -472,7 +473,7 @@ async fn agent(args: AgentArgs) -> Result<()> {
             Some(path) => Some(read_keys(path)?),
             None => None,
         },
-        ..Default::default()
+        ..flags
     };
     let node = config.node_name.clone();
     let roles = Roles {
@@ -481,6 +482,25 @@ async fn agent(args: AgentArgs) -> Result<()> {
     };
     println!("node agent {node} is running");
     roles.serve().await
+}
+
+/// The default agent config with what `--node-labels`, `--register-with-taints` and `--system-reserved` say; a bad
+/// flag is refused with what is wrong with it.
+fn registration(args: &AgentArgs) -> Result<navarch_actors::AgentConfig> {
+    use navarch_actors::agent::registration::{parse_labels, parse_reserved, parse_taints};
+    let mut parsed = navarch_actors::AgentConfig::default();
+    if let Some(text) = &args.node_labels {
+        parsed.labels = parse_labels(text).map_err(|e| anyhow::anyhow!("--node-labels: {e}"))?;
+    }
+    if let Some(text) = &args.register_with_taints {
+        parsed.taints =
+            parse_taints(text).map_err(|e| anyhow::anyhow!("--register-with-taints: {e}"))?;
+    }
+    if let Some(text) = &args.system_reserved {
+        parsed.reserved =
+            parse_reserved(text).map_err(|e| anyhow::anyhow!("--system-reserved: {e}"))?;
+    }
+    Ok(parsed)
 }
 
 /// `navarch agent --simulate N`: N hollow nodes in this process until told to stop.
@@ -505,6 +525,41 @@ async fn hollow_nodes(common: &CommonArgs, count: usize, prefix: String) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agent_flags(extra: &[&str]) -> Result<navarch_actors::AgentConfig> {
+        use clap::Parser as _;
+        let args = [&["navarch", "agent", "--data-dir", "d"], extra].concat();
+        match crate::cli::Cli::try_parse_from(args)?.command {
+            Command::Agent(a) => registration(&a),
+            other => bail!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn registration_flags() {
+        let config = agent_flags(&[
+            "--node-labels",
+            "disk=ssd,example.com/zone=a",
+            "--register-with-taints",
+            "dedicated=infra:NoSchedule",
+            "--system-reserved",
+            "cpu=100m,memory=256Mi",
+        ])
+        .unwrap();
+        assert_eq!(config.labels["disk"], "ssd");
+        assert_eq!(config.labels["example.com/zone"], "a");
+        assert_eq!(config.taints.len(), 1);
+        assert_eq!(config.taints[0].key, "dedicated");
+        assert_eq!(config.reserved.cpu_millis, 100);
+        assert_eq!(config.reserved.memory_bytes, 256 << 20);
+        let none = agent_flags(&[]).unwrap();
+        assert!(none.labels.is_empty() && none.taints.is_empty());
+        let bad = agent_flags(&["--register-with-taints", "dedicated=infra:Sometimes"]);
+        let message = bad.unwrap_err().to_string();
+        assert!(message.starts_with("--register-with-taints: "), "{message}");
+        assert!(agent_flags(&["--node-labels", "bad label=x"]).is_err());
+        assert!(agent_flags(&["--system-reserved", "memory=lots"]).is_err());
+    }
 
     #[test]
     fn pod_cidr_flags() {

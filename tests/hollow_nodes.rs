@@ -99,6 +99,24 @@ fn hollow_nodes_register_and_run_a_deployment() {
     wait_for("a renewed heartbeat", || {
         heartbeat(&k).filter(|t| *t != first).map(|_| ())
     });
+    // ... and its Lease, owned by its Node.
+    let lease = wait_for("sim-00020's lease", || {
+        let out = k.run(&[
+            "get",
+            "lease",
+            "-n",
+            "kube-node-lease",
+            "sim-00020",
+            "-o",
+            "json",
+        ]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+            .flatten()
+    });
+    assert_eq!(lease["spec"]["holderIdentity"], "sim-00020");
+    assert_eq!(lease["metadata"]["ownerReferences"][0]["name"], "sim-00020");
 
     let manifest = format!(
         r#"apiVersion: v1

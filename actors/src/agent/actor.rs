@@ -6,10 +6,11 @@
 //! no pod claimed is killed and removed (orphans).
 //!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is this node), [`Shutdown`], and its own
-//! timers (heartbeat every `heartbeat_interval`, a pod tick every `sync_interval`, which is also when probes are
+//! timers (heartbeat every `heartbeat_interval`, the node's Lease renewal every 10 s, a pod tick every `sync_interval`, which is also when probes are
 //! checked for being due) and runtime outcomes (container started, failed to start, exited; probe results).
-//! Emits, through [`Objects`] on the store's `store.rpc` subject: Node create / status updates (heartbeat) / label
-//! updates, pod status updates (status part; one write in flight per pod, in order), and pod deletes (grace 0, uid
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: Node create / status updates (heartbeat, with memory
+//! and disk pressure read then) / label, registration taint and pressure taint updates, Lease create / renewals,
+//! pod status updates (status part; one write in flight per pod, in order), and pod deletes (grace 0, uid
 //! precondition) once a deleted pod's containers have stopped. Through the [`Runtime`]: container starts, stops (after
 //! the `preStop` hook) and probe execs; probes' HTTP and TCP connections to the pod's IP.
 
@@ -19,14 +20,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 
 use super::config::{ConfigError, PodIps};
+use super::lease;
 use super::lifecycle::adopt::{self, Adopted};
 use super::lifecycle::{Command, PodEvent, PodMachine};
 use super::node::{self, NodeFacts};
+use super::pressure::Pressure;
 use super::{host::HostFacts, AgentConfig};
 use crate::informer::{Cache, Change, Filter, Informer, ObjectKey};
 use crate::runtime::{ContainerId, ContainerSpec, Runtime, RuntimeError, StopSignal};
@@ -65,6 +69,7 @@ pub struct NodeAgent {
     found: Option<HashMap<String, Vec<ContainerId>>>,
     labels_synced: bool,
     heartbeat_in_flight: bool,
+    lease_in_flight: bool,
     stopping: bool,
     /// Pods whose volumes are being compared with their objects.
     resyncing: HashSet<String>,
@@ -79,6 +84,8 @@ impl NodeAgent {
             max_pods: config.max_pods,
             runtime_version: runtime.version(),
             pod_cidr: runtime.pod_cidr(),
+            taints: config.taints.clone(),
+            reserved: config.reserved,
         };
         Self {
             objects,
@@ -91,6 +98,7 @@ impl NodeAgent {
             found: None,
             labels_synced: false,
             heartbeat_in_flight: false,
+            lease_in_flight: false,
             stopping: false,
             resyncing: HashSet::new(),
         }
@@ -101,19 +109,46 @@ impl NodeAgent {
             return;
         }
         self.heartbeat_in_flight = true;
-        let (objects, facts, labels) = (
+        let (objects, facts, labels, data_dir) = (
             self.objects.clone(),
             self.facts.clone(),
             !self.labels_synced,
+            self.config.data_dir.clone(),
         );
-        let work = async move { sync_node(&objects, &facts, true, labels).await };
-        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+        let work = async move {
+            let pressure = tokio::task::spawn_blocking(move || Pressure::read(&data_dir))
+                .await
+                .unwrap_or_default();
+            sync_node(&objects, &facts, true, pressure, labels).await
+        };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
             act.heartbeat_in_flight = false;
             match result {
-                Ok(()) => act.labels_synced = true,
+                Ok(()) => {
+                    if !act.labels_synced {
+                        // The Node is there now: its lease need not wait for the lease timer.
+                        act.renew_lease(ctx);
+                    }
+                    act.labels_synced = true;
+                }
                 Err(e) => {
                     tracing::warn!(node = %act.facts.name, error = %e, "node heartbeat failed")
                 }
+            }
+        }));
+    }
+
+    fn renew_lease(&mut self, ctx: &mut Context<Self>) {
+        if self.lease_in_flight || self.stopping {
+            return;
+        }
+        self.lease_in_flight = true;
+        let (objects, name) = (self.objects.clone(), self.facts.name.clone());
+        let work = async move { renew_lease(&objects, &name).await };
+        ctx.spawn(work.into_actor(self).map(|result, act, _| {
+            act.lease_in_flight = false;
+            if let Err(e) = result {
+                tracing::warn!(node = %act.facts.name, error = %e, "node lease renewal failed");
             }
         }));
     }
@@ -625,25 +660,64 @@ async fn configure(
         .map_err(|e| ConfigError(format!("cannot set up volumes: {e}")))?
 }
 
-/// Registers the Node or renews its status (heartbeat); re-creates it if it was deleted; with `labels`, also
-/// makes sure the agent's labels are on it.
+/// Renews the node's Lease, or creates it (owned by the Node) when it is missing. A Node not registered yet gets
+/// its lease on a later round.
+pub(super) async fn renew_lease(objects: &Objects, name: &str) -> Result<(), ApiError> {
+    let info = resource::of::<Lease>();
+    let now = crate::now();
+    let renewed = objects
+        .update_with(info, Some(lease::NAMESPACE), name, Part::Main, |current| {
+            lease::renewed(current, name, now)
+        })
+        .await;
+    match renewed {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == Reason::NotFound => {
+            let node: Node = match objects.get_as(None, name).await {
+                Ok(node) => node,
+                Err(e) if e.reason == Reason::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let uid = node.metadata.uid.unwrap_or_default();
+            match objects
+                .create_as(&lease::lease_object(name, &uid, now))
+                .await
+            {
+                Ok(_)
+                | Err(ApiError {
+                    reason: Reason::AlreadyExists,
+                    ..
+                }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Registers the Node or renews its status (heartbeat) with `pressure`; re-creates it if it was deleted; keeps its
+/// pressure taints in line; with `labels`, also makes sure the agent's labels and registration taints are on it.
 async fn sync_node(
     objects: &Objects,
     facts: &NodeFacts,
     ready: bool,
+    pressure: Pressure,
     labels: bool,
 ) -> Result<(), ApiError> {
     let info = resource::of::<Node>();
     let now = crate::now();
     let renewed = objects
         .update_with(info, None, &facts.name, Part::Status, |current| {
-            node::with_status(current, facts, ready, now)
+            node::with_status(current, facts, ready, pressure, now)
         })
         .await;
     match renewed {
         Ok(_) => {}
         Err(e) if e.reason == Reason::NotFound => {
-            return match objects.create_as(&node::node_object(facts, now)).await {
+            return match objects
+                .create_as(&node::node_object(facts, pressure, now))
+                .await
+            {
                 Ok(_) => {
                     tracing::info!(node = %facts.name, "node registered");
                     Ok(())
@@ -654,13 +728,17 @@ async fn sync_node(
         }
         Err(e) => return Err(e),
     }
-    if labels {
-        objects
-            .update_with(info, None, &facts.name, Part::Main, |current| {
+    // Writes nothing when the taints are already as they should be.
+    objects
+        .update_with(info, None, &facts.name, Part::Main, |current| {
+            let current = node::with_pressure_taints(current, pressure)?;
+            if labels {
                 node::with_labels(current, facts)
-            })
-            .await?;
-    }
+            } else {
+                Ok(current)
+            }
+        })
+        .await?;
     Ok(())
 }
 
@@ -698,6 +776,7 @@ impl Actor for NodeAgent {
         ctx.run_interval(self.config.heartbeat_interval, |act, ctx| {
             act.heartbeat(ctx)
         });
+        ctx.run_interval(lease::RENEW_INTERVAL, |act, ctx| act.renew_lease(ctx));
         ctx.run_interval(self.config.sync_interval, |act, ctx| act.tick(ctx));
         ctx.run_interval(self.config.volume_resync, |act, ctx| {
             act.resync_volumes(ctx)
@@ -761,18 +840,20 @@ impl Handler<Shutdown> for NodeAgent {
         self.stopping = true;
         self.informer = None;
         tracing::info!(node = %self.facts.name, pods = self.workers.len(), "node agent shutting down");
-        let (objects, facts, runtime, grace) = (
+        let (objects, facts, runtime, grace, data_dir) = (
             self.objects.clone(),
             self.facts.clone(),
             self.runtime.clone(),
             self.config.shutdown_grace,
+            self.config.data_dir.clone(),
         );
         Box::pin(
             async move {
                 super::stop_everything(runtime.as_ref(), grace).await;
                 // Best effort: a scheduler should stop sending pods here at once rather than after the heartbeat
                 // times out; an unreachable store must not hold the shutdown up.
-                let not_ready = sync_node(&objects, &facts, false, false);
+                let pressure = Pressure::read(&data_dir);
+                let not_ready = sync_node(&objects, &facts, false, pressure, false);
                 if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), not_ready).await {
                     tracing::debug!(error = %e, "cannot mark the node not ready");
                 }

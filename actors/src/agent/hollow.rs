@@ -147,6 +147,8 @@ impl HollowConfig {
             max_pods: self.max_pods,
             runtime_version: RUNTIME_VERSION.into(),
             pod_cidr: Some(pod_cidr(index)),
+            taints: Vec::new(),
+            reserved: Default::default(),
             name,
         }
     }

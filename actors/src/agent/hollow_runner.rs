@@ -3,8 +3,8 @@
 //!
 //! Accepts: [`Change<Pod>`] from its informer (pods whose `spec.nodeName` is one of the hollow nodes), [`Shutdown`],
 //! and its own timer (every [`RESYNC_INTERVAL`], writes that failed are issued again).
-//! Emits, through [`Objects`] on the store's `store.rpc` subject: Node creates and status updates (the heartbeat, from
-//! the renewal task: each node once per `heartbeat_interval`, spread over it), pod status updates (Running; at most
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: Node creates and status updates and Lease creates and
+//! renewals (the heartbeat, from the renewal task: each node once per `heartbeat_interval`, spread over it), pod status updates (Running; at most
 //! `max_writes_in_flight` writes at once for all nodes) and pod deletes (grace 0, uid precondition); on shutdown,
 //! each Node's Ready condition set False (best effort).
 
@@ -139,19 +139,24 @@ impl HollowNodes {
     }
 }
 
-/// Registers node `facts` or renews its status; re-creates it if it was deleted. As the real agent's heartbeat.
+/// Registers node `facts` or renews its status and, while `ready`, its Lease; re-creates it if it was deleted. As the
+/// real agent's heartbeat and lease renewal (here both once per `heartbeat_interval`).
 async fn renew(objects: &Objects, facts: &NodeFacts, ready: bool) -> Result<(), ApiError> {
     let info = resource::of::<Node>();
     let now = crate::now();
     let renewed = objects
         .update_with(info, None, &facts.name, Part::Status, |current| {
-            node::with_status(current, facts, ready, now)
+            node::with_status(current, facts, ready, Default::default(), now)
         })
         .await;
     match renewed {
+        Ok(_) if ready => super::actor::renew_lease(objects, &facts.name).await,
         Ok(_) => Ok(()),
         Err(e) if e.reason == Reason::NotFound && ready => {
-            match objects.create_as(&node::node_object(facts, now)).await {
+            match objects
+                .create_as(&node::node_object(facts, Default::default(), now))
+                .await
+            {
                 Ok(_)
                 | Err(ApiError {
                     reason: Reason::AlreadyExists,

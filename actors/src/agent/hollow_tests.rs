@@ -108,6 +108,7 @@ fn nodes_spread_over_zones_with_their_own_addresses() {
     assert_eq!(pod_ip(299, 254).to_string(), "10.1.43.1");
     let node = serde_json::to_value(super::super::node::node_object(
         &f,
+        Default::default(),
         parse_time("2026-11-27T12:00:00Z").unwrap(),
     ))
     .unwrap();
@@ -115,7 +116,9 @@ fn nodes_spread_over_zones_with_their_own_addresses() {
         node["metadata"]["labels"]["kubernetes.io/hostname"],
         "hollow-00300"
     );
-    assert_eq!(node["status"]["allocatable"]["memory"], "33554432Ki");
+    assert_eq!(node["status"]["capacity"]["memory"], "33554432Ki");
+    // Less the kubelet's 100Mi hard eviction threshold, as a real node's.
+    assert_eq!(node["status"]["allocatable"]["memory"], "33452032Ki");
     assert_eq!(node["status"]["conditions"][3]["status"], "True");
 }
 

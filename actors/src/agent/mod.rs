@@ -3,7 +3,8 @@
 //! (and [`lifecycle::adopt`] for a pod an earlier agent left running, [`container`] per container, [`probe`] per
 //! container's probes), [`config`] resolves containers' env and volume files from ConfigMaps and Secrets (read by
 //! `sources`), [`volumes`] lays volumes out on disk and says where containers mount them, [`status`] and [`node`] say
-//! what the objects should read, [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
+//! what the objects should read ([`lease`] the node's Lease, [`registration`] the Node's flags, [`pressure`] its
+//! memory and disk pressure), [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
 //! and hooks);
 //! [`logs`] reads log files and `log_server` streams them over the bus. [`hollow`] decides for simulated nodes
 //! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process.
@@ -14,12 +15,15 @@ pub mod container;
 pub mod hollow;
 mod hollow_runner;
 pub mod host;
+pub mod lease;
 pub mod lifecycle;
 mod log_server;
 pub mod logs;
 pub mod node;
+pub mod pressure;
 pub mod probe;
 mod prober;
+pub mod registration;
 mod sources;
 pub mod status;
 pub mod volumes;
@@ -63,6 +67,11 @@ pub struct AgentConfig {
     pub node_ip: Option<IpAddr>,
     /// Labels to put on the Node besides the well-known ones (the kubelet's `--node-labels`). Default none.
     pub labels: BTreeMap<String, String>,
+    /// Taints the Node is registered with (the kubelet's `--register-with-taints`); re-added if the Node is
+    /// re-created, never removed. Default none.
+    pub taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    /// What the node keeps for itself, out of allocatable (the kubelet's `--system-reserved`). Default nothing.
+    pub reserved: registration::Reserved,
     /// On agent shutdown, how long containers get between SIGTERM and SIGKILL. Default 30 s: the default
     /// `terminationGracePeriodSeconds` of a pod.
     pub shutdown_grace: Duration,
@@ -88,6 +97,8 @@ impl Default for AgentConfig {
             max_pods: 110,
             node_ip: None,
             labels: BTreeMap::new(),
+            taints: Vec::new(),
+            reserved: registration::Reserved::default(),
             shutdown_grace: Duration::from_secs(30),
             pod_cidr: None,
             encryption: None,

@@ -20,6 +20,7 @@ pub mod resource;
 mod validate;
 
 pub use validate::matches as selector_matches;
+pub use validate::{is_label_value, is_qualified_name};
 
 pub use allocation::ServiceCidr;
 pub use deletion::Propagation;

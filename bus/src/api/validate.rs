@@ -98,14 +98,16 @@ pub(crate) fn is_label_name(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-pub(crate) fn is_qualified_name(s: &str) -> bool {
+/// Whether `s` is a label key or other qualified name (`[prefix/]name`).
+pub fn is_qualified_name(s: &str) -> bool {
     match s.split_once('/') {
         Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
         None => is_label_name(s),
     }
 }
 
-fn is_label_value(s: &str) -> bool {
+/// Whether `s` is a label value (empty, or a name of at most 63 characters).
+pub fn is_label_value(s: &str) -> bool {
     s.is_empty() || is_label_name(s)
 }
 
