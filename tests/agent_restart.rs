@@ -8,7 +8,7 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use util::*;
 
@@ -16,8 +16,8 @@ use util::*;
 struct Cluster {
     nats_url: String,
     dir: tempfile::TempDir,
-    store: Proc,
-    _gateway: Proc,
+    /// The store and the gateway.
+    plane: ControlPlane,
     _scheduler: Proc,
     _controllers: Proc,
     kubectl: Kubectl,
@@ -32,56 +32,16 @@ impl Cluster {
     fn start(name: &'static str, pod_network: bool) -> (Proc, Self) {
         let (nats, nats_url) = start_nats();
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
-        let args = |extra: &[&str]| -> Vec<String> {
-            let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-            v.extend(["--nats", &nats_url, "--cluster", name].map(String::from));
-            v
-        };
-        let run = |role: &str, a: Vec<String>| {
-            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-            spawn(role, &refs)
-        };
-        let (store, _) = run(
-            "store",
-            args(&["store", "--id", "1", "--data-dir", &path("store")]),
-        );
-        let kubeconfig = path("kubeconfig");
-        let tokens = path("tokens.csv");
-        std::fs::write(
-            &tokens,
-            "restart-admin-token,admin,admin,\"system:masters\"\n",
-        )
-        .expect("token file");
-        let (gateway, gw_out) = run(
-            "gateway",
-            args(&[
-                "gateway",
-                "--api-listen",
-                "127.0.0.1:0",
-                "--kubeconfig",
-                &kubeconfig,
-                "--pki-dir",
-                &path("pki"),
-                "--token-auth-file",
-                &tokens,
-            ]),
-        );
-        let api = read_line_starting(&gw_out, "API:");
-        read_line_starting(&gw_out, "kubeconfig:");
-        trust(&api, Path::new(&kubeconfig));
-        let (scheduler, _) = run("scheduler", args(&["scheduler"]));
-        let (controllers, _) = run("controllers", args(&["controllers"]));
-        wait_for("the API to be ready", || {
-            http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
-        });
+        let plane = ControlPlane::start((&nats_url, name), dir.path());
+        let (scheduler, _) = spawn_role("scheduler", (&nats_url, name), &["scheduler"]);
+        let (controllers, _) = spawn_role("controllers", (&nats_url, name), &["controllers"]);
+        plane.wait_ready();
         let cluster = Self {
             nats_url,
-            store,
-            _gateway: gateway,
+            kubectl: plane.kubectl(),
+            plane,
             _scheduler: scheduler,
             _controllers: controllers,
-            kubectl: Kubectl::new(Path::new(&kubeconfig)),
             dir,
             name,
             pod_network,
@@ -402,7 +362,7 @@ fn pods_keep_running_while_the_store_is_away() {
     // The store goes away (SIGKILL) for a while: nothing of the running pods changes meanwhile, and the crashed
     // container restarts per its policy.
     // Longer than the store client's 10 s timeout, so that the agent's writes fail and must be made again.
-    crash(&mut cluster.store);
+    crash(&mut cluster.plane.store);
     for _ in 0..75 {
         std::thread::sleep(std::time::Duration::from_millis(200));
         let procs: BTreeSet<u32> = processes_running(ARGV).into_iter().collect();
@@ -413,7 +373,7 @@ fn pods_keep_running_while_the_store_is_away() {
     });
     let store_dir = cluster.path("store");
     let store_dir = store_dir.to_str().expect("utf-8");
-    cluster.store = spawn(
+    cluster.plane.store = spawn(
         "store",
         &[
             "store",

@@ -26,35 +26,7 @@ fn roles_in_separate_processes_over_nats() {
         spawn(name, &refs)
     };
 
-    let (_store, _) = start(
-        "store",
-        with(&["store", "--id", "1", "--data-dir", &path("store")]),
-    );
-    let kubeconfig = path("kubeconfig");
-    // The gateway's kubeconfig carries the first system:masters token of its token file.
-    let tokens = path("tokens.csv");
-    std::fs::write(
-        &tokens,
-        "e2e-roles-admin-token,admin,admin,\"system:masters\"\n",
-    )
-    .expect("token file");
-    let (_gateway, gw_out) = start(
-        "gateway",
-        with(&[
-            "gateway",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            &kubeconfig,
-            "--pki-dir",
-            &path("pki"),
-            "--token-auth-file",
-            &tokens,
-        ]),
-    );
-    let api = read_line_starting(&gw_out, "API:");
-    read_line_starting(&gw_out, "kubeconfig:");
-    trust(&api, std::path::Path::new(&kubeconfig));
+    let plane = ControlPlane::start((&url, cluster), dir.path());
     let (_scheduler, _) = start("scheduler", with(&["scheduler"]));
     let (_controllers, _) = start("controllers", with(&["controllers"]));
     let (mut agent, _) = start(
@@ -68,10 +40,8 @@ fn roles_in_separate_processes_over_nats() {
         ]),
     );
 
-    wait_for("the API to be ready", || {
-        http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
-    });
-    let k = Kubectl::new(std::path::Path::new(&kubeconfig));
+    plane.wait_ready();
+    let k = plane.kubectl();
     wait_for("node roles-node Ready", || {
         let out = k.run(&["get", "node", "roles-node"]);
         String::from_utf8_lossy(&out.stdout)

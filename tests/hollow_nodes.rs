@@ -16,41 +16,13 @@ const REPLICAS: usize = 30;
 fn hollow_nodes_register_and_run_a_deployment() {
     let (_nats, url) = start_nats();
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = |p: &str| dir.path().join(p).to_str().expect("utf-8").to_string();
     let common = ["--nats", url.as_str(), "--cluster", "hollow"];
     let start = |name: &str, args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(common);
         spawn(name, &all)
     };
-    let (_store, _) = start(
-        "store",
-        &["store", "--id", "1", "--data-dir", &path("store")],
-    );
-    let kubeconfig = path("kubeconfig");
-    let tokens = path("tokens.csv");
-    std::fs::write(
-        &tokens,
-        "hollow-admin-token,admin,admin,\"system:masters\"\n",
-    )
-    .expect("token file");
-    let (_gateway, gw_out) = start(
-        "gateway",
-        &[
-            "gateway",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            &kubeconfig,
-            "--pki-dir",
-            &path("pki"),
-            "--token-auth-file",
-            &tokens,
-        ],
-    );
-    let api = read_line_starting(&gw_out, "API:");
-    read_line_starting(&gw_out, "kubeconfig:");
-    trust(&api, std::path::Path::new(&kubeconfig));
+    let plane = ControlPlane::start((&url, "hollow"), dir.path());
     let (_scheduler, _) = start("scheduler", &["scheduler"]);
     let (_controllers, _) = start("controllers", &["controllers"]);
     let count = NODES.to_string();
@@ -62,10 +34,8 @@ fn hollow_nodes_register_and_run_a_deployment() {
         read_line_starting(&hollow_out, &format!("{NODES} hollow nodes")),
         "are running (sim-00001 .. sim-00020)"
     );
-    wait_for("the API to be ready", || {
-        http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
-    });
-    let k = Kubectl::new(std::path::Path::new(&kubeconfig));
+    plane.wait_ready();
+    let k = plane.kubectl();
 
     let ready_nodes = |k: &Kubectl| -> Vec<String> {
         let out = k.run(&["get", "nodes", "--no-headers"]);

@@ -22,31 +22,7 @@ fn the_agent_keeps_its_lease_and_registers_with_its_flags() {
     let common = ["--nats", url.as_str(), "--cluster", "node-agent"];
     let start = |name: &str, args: &[&str]| spawn(name, &[args, &common[..]].concat());
 
-    let (_store, _) = start(
-        "store",
-        &["store", "--id", "1", "--data-dir", &path("store")],
-    );
-    let kubeconfig = path("kubeconfig");
-    let tokens = path("tokens.csv");
-    std::fs::write(&tokens, "node-agent-token,admin,admin,\"system:masters\"\n")
-        .expect("token file");
-    let (_gateway, gw_out) = start(
-        "gateway",
-        &[
-            "gateway",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            &kubeconfig,
-            "--pki-dir",
-            &path("pki"),
-            "--token-auth-file",
-            &tokens,
-        ],
-    );
-    let api = read_line_starting(&gw_out, "API:");
-    read_line_starting(&gw_out, "kubeconfig:");
-    trust(&api, std::path::Path::new(&kubeconfig));
+    let plane = ControlPlane::start((&url, "node-agent"), dir.path());
     let (_agent, _) = start(
         "agent",
         &[
@@ -63,7 +39,7 @@ fn the_agent_keeps_its_lease_and_registers_with_its_flags() {
             "cpu=100m,memory=256Mi",
         ],
     );
-    let k = Kubectl::new(std::path::Path::new(&kubeconfig));
+    let k = plane.kubectl();
 
     let lease = wait_for("the node's lease", || {
         let out = k.run(&["get", "lease", "-n", "kube-node-lease", NODE, "-o", "json"]);

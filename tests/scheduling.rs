@@ -46,34 +46,7 @@ fn filters_and_events_through_kubectl() {
         spawn(name, &args)
     };
 
-    let _store = start(
-        "store",
-        &["store", "--id", "1", "--data-dir", &path("store")],
-    );
-    let kubeconfig = path("kubeconfig");
-    let tokens = path("tokens.csv");
-    std::fs::write(
-        &tokens,
-        "scheduling-admin-token,admin,admin,\"system:masters\"\n",
-    )
-    .expect("token file");
-    let (_gateway, gw_out) = start(
-        "gateway",
-        &[
-            "gateway",
-            "--api-listen",
-            "127.0.0.1:0",
-            "--kubeconfig",
-            &kubeconfig,
-            "--pki-dir",
-            &path("pki"),
-            "--token-auth-file",
-            &tokens,
-        ],
-    );
-    let api = read_line_starting(&gw_out, "API:");
-    read_line_starting(&gw_out, "kubeconfig:");
-    trust(&api, std::path::Path::new(&kubeconfig));
+    let plane = ControlPlane::start((&url, "scheduling"), dir.path());
     let _scheduler = start("scheduler", &["scheduler"]);
     let _controllers = start("controllers", &["controllers"]);
     let _agents: Vec<_> = NODES
@@ -87,10 +60,8 @@ fn filters_and_events_through_kubectl() {
         })
         .collect();
 
-    wait_for("the API to be ready", || {
-        http_get(&api, "/readyz").filter(|(c, _)| *c == 200)
-    });
-    let k = Kubectl::new(std::path::Path::new(&kubeconfig));
+    plane.wait_ready();
+    let k = plane.kubectl();
     wait_for("three Ready nodes", || {
         let out = String::from_utf8_lossy(&k.run(&["get", "nodes"]).stdout).into_owned();
         (out.matches(" Ready").count() == 3).then_some(())

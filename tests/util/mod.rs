@@ -547,3 +547,83 @@ pub fn run_in_system<T>(test: impl std::future::Future<Output = T>) -> T {
     });
     system.block_on(test)
 }
+
+/// Starts `navarch <args> --nats <url> --cluster <cluster>`: one role of a cluster on a real nats-server.
+pub fn spawn_role(
+    name: &str,
+    (url, cluster): (&str, &str),
+    args: &[&str],
+) -> (Proc, mpsc::Receiver<String>) {
+    spawn(
+        name,
+        &[args, &["--nats", url, "--cluster", cluster][..]].concat(),
+    )
+}
+
+/// A control plane as separate processes on a nats-server: one store member and a gateway whose token file holds an
+/// admin in `system:masters` (the gateway's kubeconfig carries that token).
+pub struct ControlPlane {
+    /// The store member (its data in `<dir>/store`).
+    pub store: Proc,
+    /// The gateway.
+    pub gateway: Proc,
+    /// The API's base URL.
+    pub api: String,
+    /// A kubeconfig for the admin, trusting the gateway's CA.
+    pub kubeconfig: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts the store and the gateway of `cluster` on the nats-server at `url`, keeping their files in `dir`.
+    pub fn start((url, cluster): (&str, &str), dir: &Path) -> Self {
+        let path = |p: &str| dir.join(p).to_str().expect("utf-8").to_string();
+        let (store, _) = spawn_role(
+            "store",
+            (url, cluster),
+            &["store", "--id", "1", "--data-dir", &path("store")],
+        );
+        let kubeconfig = path("kubeconfig");
+        let tokens = path("tokens.csv");
+        std::fs::write(
+            &tokens,
+            format!("{cluster}-admin-token,admin,admin,\"system:masters\"\n"),
+        )
+        .expect("token file");
+        let (gateway, gw_out) = spawn_role(
+            "gateway",
+            (url, cluster),
+            &[
+                "gateway",
+                "--api-listen",
+                "127.0.0.1:0",
+                "--kubeconfig",
+                &kubeconfig,
+                "--pki-dir",
+                &path("pki"),
+                "--token-auth-file",
+                &tokens,
+            ],
+        );
+        let api = read_line_starting(&gw_out, "API:");
+        read_line_starting(&gw_out, "kubeconfig:");
+        trust(&api, Path::new(&kubeconfig));
+        ControlPlane {
+            store,
+            gateway,
+            api,
+            kubeconfig: PathBuf::from(kubeconfig),
+        }
+    }
+
+    /// Waits until the API answers `/readyz` with 200.
+    pub fn wait_ready(&self) {
+        wait_for("the API to be ready", || {
+            http_get(&self.api, "/readyz").filter(|(c, _)| *c == 200)
+        });
+    }
+
+    /// kubectl as the admin.
+    pub fn kubectl(&self) -> Kubectl {
+        Kubectl::new(&self.kubeconfig)
+    }
+}
