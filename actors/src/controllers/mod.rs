@@ -10,6 +10,7 @@ pub mod expectations;
 pub mod gc;
 pub mod namespace;
 pub mod queue;
+pub mod wake;
 
 use std::time::Duration;
 

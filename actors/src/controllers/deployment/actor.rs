@@ -17,6 +17,8 @@ use navarch_bus::api::admission::Part;
 use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 use tokio::time::Instant;
 
+use crate::controllers::wake::Wake;
+
 use super::{pods, reconcile, Action};
 use crate::controllers::expectations::Expectation;
 use crate::controllers::queue::WorkQueue;
@@ -36,7 +38,7 @@ pub struct DeploymentController {
     /// Per key: what the pod cache must show before the key is reconciled again.
     expectations: HashMap<ObjectKey, Expectation>,
     busy: usize,
-    wake: Option<(Instant, SpawnHandle)>,
+    wake: Wake,
 }
 
 /// What one reconcile did.
@@ -58,7 +60,7 @@ impl DeploymentController {
             queue,
             expectations: HashMap::new(),
             busy: 0,
-            wake: None,
+            wake: Wake::default(),
         }
     }
 
@@ -94,18 +96,8 @@ impl DeploymentController {
             }
             self.start_worker(key, ctx);
         }
-        if let Some(due) = self.queue.next_due() {
-            if self.wake.as_ref().is_none_or(|(at, _)| due < *at) {
-                if let Some((_, handle)) = self.wake.take() {
-                    ctx.cancel_future(handle);
-                }
-                let handle = ctx.run_later(due.saturating_duration_since(now), |act, ctx| {
-                    act.wake = None;
-                    act.pump(ctx);
-                });
-                self.wake = Some((due, handle));
-            }
-        }
+        self.wake
+            .arm(self.queue.next_due(), ctx, |act| &mut act.wake, Self::pump);
     }
 
     fn start_worker(&mut self, key: ObjectKey, ctx: &mut Context<Self>) {

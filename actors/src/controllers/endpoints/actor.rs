@@ -17,6 +17,8 @@ use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::controllers::wake::Wake;
+
 use super::{lists, reconcile, selects, Action};
 use crate::controllers::queue::WorkQueue;
 use crate::controllers::ControllersConfig;
@@ -37,7 +39,7 @@ pub struct EndpointsController {
     informers: Option<(Informer<Service>, Informer<Pod>, Informer<Endpoints>)>,
     queue: WorkQueue<ObjectKey>,
     busy: usize,
-    wake: Option<(Instant, SpawnHandle)>,
+    wake: Wake,
 }
 
 impl EndpointsController {
@@ -52,7 +54,7 @@ impl EndpointsController {
             informers: None,
             queue,
             busy: 0,
-            wake: None,
+            wake: Wake::default(),
         }
     }
 
@@ -112,18 +114,8 @@ impl EndpointsController {
                 act.finish(key, result, ctx);
             }));
         }
-        if let Some(due) = self.queue.next_due() {
-            if self.wake.as_ref().is_none_or(|(at, _)| due < *at) {
-                if let Some((_, handle)) = self.wake.take() {
-                    ctx.cancel_future(handle);
-                }
-                let handle = ctx.run_later(due.saturating_duration_since(now), |act, ctx| {
-                    act.wake = None;
-                    act.pump(ctx);
-                });
-                self.wake = Some((due, handle));
-            }
-        }
+        self.wake
+            .arm(self.queue.next_due(), ctx, |act| &mut act.wake, Self::pump);
     }
 
     fn finish(&mut self, key: ObjectKey, result: Result<(), Error>, ctx: &mut Context<Self>) {

@@ -21,6 +21,8 @@ use navarch_bus::api::{meta, ApiError, DeleteOptions, Objects, Reason, RESOURCES
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::controllers::wake::Wake;
+
 use super::{
     finalize_owner, judge_dependent, kind_index, owner_item, owner_state, Dependent,
     DependentAction, Item, OwnerAction, OwnerState, PartialObject,
@@ -42,7 +44,7 @@ pub struct GarbageCollector {
     informers: Vec<Informer<PartialObject>>,
     queue: WorkQueue<Item>,
     busy: usize,
-    wake: Option<(Instant, SpawnHandle)>,
+    wake: Wake,
 }
 
 impl GarbageCollector {
@@ -55,7 +57,7 @@ impl GarbageCollector {
             informers: Vec::new(),
             queue,
             busy: 0,
-            wake: None,
+            wake: Wake::default(),
         }
     }
 
@@ -121,18 +123,8 @@ impl GarbageCollector {
                 act.finish(item, result, ctx);
             }));
         }
-        if let Some(due) = self.queue.next_due() {
-            if self.wake.as_ref().is_none_or(|(at, _)| due < *at) {
-                if let Some((_, handle)) = self.wake.take() {
-                    ctx.cancel_future(handle);
-                }
-                let handle = ctx.run_later(due.saturating_duration_since(now), |act, ctx| {
-                    act.wake = None;
-                    act.pump(ctx);
-                });
-                self.wake = Some((due, handle));
-            }
-        }
+        self.wake
+            .arm(self.queue.next_due(), ctx, |act| &mut act.wake, Self::pump);
     }
 
     fn finish(&mut self, item: Item, result: Result<Outcome, ApiError>, ctx: &mut Context<Self>) {
