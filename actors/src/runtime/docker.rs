@@ -31,8 +31,8 @@ mod follow;
 pub use config::*;
 
 use super::{
-    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState,
-    ExecOutput, Exit, PodNetwork, PullPolicy, Runtime, RuntimeError, StopSignal,
+    ContainerId, ContainerInfo, ContainerSpec, ContainerState, ExecOutput, Exit, PodNetwork,
+    PullPolicy, Runtime, RuntimeError, StopSignal,
 };
 
 /// How long a pull may take before it counts as failed (there may be no registry at all).
@@ -369,34 +369,11 @@ impl DockerRuntime {
 
     /// A fresh log file for this run, the last run's kept as the previous one.
     async fn open_log(&self, spec: &ContainerSpec) -> Result<tokio::fs::File, RuntimeError> {
-        let dir = &self.inner.data_dir;
-        let (ns, pod, uid, c) = (
-            &spec.pod_namespace,
-            &spec.pod_name,
-            &spec.id.pod_uid,
-            &spec.id.container,
-        );
-        let log = log_path(dir, ns, pod, uid, c);
-        let previous = previous_log_path(dir, ns, pod, uid, c);
-        let open = async {
-            if let Some(parent) = log.parent() {
-                tokio::fs::create_dir_all(parent).await?;
-            }
-            match tokio::fs::rename(&log, &previous).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .await
-        };
-        open.await.map_err(|source| RuntimeError::Log {
-            path: log.clone(),
-            source,
-        })
+        let (dir, spec) = (self.inner.data_dir.clone(), spec.clone());
+        let file = tokio::task::spawn_blocking(move || super::open_fresh_log(&dir, &spec))
+            .await
+            .map_err(|e| RuntimeError::Engine(format!("opening the log file failed: {e}")))??;
+        Ok(tokio::fs::File::from_std(file))
     }
 
     async fn kill(&self, docker_id: &str) -> Result<(), RuntimeError> {
@@ -458,10 +435,6 @@ impl DockerRuntime {
             .find_map(|ip| ip.parse::<IpAddr>().ok());
         Ok(Sandbox { docker_id, ip })
     }
-}
-
-async fn wait_exit(rx: &mut watch::Receiver<Option<Exit>>) -> Option<Exit> {
-    rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
 }
 
 #[async_trait::async_trait]
@@ -530,7 +503,7 @@ impl Runtime for DockerRuntime {
                 }
             }
         }
-        match tokio::time::timeout(KILL_WAIT, wait_exit(&mut rx)).await {
+        match tokio::time::timeout(KILL_WAIT, super::exit_of(&mut rx)).await {
             Ok(Some(exit)) => Ok(exit),
             _ => Err(RuntimeError::Stuck(id.clone())),
         }
@@ -547,7 +520,7 @@ impl Runtime for DockerRuntime {
 
     async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
         let (_, mut rx) = self.lookup(id)?;
-        wait_exit(&mut rx)
+        super::exit_of(&mut rx)
             .await
             .ok_or_else(|| RuntimeError::Stuck(id.clone()))
     }

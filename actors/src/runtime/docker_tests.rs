@@ -5,7 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use super::*;
-use crate::runtime::Limits;
+use crate::runtime::{log_path, Limits};
 
 const SOCKET: &str = "/var/run/docker.sock";
 

@@ -435,6 +435,45 @@ pub fn previous_log_path(
     pod_dir(data_dir, namespace, pod_name, pod_uid).join(format!("{container}.log.1"))
 }
 
+/// Opens a fresh log file for a new run of `spec`'s container (appending), the last run's kept as the previous one
+/// (`kubectl logs --previous`; older ones go). A reader following the old file keeps its handle to it and sees that
+/// the path names another file.
+pub(crate) fn open_fresh_log(
+    data_dir: &Path,
+    spec: &ContainerSpec,
+) -> Result<std::fs::File, RuntimeError> {
+    let (ns, pod, uid, c) = (
+        &spec.pod_namespace,
+        &spec.pod_name,
+        &spec.id.pod_uid,
+        &spec.id.container,
+    );
+    let log = log_path(data_dir, ns, pod, uid, c);
+    let open = || -> std::io::Result<std::fs::File> {
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        match std::fs::rename(&log, previous_log_path(data_dir, ns, pod, uid, c)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+    };
+    open().map_err(|source| RuntimeError::Log {
+        path: log.clone(),
+        source,
+    })
+}
+
+/// Waits until a container's exit is known (None: whoever would tell is gone).
+pub(crate) async fn exit_of(rx: &mut tokio::sync::watch::Receiver<Option<Exit>>) -> Option<Exit> {
+    rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
+}
+
 /// A pod's directory under the agent's data dir: `<data_dir>/pods/<namespace>_<name>_<uid>`.
 pub fn pod_dir(data_dir: &Path, namespace: &str, pod_name: &str, pod_uid: &str) -> PathBuf {
     data_dir

@@ -19,8 +19,8 @@ use super::adopt::{self, Record};
 use super::cgroup::{Cgroups, ContainerCgroup};
 use super::netns::{self, NetworkError, NodeNetwork, PodCidr};
 use super::{
-    log_path, previous_log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit,
-    PodNetwork, Runtime, RuntimeError, StopSignal,
+    log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit, PodNetwork, Runtime,
+    RuntimeError, StopSignal,
 };
 
 /// The `PATH` a container gets unless its `env` sets one (the default of container images).
@@ -187,38 +187,6 @@ impl ProcessRuntime {
                 path: path_var.to_string(),
             });
         }
-        let log = log_path(
-            &self.inner.data_dir,
-            &spec.pod_namespace,
-            &spec.pod_name,
-            &spec.id.pod_uid,
-            &spec.id.container,
-        );
-        let previous = previous_log_path(
-            &self.inner.data_dir,
-            &spec.pod_namespace,
-            &spec.pod_name,
-            &spec.id.pod_uid,
-            &spec.id.container,
-        );
-        let open_log = || -> std::io::Result<(std::fs::File, std::fs::File)> {
-            if let Some(parent) = log.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            // A new instance, a new file; the last instance's stays readable (`--previous`), older ones go. A
-            // reader following the old file keeps its handle to it and sees that the path names another file.
-            match std::fs::rename(&log, &previous) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-            let out = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)?;
-            let err = out.try_clone()?;
-            Ok((out, err))
-        };
         if let Some(network) = &self.inner.network {
             if network.ip_of(&spec.id.pod_uid).is_none() {
                 return Err(RuntimeError::Network(format!(
@@ -227,8 +195,15 @@ impl ProcessRuntime {
                 )));
             }
         }
-        let (stdout, stderr) = open_log().map_err(|source| RuntimeError::Log {
-            path: log.clone(),
+        let stdout = super::open_fresh_log(&self.inner.data_dir, spec)?;
+        let stderr = stdout.try_clone().map_err(|source| RuntimeError::Log {
+            path: log_path(
+                &self.inner.data_dir,
+                &spec.pod_namespace,
+                &spec.pod_name,
+                &spec.id.pod_uid,
+                &spec.id.container,
+            ),
             source,
         })?;
         if !spec.mounts.is_empty() && !running_as_root() {
@@ -502,10 +477,6 @@ fn program_exists(program: &str, path_var: &str, working_dir: Option<&Path>) -> 
         .any(|dir| Path::new(dir).join(program).is_file())
 }
 
-async fn wait_exit(rx: &mut watch::Receiver<Option<Exit>>) -> Option<Exit> {
-    rx.wait_for(Option::is_some).await.ok().and_then(|e| *e)
-}
-
 #[async_trait::async_trait]
 impl Runtime for ProcessRuntime {
     fn version(&self) -> String {
@@ -532,13 +503,13 @@ impl Runtime for ProcessRuntime {
         };
         signal_group(pid, first);
         if first != Signal::SIGKILL {
-            if let Ok(Some(exit)) = tokio::time::timeout(grace, wait_exit(&mut rx)).await {
+            if let Ok(Some(exit)) = tokio::time::timeout(grace, super::exit_of(&mut rx)).await {
                 return Ok(exit);
             }
             tracing::info!(container = %id, ?grace, "container did not stop in its grace period; killing it");
             signal_group(pid, Signal::SIGKILL);
         }
-        match tokio::time::timeout(KILL_WAIT, wait_exit(&mut rx)).await {
+        match tokio::time::timeout(KILL_WAIT, super::exit_of(&mut rx)).await {
             Ok(Some(exit)) => Ok(exit),
             _ => Err(RuntimeError::Stuck(id.clone())),
         }
@@ -555,7 +526,7 @@ impl Runtime for ProcessRuntime {
 
     async fn wait(&self, id: &ContainerId) -> Result<Exit, RuntimeError> {
         let (_, mut rx) = self.lookup(id)?;
-        wait_exit(&mut rx)
+        super::exit_of(&mut rx)
             .await
             .ok_or_else(|| RuntimeError::Stuck(id.clone()))
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::runtime::previous_log_path;
 
 fn spec(dir: &Path, container: &str, command: &[&str]) -> ContainerSpec {
     ContainerSpec {
