@@ -2,6 +2,7 @@
 
 use super::super::{Command, PodEvent, PodMachine};
 use super::*;
+use crate::agent::lifecycle::tests::split;
 use k8s_openapi::api::core::v1::PodStatus;
 use navarch_bus::api::meta::parse_time;
 use serde_json::json;
@@ -51,18 +52,6 @@ fn id(container: &str, attempt: u32) -> ContainerId {
         container: container.into(),
         attempt,
     }
-}
-
-fn split(commands: Vec<Command>) -> (Vec<Command>, Option<PodStatus>) {
-    let mut status = None;
-    let mut rest = Vec::new();
-    for c in commands {
-        match c {
-            Command::ReportStatus(s) => status = Some(*s),
-            other => rest.push(other),
-        }
-    }
-    (rest, status)
 }
 
 fn start(container: &str, attempt: u32) -> Command {

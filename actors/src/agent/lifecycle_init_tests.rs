@@ -1,5 +1,6 @@
 //! Tests of init containers and of containers whose configuration cannot be resolved yet: exact commands.
 
+use super::tests::split;
 use super::*;
 use k8s_openapi::api::core::v1::ContainerStatus;
 use k8s_openapi::chrono::Duration as ChronoDuration;
@@ -48,18 +49,6 @@ fn exited(container: &str, attempt: u32, exit_code: i32) -> PodEvent {
         signal: None,
         oom_killed: false,
     }
-}
-
-fn split(commands: Vec<Command>) -> (Vec<Command>, Option<PodStatus>) {
-    let mut status = None;
-    let mut rest = Vec::new();
-    for c in commands {
-        match c {
-            Command::ReportStatus(s) => status = Some(*s),
-            other => rest.push(other),
-        }
-    }
-    (rest, status)
 }
 
 fn waiting_reason(c: &ContainerStatus) -> Option<&str> {

@@ -1,5 +1,6 @@
 //! Tests of the pod lifecycle with probes and hooks: exact commands for each event.
 
+use super::tests::split;
 use super::*;
 use k8s_openapi::chrono::Duration as ChronoDuration;
 use navarch_bus::api::meta::parse_time;
@@ -53,19 +54,6 @@ fn probe(attempt: u32, kind: ProbeKind, file: &str) -> Command {
         },
         timeout: Duration::from_secs(1),
     }
-}
-
-/// Splits commands into the non-status ones and the last reported status.
-fn split(commands: Vec<Command>) -> (Vec<Command>, Option<PodStatus>) {
-    let mut status = None;
-    let mut rest = Vec::new();
-    for c in commands {
-        match c {
-            Command::ReportStatus(s) => status = Some(*s),
-            other => rest.push(other),
-        }
-    }
-    (rest, status)
 }
 
 fn ready_condition(s: &PodStatus) -> (&str, Option<&str>) {

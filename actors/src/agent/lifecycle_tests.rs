@@ -62,8 +62,8 @@ fn exited(attempt: u32, exit_code: i32) -> PodEvent {
     }
 }
 
-/// Splits commands into the non-status ones and the last reported status.
-fn split(commands: Vec<Command>) -> (Vec<Command>, Option<PodStatus>) {
+/// Splits commands into the non-status ones and the last reported status (shared by the lifecycle's test modules).
+pub(super) fn split(commands: Vec<Command>) -> (Vec<Command>, Option<PodStatus>) {
     let mut status = None;
     let mut rest = Vec::new();
     for c in commands {
