@@ -88,8 +88,8 @@ pub struct ContainerRun {
     pub(super) pre_stop: Option<Action>,
     /// An init container: runs to completion, in order, before the app containers start.
     pub init: bool,
-    /// The next start after `retry_at` repeats the current attempt (its configuration could not be resolved; it
-    /// never ran, so it is not a restart).
+    /// The next start after `retry_at` repeats the current attempt (its configuration could not be resolved or
+    /// its image could not be had; it never ran, so it is not a restart).
     pub(super) retry_same_attempt: bool,
 }
 

@@ -382,9 +382,7 @@ impl PodMachine {
                     for i in 0..self.containers.len() {
                         let c = &self.containers[i];
                         if c.retry_at.is_some_and(|at| at <= now) {
-                            let image_wait = matches!(&c.state,
-                                RunState::Waiting { reason, .. } if image_wait_reason(reason).is_some());
-                            if c.retry_same_attempt || image_wait {
+                            if c.retry_same_attempt {
                                 self.start(i, &mut commands);
                             } else {
                                 self.restart(i, &mut commands);
@@ -685,6 +683,8 @@ impl PodMachine {
         let delay = c.backoff.unwrap_or(BACKOFF_INITIAL);
         c.backoff = Some((delay * 2).min(BACKOFF_MAX));
         c.retry_at = Some(later(now, delay));
+        // The image is what failed, not the container: the same run tries again.
+        c.retry_same_attempt = true;
         c.state = RunState::Waiting {
             reason: reason.into(),
             message: Some(message),
