@@ -268,27 +268,6 @@ impl WatchCache {
         }
     }
 
-    /// The objects of `info` in `namespace` (None: all) and the revision they are current at, for a list at
-    /// `resourceVersion=0` ("any"), waiting up to `wait` for the kind's first list.
-    pub async fn snapshot(
-        &self,
-        info: &'static ResourceInfo,
-        namespace: Option<&str>,
-        wait: Duration,
-    ) -> Result<(Vec<Value>, i64), ApiError> {
-        let cache = self.kind(info);
-        self.caught_up(info, &cache, 1, wait).await?;
-        let state = cache.state.read().unwrap_or_else(|e| e.into_inner());
-        let prefix = info.prefix(namespace);
-        let objects = state
-            .objects
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(_, o)| o.clone())
-            .collect();
-        Ok((objects, state.revision))
-    }
-
     /// One page of the objects of `info` in `namespace` (None: all) that `keep` accepts, from the cache once it has
     /// reached revision `at` (waiting up to `wait`): at most `limit` (0: all) from `start` (relative to the kind's
     /// prefix, as a continue token gives it), with where the next page starts and how many objects follow. The

@@ -81,17 +81,18 @@ async fn read(call: &Call, options: &ListOptions, selectors: &Selectors) -> Resu
     {
         // "Any" revision: the watch cache answers, without the store, and whole (kube-apiserver ignores `limit`
         // for the lists its cache serves).
-        let (items, revision) = call
+        return call
             .gw
             .watch_cache
-            .snapshot(call.info, call.ns(), call.gw.config.list_revision_wait)
-            .await?;
-        return Ok(Page {
-            items: items.into_iter().filter(|o| selectors.matches(o)).collect(),
-            revision,
-            next: None,
-            remaining: 0,
-        });
+            .page(
+                call.info,
+                call.ns(),
+                1,
+                ("", 0),
+                |o| selectors.matches(o),
+                call.gw.config.list_revision_wait,
+            )
+            .await;
     }
     // The first page of a list at the latest revision (or one not older than a given one) comes from the watch
     // cache once it has caught up with that revision, as kube-apiserver's consistent lists from cache: one
