@@ -366,7 +366,7 @@ fn key_pair(pem: &[u8], what: &'static str) -> Result<KeyPair> {
     })
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,

@@ -98,6 +98,11 @@ fn load(
     key_file: &std::path::Path,
     provider: &CryptoProvider,
 ) -> crate::tls::Result<CertifiedKey> {
-    let config = crate::tls::TlsConfig::from_files(cert_file, key_file)?;
+    // Parsed and checked once, here: `TlsConfig::from_files` would also build a whole server configuration.
+    let config = crate::tls::TlsConfig {
+        cert_chain_pem: crate::tls::read(cert_file)?,
+        key_pem: crate::tls::read(key_file)?,
+        files: None,
+    };
     config.certified_key(provider)
 }
