@@ -13,6 +13,8 @@
 //! - [`runtime`]: how the agent runs containers: the `Runtime` contract, the process runtime (with, as root, pod
 //!   network namespaces in `runtime::netns`, cgroup limits in `runtime::cgroup` and volume mounts in a private
 //!   mount namespace per container in `runtime::mounts`) and the Docker runtime (`runtime::docker`).
+//! - [`publisher`]: the public event stream: every committed change of an API object as a JSON watch event on
+//!   NATS (`docs/events.md`).
 //! - [`error`]: the crate's error type.
 //!
 //! # Starting the roles
@@ -26,6 +28,7 @@ pub mod controllers;
 pub mod error;
 pub mod events;
 pub mod informer;
+pub mod publisher;
 pub mod runtime;
 pub mod scheduler;
 

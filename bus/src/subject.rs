@@ -106,6 +106,19 @@ impl Subjects {
         format!("{}.store.raft.{}", self.prefix, id)
     }
 
+    /// The public event stream: every committed change of one API object, as a JSON watch event:
+    /// `events.<resource>.<namespace>.<name>` (`_` as the namespace of cluster-scoped objects; dots and wildcards
+    /// in names become `_`). See `docs/events.md`.
+    pub fn object_events(&self, resource: &str, namespace: Option<&str>, name: &str) -> String {
+        format!(
+            "{}.events.{}.{}.{}",
+            self.prefix,
+            token(resource),
+            namespace.map_or_else(|| "_".to_string(), token),
+            token(name)
+        )
+    }
+
     /// Requests to the node agent of `node` (logs, exec in later issues).
     pub fn agent(&self, node: &str) -> String {
         format!("{}.agent.{}", self.prefix, token(node))

@@ -89,6 +89,7 @@ pub struct ControllersHandle {
     namespace: Addr<NamespaceController>,
     endpoints: Addr<EndpointsController>,
     gc: Addr<GarbageCollector>,
+    publisher: Addr<crate::publisher::EventPublisher>,
 }
 
 impl ControllersHandle {
@@ -103,6 +104,7 @@ impl ControllersHandle {
         let _ = self.namespace.send(crate::Stop).await;
         let _ = self.endpoints.send(crate::Stop).await;
         let _ = self.gc.send(crate::Stop).await;
+        let _ = self.publisher.send(crate::Stop).await;
     }
 }
 
@@ -113,12 +115,14 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
     let gc = GarbageCollector::new(objects.clone(), config).start();
+    let publisher = crate::publisher::EventPublisher::new(objects.clone()).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
         deployment,
         namespace,
         endpoints,
         gc,
+        publisher,
     })
 }
 

@@ -679,6 +679,25 @@ impl Objects {
         })
     }
 
+    /// Watches every object of every kind changed after `revision` (0: from now on), in revision order: one store
+    /// watch over `/registry/`. Values there that are not API objects (such as allocation records) come through as
+    /// objects without `kind`; callers skip them.
+    pub async fn watch_all(&self, revision: i64) -> Result<ObjectWatch, ApiError> {
+        let start = if revision == 0 {
+            0
+        } else {
+            revision.saturating_add(1)
+        };
+        let inner = self.store.watch_prefix(b"/registry/", start).await?;
+        Ok(ObjectWatch {
+            inner,
+            // Only bookmarks use it, and a watch across streams sends none.
+            info: &super::RESOURCES[0],
+            keys: self.keys.clone(),
+            queued: VecDeque::new(),
+        })
+    }
+
     /// One object as its k8s-openapi type.
     pub async fn get_as<K>(&self, namespace: Option<&str>, name: &str) -> Result<K, ApiError>
     where

@@ -1,6 +1,8 @@
 //! Watches: `?watch=true` streams one JSON event per line (`{"type":..,"object":..}`), chunked and flushed per
 //! event, from the initial list or from a resourceVersion, filtered by the selectors, until `timeoutSeconds`,
-//! the client leaves, or the gateway shuts down. With a Table `Accept` each event carries a one-row Table.
+//! the client leaves, or the gateway shuts down. With a Table `Accept` each event carries a one-row Table. With
+//! `Accept: text/event-stream` the same events come as Server-Sent Events for browsers (`id:` the resourceVersion,
+//! `event:` the type, `data:` the JSON event), and a reconnecting client's `Last-Event-ID` resumes after it.
 
 pub mod cache;
 mod filter;
@@ -48,12 +50,22 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
         .timeout_seconds
         .map_or(config.default_watch_timeout, Duration::from_secs)
         .min(config.max_watch_timeout);
-    let revision = meta::parse_resource_version(&call.query.resource_version)
-        .map_err(ApiError::bad_request)?;
+    let sse = wants_sse(&call.headers);
+    let resource_version = match call.headers.get("last-event-id") {
+        // EventSource resends the last `id:` it saw when it reconnects: resume after it.
+        Some(id) if sse && call.query.resource_version.is_empty() => id
+            .to_str()
+            .map_err(|_| ApiError::bad_request("Last-Event-ID is not a resourceVersion"))?
+            .to_string(),
+        _ => call.query.resource_version.clone(),
+    };
+    let revision =
+        meta::parse_resource_version(&resource_version).map_err(ApiError::bad_request)?;
     let (from, initial_events_end) = starting_point(&call.query, revision)?;
     let events = Events {
         info: call.info,
         table: call.table.map(|accept| call.table_options(accept)),
+        sse,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let filter = Filter::new(selectors, call.query.allow_watch_bookmarks);
@@ -85,7 +97,7 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
             shutdown: call.gw.shutdown.clone(),
         };
         tokio::spawn(run.run(initial, end).instrument(tracing::Span::current()));
-        return Ok(streaming(rx));
+        return Ok(streaming(rx, sse));
     }
     // Older than the cache reaches: a store watch of this request's own (410 Expired when compacted).
     let (initial, start) = match revision {
@@ -104,7 +116,7 @@ pub(crate) async fn serve(call: Call, name: Option<String>) -> Answer {
     };
     // The stream outlives the handler; it stays in the request's span (and trace).
     tokio::spawn(run.run(initial).instrument(tracing::Span::current()));
-    Ok(streaming(rx))
+    Ok(streaming(rx, sse))
 }
 
 /// The annotation of the bookmark that ends a watch's initial events (`sendInitialEvents=true`).
@@ -167,12 +179,34 @@ fn starting_point(
     })
 }
 
+/// Whether the client asked for Server-Sent Events (`Accept: text/event-stream`, as browsers' EventSource sends).
+fn wants_sse(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|entry| {
+            entry
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case(SSE))
+        })
+}
+
+/// The media type of Server-Sent Events.
+const SSE: &str = "text/event-stream";
+
 /// The response whose body is the lines sent on `rx`.
-fn streaming(rx: mpsc::Receiver<Result<Bytes, Infallible>>) -> axum::response::Response {
+fn streaming(rx: mpsc::Receiver<Result<Bytes, Infallible>>, sse: bool) -> axum::response::Response {
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let content_type = if sse { SSE } else { JSON };
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
         body,
     )
         .into_response()
@@ -209,11 +243,12 @@ impl Cached {
                 .encode(kind.as_str(), change.event.object.clone())
         };
         // Plain JSON lines are the same for every watcher sent this type of event: encoded once per change.
-        let line = if self.events.table.is_none() || kind == WatchType::Bookmark {
-            change.line(kind, encode)
-        } else {
-            encode()
-        };
+        let line =
+            if !self.events.sse && (self.events.table.is_none() || kind == WatchType::Bookmark) {
+                change.line(kind, encode)
+            } else {
+                encode()
+            };
         self.tx.send(Ok(line)).await.is_ok()
     }
 
@@ -224,7 +259,7 @@ impl Cached {
             if self.filter.initial(&object)
                 && self
                     .tx
-                    .send(Ok(self.events.encode(WatchType::Added.as_str(), object)))
+                    .send(Ok(self.events.encode_initial(object)))
                     .await
                     .is_err()
             {
@@ -282,11 +317,25 @@ struct Event<'a> {
 struct Events {
     info: &'static ResourceInfo,
     table: Option<TableOptions>,
+    /// Server-Sent Events framing instead of JSON lines.
+    sse: bool,
 }
 
 impl Events {
-    /// One line: `{"type":..,"object":..}\n`.
+    /// One line: `{"type":..,"object":..}\n`; as a Server-Sent Event, `id: <resourceVersion>`, `event: <type>` and
+    /// `data: {"type":..,"object":..}` then a blank line.
     fn encode(&self, kind: &str, object: Value) -> Bytes {
+        self.frame(kind, object, true)
+    }
+
+    /// An ADDED event of the initial snapshot. As a Server-Sent Event it carries no `id:`: an object's own
+    /// resourceVersion is not the snapshot's, so resuming from it could skip changes. A client cut off before the
+    /// first change re-watches from a fresh snapshot.
+    fn encode_initial(&self, object: Value) -> Bytes {
+        self.frame(WatchType::Added.as_str(), object, false)
+    }
+
+    fn frame(&self, kind: &str, object: Value, with_id: bool) -> Bytes {
         let object = match (kind, &self.table) {
             ("ERROR" | "BOOKMARK", _) => object,
             (_, None) => with_type(self.info, object),
@@ -306,6 +355,19 @@ impl Events {
             object: &object,
         })
         .unwrap_or_default();
+        if self.sse {
+            // JSON has no raw newlines, so the event is one `data:` line.
+            let mut framed = Vec::with_capacity(line.len() + 64);
+            if with_id && kind != "ERROR" {
+                if let Some(rv) = meta::resource_version(&object) {
+                    framed.extend_from_slice(format!("id: {rv}\n").as_bytes());
+                }
+            }
+            framed.extend_from_slice(format!("event: {kind}\ndata: ").as_bytes());
+            framed.append(&mut line);
+            framed.extend_from_slice(b"\n\n");
+            return Bytes::from(framed);
+        }
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -331,7 +393,13 @@ impl Run {
 
     async fn run(mut self, initial: Vec<Value>) {
         for object in initial {
-            if self.filter.initial(&object) && !self.send(WatchType::Added.as_str(), object).await {
+            if self.filter.initial(&object)
+                && self
+                    .tx
+                    .send(Ok(self.events.encode_initial(object)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }
@@ -375,6 +443,7 @@ mod tests {
         let plain = Events {
             info: pods,
             table: None,
+            sse: false,
         };
         let pod = json!({"metadata": {"name": "p1", "resourceVersion": "7"}});
         let line = plain.encode("ADDED", pod.clone());
@@ -392,6 +461,7 @@ mod tests {
                 include: IncludeObject::Metadata,
                 now: meta::now(),
             }),
+            sse: false,
         };
         let v: Value = serde_json::from_slice(&tables.encode("MODIFIED", pod)).unwrap();
         assert_eq!(v["object"]["kind"], "Table");
@@ -402,5 +472,57 @@ mod tests {
         let status = ApiError::expired("too old").to_status();
         let v: Value = serde_json::from_slice(&tables.encode("ERROR", status)).unwrap();
         assert_eq!(v["object"]["code"], 410);
+    }
+
+    #[test]
+    fn server_sent_events_carry_the_resource_version_as_their_id() {
+        let pods = by_kind("v1", "Pod").unwrap();
+        let sse = Events {
+            info: pods,
+            table: None,
+            sse: true,
+        };
+        let pod = json!({"metadata": {"name": "p1", "resourceVersion": "7"}});
+        let text = String::from_utf8(sse.encode("MODIFIED", pod).to_vec()).unwrap();
+        let mut lines = text.split('\n');
+        assert_eq!(lines.next(), Some("id: 7"));
+        assert_eq!(lines.next(), Some("event: MODIFIED"));
+        let data = lines.next().unwrap().strip_prefix("data: ").unwrap();
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["type"], "MODIFIED");
+        assert_eq!(v["object"]["kind"], "Pod");
+        assert_eq!(
+            lines.collect::<Vec<_>>(),
+            vec!["", ""],
+            "a blank line ends the event"
+        );
+
+        let error = String::from_utf8(
+            sse.encode("ERROR", ApiError::expired("too old").to_status())
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(error.starts_with("event: ERROR\ndata: "), "{error}");
+    }
+
+    #[test]
+    fn event_stream_accept_headers_are_recognised() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(!wants_sse(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, */*"),
+        );
+        assert!(!wants_sse(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        assert!(wants_sse(&headers));
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, Text/Event-Stream;q=0.9"),
+        );
+        assert!(wants_sse(&headers));
     }
 }
