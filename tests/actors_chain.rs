@@ -250,8 +250,9 @@ fn a_deployment_becomes_processes_scales_and_goes_away() -> anyhow::Result<()> {
                 let owner = &meta.owner_references.as_ref().context("owner reference")?[0];
                 assert_eq!(
                     (owner.kind.as_str(), owner.controller),
-                    ("Deployment", Some(true))
+                    ("ReplicaSet", Some(true))
                 );
+                assert!(owner.name.starts_with("web-"), "{}", owner.name);
                 assert!(meta
                     .labels
                     .as_ref()

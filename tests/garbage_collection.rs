@@ -2,7 +2,8 @@
 //! `--cascade=background|orphan|foreground` and ConfigMaps with one, two or missing owners; the garbage collector in
 //! the controllers role does the rest, checked against the store and the pods' real processes.
 //!
-//! Navarch has no ReplicaSets: a Deployment owns its pods directly, so the pods are the dependents here.
+//! A Deployment owns ReplicaSets, which own the pods: deletion cascades over both levels (foreground too, the
+//! ReplicaSets being deleted in the foreground themselves), and orphaning leaves the ReplicaSets with their pods.
 
 #![allow(clippy::disallowed_methods)]
 
@@ -44,6 +45,13 @@ spec:
 
 fn pods_of(k: &Kubectl, app: &str) -> Vec<Value> {
     k.json(&["get", "pods", "-n", NS, "-l", &format!("app={app}")])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn replica_sets_of(k: &Kubectl, app: &str) -> Vec<Value> {
+    k.json(&["get", "replicasets", "-n", NS, "-l", &format!("app={app}")])["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -130,6 +138,13 @@ fn deployments_cascade_in_the_background_in_the_foreground_and_orphan_their_pods
         "--timeout=60s",
     ]);
     assert!(!exists(&k, &["get", "deployment", "keeper", "-n", NS]));
+    let kept = replica_sets_of(&k, "keeper");
+    assert_eq!(kept.len(), 1, "the orphaned ReplicaSet stays: {kept:?}");
+    assert!(
+        !owner_uids(&kept[0]).contains(&uid),
+        "still owned by the deleted Deployment: {}",
+        kept[0]
+    );
     let orphans = pods_of(&k, "keeper");
     let names: Vec<&str> = orphans
         .iter()
@@ -154,9 +169,15 @@ fn deployments_cascade_in_the_background_in_the_foreground_and_orphan_their_pods
         NS,
         "--cascade=background",
     ]);
-    wait_for("the pods of bg and their processes to be gone", || {
-        (pods_of(&k, "bg").is_empty() && processes(&up, "4818") == 0).then_some(())
-    });
+    wait_for(
+        "the ReplicaSet and pods of bg and their processes to be gone",
+        || {
+            (replica_sets_of(&k, "bg").is_empty()
+                && pods_of(&k, "bg").is_empty()
+                && processes(&up, "4818") == 0)
+                .then_some(())
+        },
+    );
 
     // The orphans were left alone meanwhile, although the collector worked on bg's pods after them.
     assert_eq!(running(&pods_of(&k, "keeper")), 2);

@@ -7,7 +7,8 @@
 //! - [`conditions`]: pod conditions the Kubernetes way (transition times move only when the status flips).
 //! - [`events`]: records Kubernetes Events about objects, deduplicated (a repeat bumps the count).
 //! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
-//! - [`controllers`]: control loops (the deployment controller), with a shared work queue and expectations.
+//! - [`controllers`]: control loops (deployments, ReplicaSets, endpoints, namespaces, garbage collection), with a
+//!   shared work queue and expectations.
 //! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod,
 //!   [`agent::config`] resolves env and volume files, [`agent::volumes`] lays volumes out on disk).
 //! - [`runtime`]: how the agent runs containers: the `Runtime` contract, the process runtime (with, as root, pod

@@ -1,9 +1,9 @@
 //! What a controller waits to see in its cache after its own writes, so that it never decides twice on the same
-//! stale view (which would create a pod twice). Pure.
+//! stale view (which would create a pod, or a ReplicaSet, twice). Pure.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::informer::{Cache, ObjectKey};
+use crate::informer::{Cache, Keyed, ObjectKey};
 
 /// The cache state a key's next reconcile needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,12 +28,15 @@ impl Expectation {
     }
 
     /// Whether `cache` shows every write this expectation waits for.
-    pub fn is_met(&self, cache: &Cache<Pod>) -> bool {
+    pub fn is_met<K>(&self, cache: &Cache<K>) -> bool
+    where
+        K: Keyed + k8s_openapi::Metadata<Ty = ObjectMeta>,
+    {
         cache.revision() >= self.revision
             && self.gone.iter().all(|(key, uid)| {
                 cache.get(key).is_none_or(|p| {
-                    p.metadata.uid.as_deref() != Some(uid.as_str())
-                        || p.metadata.deletion_timestamp.is_some()
+                    let meta = p.metadata();
+                    meta.uid.as_deref() != Some(uid.as_str()) || meta.deletion_timestamp.is_some()
                 })
             })
     }
@@ -42,6 +45,7 @@ impl Expectation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
     use serde_json::json;
 
     fn pod(name: &str, uid: &str) -> Pod {

@@ -1,5 +1,5 @@
-//! The controllers role: control loops that drive objects toward their spec: the deployment controller, the
-//! namespace controller, the endpoints controller, and the garbage collector (which deletes objects whose owners are
+//! The controllers role: control loops that drive objects toward their spec: the deployment controller (which owns
+//! ReplicaSets), the ReplicaSet controller (which owns pods), the namespace controller, the endpoints controller, and the garbage collector (which deletes objects whose owners are
 //! gone, such as the pods of a deleted Deployment, and carries out Orphan and Foreground deletion). Each controller
 //! is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
@@ -10,6 +10,7 @@ pub mod expectations;
 pub mod gc;
 pub mod namespace;
 pub mod queue;
+pub mod replicaset;
 pub mod wake;
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ pub use deployment::DeploymentController;
 pub use endpoints::EndpointsController;
 pub use gc::GarbageCollector;
 pub use namespace::NamespaceController;
+pub use replicaset::ReplicaSetController;
 
 use crate::error::{Error, Result};
 
@@ -86,6 +88,7 @@ impl ControllersConfig {
 #[derive(Debug, Clone)]
 pub struct ControllersHandle {
     deployment: Addr<DeploymentController>,
+    replica_set: Addr<ReplicaSetController>,
     namespace: Addr<NamespaceController>,
     endpoints: Addr<EndpointsController>,
     gc: Addr<GarbageCollector>,
@@ -101,6 +104,7 @@ impl ControllersHandle {
     /// Stops every controller (their informers stop with them). Writes in flight may or may not land.
     pub async fn shutdown(self) {
         let _ = self.deployment.send(crate::Stop).await;
+        let _ = self.replica_set.send(crate::Stop).await;
         let _ = self.namespace.send(crate::Stop).await;
         let _ = self.endpoints.send(crate::Stop).await;
         let _ = self.gc.send(crate::Stop).await;
@@ -114,11 +118,13 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
+    let replica_set = ReplicaSetController::new(objects.clone(), config.clone()).start();
     let gc = GarbageCollector::new(objects.clone(), config).start();
     let publisher = crate::publisher::EventPublisher::new(objects.clone()).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
         deployment,
+        replica_set,
         namespace,
         endpoints,
         gc,

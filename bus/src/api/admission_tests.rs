@@ -284,3 +284,66 @@ fn an_object_being_deleted_may_lose_finalizers_but_gain_none() {
     more["metadata"]["finalizers"] = json!(["a", "c"]);
     assert!(update(info, &live, more, Part::Main, &cx(Some("demo"))).is_ok());
 }
+
+#[test]
+fn rolling_update_bounds_are_validated_as_kubernetes_does() {
+    let info = by_kind("apps/v1", "Deployment").unwrap();
+    let refused = |rolling: Value, extra: Option<(&str, Value)>| -> Vec<(String, String)> {
+        let mut d = deployment(4);
+        d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": rolling});
+        if let Some((k, v)) = extra {
+            d["spec"][k] = v;
+        }
+        match create(info, d, &cx(Some("demo"))) {
+            Ok(_) => vec![],
+            Err(e) => {
+                assert_eq!(e.reason, Reason::Invalid);
+                e.causes()
+                    .iter()
+                    .map(|c| (c.field.clone(), c.message.clone()))
+                    .collect()
+            }
+        }
+    };
+    assert_eq!(
+        refused(json!({"maxSurge": 1, "maxUnavailable": "0%"}), None),
+        vec![]
+    );
+    let both_zero = refused(json!({"maxSurge": "0%", "maxUnavailable": 0}), None);
+    assert_eq!(both_zero.len(), 1, "{both_zero:?}");
+    assert_eq!(both_zero[0].0, "spec.strategy.rollingUpdate.maxUnavailable");
+    assert!(
+        both_zero[0].1.contains("may not be 0 when `maxSurge` is 0"),
+        "{both_zero:?}"
+    );
+    let bad = refused(json!({"maxSurge": "ten", "maxUnavailable": "101%"}), None);
+    let fields: Vec<&str> = bad.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.strategy.rollingUpdate.maxSurge",
+            "spec.strategy.rollingUpdate.maxUnavailable"
+        ],
+        "{bad:?}"
+    );
+    assert!(
+        bad[1].1.contains("must not be greater than 100%"),
+        "{bad:?}"
+    );
+    let negative = refused(json!({"maxSurge": -1, "maxUnavailable": 1}), None);
+    assert_eq!(negative[0].0, "spec.strategy.rollingUpdate.maxSurge");
+    let deadline = refused(
+        json!({"maxSurge": 1, "maxUnavailable": 1}),
+        Some(("minReadySeconds", json!(30))),
+    );
+    assert_eq!(deadline, vec![]);
+    let mut d = deployment(1);
+    d["spec"]["minReadySeconds"] = json!(30);
+    d["spec"]["progressDeadlineSeconds"] = json!(30);
+    let e = create(info, d, &cx(Some("demo"))).unwrap_err();
+    assert_eq!(e.causes()[0].field, "spec.progressDeadlineSeconds");
+    let mut d = deployment(1);
+    d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
+    let e = create(info, d, &cx(Some("demo"))).unwrap_err();
+    assert_eq!(e.causes()[0].field, "spec.strategy.rollingUpdate");
+}

@@ -2,9 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{Container, Node, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::error::Cause;
 use super::quantity::Quantity;
@@ -370,6 +371,24 @@ pub(crate) fn deployment(errors: &mut Errors, d: &Deployment) {
                 errors.not_supported("spec.strategy.type", t, &["Recreate", "RollingUpdate"]);
             }
         }
+        if strategy.type_.as_deref() == Some("Recreate") && strategy.rolling_update.is_some() {
+            errors.forbidden(
+                "spec.strategy.rollingUpdate",
+                "may not be specified when strategy `type` is 'Recreate'",
+            );
+        }
+        if let Some(rolling) = &strategy.rolling_update {
+            rolling_update(errors, rolling);
+        }
+    }
+    if let Some(deadline) = spec.progress_deadline_seconds {
+        if deadline <= spec.min_ready_seconds.unwrap_or(0) && deadline >= 0 {
+            errors.invalid(
+                "spec.progressDeadlineSeconds",
+                deadline,
+                "must be greater than minReadySeconds",
+            );
+        }
     }
     for (field, value) in [
         ("spec.revisionHistoryLimit", spec.revision_history_limit),
@@ -383,6 +402,76 @@ pub(crate) fn deployment(errors: &mut Errors, d: &Deployment) {
             if v < 0 {
                 errors.invalid(field, v, "must be greater than or equal to 0");
             }
+        }
+    }
+}
+
+/// An int-or-percent as Kubernetes reads it for validation: `Some((value, is_percent))`, None when malformed.
+fn int_or_percent(value: &IntOrString) -> Option<(i64, bool)> {
+    match value {
+        IntOrString::Int(n) => Some((i64::from(*n), false)),
+        IntOrString::String(s) => {
+            let digits = s.strip_suffix('%')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            Some((digits.parse().ok()?, true))
+        }
+    }
+}
+
+/// Kubernetes' `ValidateRollingUpdateDeployment`: non-negative ints or percents, not both zero, maxUnavailable at
+/// most 100%.
+fn rolling_update(errors: &mut Errors, rolling: &RollingUpdateDeployment) {
+    let show = |v: &IntOrString| match v {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => format!("\"{s}\""),
+    };
+    let mut value_of = |field: &str, value: Option<&IntOrString>| -> i64 {
+        let Some(value) = value else { return 0 };
+        match int_or_percent(value) {
+            Some((n, _)) if n < 0 => {
+                errors.invalid(field, show(value), "must be greater than or equal to 0");
+                n
+            }
+            Some((n, _)) => n,
+            None => {
+                errors.invalid(
+                    field,
+                    show(value),
+                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                );
+                -1
+            }
+        }
+    };
+    let unavailable = value_of(
+        "spec.strategy.rollingUpdate.maxUnavailable",
+        rolling.max_unavailable.as_ref(),
+    );
+    let surge = value_of(
+        "spec.strategy.rollingUpdate.maxSurge",
+        rolling.max_surge.as_ref(),
+    );
+    let shown = rolling
+        .max_unavailable
+        .as_ref()
+        .map(show)
+        .unwrap_or_else(|| "0".into());
+    if unavailable == 0 && surge == 0 {
+        errors.invalid(
+            "spec.strategy.rollingUpdate.maxUnavailable",
+            &shown,
+            "may not be 0 when `maxSurge` is 0",
+        );
+    }
+    if let Some((n, true)) = rolling.max_unavailable.as_ref().and_then(int_or_percent) {
+        if n > 100 {
+            errors.invalid(
+                "spec.strategy.rollingUpdate.maxUnavailable",
+                &shown,
+                "must not be greater than 100%",
+            );
         }
     }
 }

@@ -1,42 +1,51 @@
-//! The deployment controller actor: informers on Deployments and pods feed a work queue of Deployment keys;
-//! workers reconcile one key at a time each and carry out the decisions.
+//! The deployment controller actor: informers on Deployments, ReplicaSets and pods feed a work queue of
+//! Deployment keys; workers reconcile one key at a time each and carry out the decisions.
 //!
-//! Accepts: [`Change<Deployment>`] and [`Change<Pod>`] from its informers (they queue the Deployment concerned: the
-//! pod's controller owner), [`crate::Stop`], and its own timers (queue wake-ups, a resync of every key each
-//! `resync_interval`).
-//! Emits, through [`Objects`] on the store's `store.rpc` subject: pod creates, pod deletes (with a uid precondition;
-//! bound pods are deleted gracefully by their node agent), and Deployment status updates (status part).
+//! Accepts: [`Change<Deployment>`], [`Change<ReplicaSet>`] (queues its controlling Deployment, or every Deployment
+//! selecting an orphan) and [`Change<Pod>`] (queues the Deployment above the pod's ReplicaSet when it recreates:
+//! it waits for old pods to be gone) from its informers, [`crate::Stop`], and its own timers (queue wake-ups, a
+//! resync of every key each `resync_interval`).
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: ReplicaSet creates, updates (scaling, annotations;
+//! with a resourceVersion precondition), deletes and owner-reference changes, the Deployment's revision annotation
+//! and status, and `ScalingReplicaSet` Events on the Deployment.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use navarch_bus::api::admission::Part;
-use navarch_bus::api::{resource, ApiError, DeleteOptions, Objects, Reason};
+use navarch_bus::api::selector_matches as matches;
+use navarch_bus::api::Objects;
 use tokio::time::Instant;
 
-use crate::controllers::wake::Wake;
-
-use super::{pods, reconcile, Action};
+use super::reconcile;
+use super::writes::{Halt, Work};
 use crate::controllers::expectations::Expectation;
 use crate::controllers::queue::WorkQueue;
+use crate::controllers::replicaset::pods::{controller_key, controller_of, labels};
+use crate::controllers::wake::Wake;
 use crate::controllers::ControllersConfig;
 use crate::error::Error;
+use crate::events::EventRecorder;
 use crate::informer::{Cache, Change, Informer, ObjectKey};
 
-/// Keeps Deployments' pods and status in line with their spec. Start it with
+/// How soon a key whose write met a newer object (a conflict) is looked at again, if no event queues it first.
+const AFTER_CONFLICT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Keeps Deployments' ReplicaSets and status in line with their spec. Start it with
 /// [`crate::controllers::start_controllers`].
 pub struct DeploymentController {
     objects: Objects,
+    events: EventRecorder,
     config: ControllersConfig,
     deployments: Cache<Deployment>,
+    replica_sets: Cache<ReplicaSet>,
     pods: Cache<Pod>,
-    informers: Option<(Informer<Deployment>, Informer<Pod>)>,
+    informers: Option<(Informer<Deployment>, Informer<ReplicaSet>, Informer<Pod>)>,
     queue: WorkQueue<ObjectKey>,
-    /// Per key: what the pod cache must show before the key is reconciled again.
-    expectations: HashMap<ObjectKey, Expectation>,
+    /// Per key: what the ReplicaSet cache, and the Deployment cache, must show before the key is reconciled again.
+    expectations: HashMap<ObjectKey, (Expectation, Expectation)>,
     busy: usize,
     wake: Wake,
 }
@@ -44,7 +53,7 @@ pub struct DeploymentController {
 /// What one reconcile did.
 struct Outcome {
     key: ObjectKey,
-    expectation: Expectation,
+    expectations: (Expectation, Expectation),
     result: Result<Option<std::time::Duration>, Error>,
 }
 
@@ -52,9 +61,11 @@ impl DeploymentController {
     pub(crate) fn new(objects: Objects, config: ControllersConfig) -> Self {
         let queue = WorkQueue::new(config.retry_base, config.retry_max);
         Self {
+            events: EventRecorder::new(objects.clone(), "deployment-controller"),
             objects,
             config,
             deployments: Cache::new(),
+            replica_sets: Cache::new(),
             pods: Cache::new(),
             informers: None,
             queue,
@@ -64,21 +75,56 @@ impl DeploymentController {
         }
     }
 
-    /// Queues every Deployment, and every Deployment named as a pod's owner.
     fn resync(&mut self) {
         for d in self.deployments.list() {
             self.queue.add(ObjectKey::of(&d.metadata));
         }
-        for p in self.pods.list() {
-            if let Some(owner) = pods::owner_key(&p) {
-                self.queue.add(owner);
+    }
+
+    /// Queues the Deployment controlling `rs`, or, for an orphan, every Deployment of its namespace selecting it.
+    fn queue_for_replica_set(&mut self, rs: &ReplicaSet) {
+        if let Some(owner) = controller_key(&rs.metadata, "Deployment") {
+            self.queue.add(owner);
+        } else if controller_of(&rs.metadata).is_none() {
+            let labels = labels(&rs.metadata);
+            let namespace = rs.metadata.namespace.as_deref().unwrap_or_default();
+            for d in self.deployments.list_namespace(namespace) {
+                if d.spec
+                    .as_ref()
+                    .is_some_and(|s| matches(&s.selector, &labels))
+                {
+                    self.queue.add(ObjectKey::of(&d.metadata));
+                }
             }
         }
     }
 
-    /// Hands ready keys to free workers, and arranges to wake up when the next delayed key is due.
+    /// Queues the Recreate Deployment above `pod`'s ReplicaSet: it waits for its old pods to be gone.
+    fn queue_for_pod(&mut self, pod: &Pod) {
+        let Some(rs) = controller_key(&pod.metadata, "ReplicaSet") else {
+            return;
+        };
+        let Some(rs) = self.replica_sets.get(&rs) else {
+            return;
+        };
+        let Some(key) = controller_key(&rs.metadata, "Deployment") else {
+            return;
+        };
+        let recreate = self.deployments.get(&key).is_some_and(|d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.strategy.as_ref())
+                .and_then(|s| s.type_.as_deref())
+                == Some("Recreate")
+        });
+        if recreate {
+            self.queue.add(key);
+        }
+    }
+
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if !self.deployments.is_synced() || !self.pods.is_synced() {
+        if !self.deployments.is_synced() || !self.replica_sets.is_synced() || !self.pods.is_synced()
+        {
             return;
         }
         let now = Instant::now();
@@ -86,9 +132,9 @@ impl DeploymentController {
             let Some(key) = self.queue.pop(now) else {
                 break;
             };
-            if let Some(e) = self.expectations.get(&key) {
-                if !e.is_met(&self.pods) {
-                    // The pod event that meets it queues the key again.
+            if let Some((rs, own)) = self.expectations.get(&key) {
+                if !rs.is_met(&self.replica_sets) || !own.is_met(&self.deployments) {
+                    // The event that meets it queues the key again.
                     self.queue.done(&key);
                     continue;
                 }
@@ -102,9 +148,15 @@ impl DeploymentController {
 
     fn start_worker(&mut self, key: ObjectKey, ctx: &mut Context<Self>) {
         self.busy += 1;
-        let deployment = self.deployments.get(&key);
-        let pods = self.pods.list_namespace(&key.namespace);
-        let work = run(self.objects.clone(), key, deployment, pods, crate::now());
+        let work = run(
+            self.objects.clone(),
+            self.events.clone(),
+            key.clone(),
+            self.deployments.get(&key),
+            self.replica_sets.list_namespace(&key.namespace),
+            self.pods.list_namespace(&key.namespace),
+            crate::now(),
+        );
         ctx.spawn(work.into_actor(self).map(|outcome, act, ctx| {
             act.finish(outcome, ctx);
         }));
@@ -114,14 +166,13 @@ impl DeploymentController {
         self.busy -= 1;
         let Outcome {
             key,
-            expectation,
+            expectations: (rs, own),
             result,
         } = outcome;
-        if !expectation.is_empty() {
-            self.expectations
-                .entry(key.clone())
-                .or_default()
-                .merge(expectation);
+        if !rs.is_empty() || !own.is_empty() {
+            let entry = self.expectations.entry(key.clone()).or_default();
+            entry.0.merge(rs);
+            entry.1.merge(own);
         }
         self.queue.done(&key);
         match result {
@@ -141,152 +192,46 @@ impl DeploymentController {
 }
 
 /// Reconciles one Deployment key: carries out [`reconcile`] for the Deployment the cache holds (none: it is gone,
-/// and its pods are the garbage collector's).
+/// and its ReplicaSets are the garbage collector's).
 async fn run(
     objects: Objects,
+    events: EventRecorder,
     key: ObjectKey,
     cached: Option<Arc<Deployment>>,
+    replica_sets: Vec<Arc<ReplicaSet>>,
     pods: Vec<Arc<Pod>>,
     now: k8s_openapi::chrono::DateTime<k8s_openapi::chrono::Utc>,
 ) -> Outcome {
-    let mut expectation = Expectation::default();
+    let mut work = Work {
+        objects: &objects,
+        events: &events,
+        key: &key,
+        rs_expectation: Expectation::default(),
+        own_expectation: Expectation::default(),
+    };
     let result = async {
         let Some(deployment) = cached else {
             return Ok(None);
         };
-        let refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
-        let plan = reconcile(&deployment, &refs, now);
-        carry_out(
-            &objects,
-            &key,
-            Some(&deployment),
-            plan.actions,
-            &mut expectation,
-        )
-        .await?;
+        let rs_refs: Vec<&ReplicaSet> = replica_sets.iter().map(Arc::as_ref).collect();
+        let pod_refs: Vec<&Pod> = pods.iter().map(Arc::as_ref).collect();
+        let plan = reconcile(&deployment, &rs_refs, &pod_refs, now);
+        for action in plan.actions {
+            match work.carry_out(&deployment, action).await {
+                Ok(()) => {}
+                // A newer object than the one decided on: its event queues the key again.
+                Err(Halt::Conflict) => return Ok(Some(AFTER_CONFLICT)),
+                Err(Halt::Failed(e)) => return Err(e),
+            }
+        }
         Ok(plan.requeue_after)
     }
     .await;
     Outcome {
+        expectations: (work.rs_expectation, work.own_expectation),
         key,
-        expectation,
         result,
     }
-}
-
-/// Carries out `actions` (pods in parallel, the status last); records in `expectation` what the cache must show
-/// afterwards, even when some action failed. Returns the first failure.
-async fn carry_out(
-    objects: &Objects,
-    key: &ObjectKey,
-    deployment: Option<&Deployment>,
-    actions: Vec<Action>,
-    expectation: &mut Expectation,
-) -> Result<(), Error> {
-    let mut status = None;
-    let mut pod_writes = Vec::new();
-    for action in actions {
-        match action {
-            Action::UpdateStatus(s) => status = Some(s),
-            Action::CreatePod(pod) => {
-                pod_writes.push(futures::FutureExt::boxed_local(create_pod(objects, *pod)))
-            }
-            Action::DeletePod { key, uid } => pod_writes.push(futures::FutureExt::boxed_local(
-                delete_pod(objects, key, uid),
-            )),
-        }
-    }
-    let mut first_error = None;
-    for result in futures::future::join_all(pod_writes).await {
-        match result {
-            Ok(e) => expectation.merge(e),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    if let (Some(status), Some(d)) = (status, deployment) {
-        let uid = d.metadata.uid.clone().unwrap_or_default();
-        let info = resource::of::<Deployment>();
-        let status = serde_json::to_value(*status).map_err(ApiError::internal)?;
-        let result = objects
-            .update_with(
-                info,
-                key.namespace(),
-                &key.name,
-                Part::Status,
-                |mut current| {
-                    if navarch_bus::api::meta::uid(&current) != Some(uid.as_str()) {
-                        return Err(ApiError::new(
-                            Reason::Conflict,
-                            "the Deployment was replaced",
-                        ));
-                    }
-                    current["status"] = status.clone();
-                    Ok(current)
-                },
-            )
-            .await;
-        match result {
-            Ok(_) => {}
-            // Gone or replaced meanwhile: the next reconcile of the key sees it.
-            Err(e) if matches!(e.reason, Reason::NotFound | Reason::Conflict) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-async fn create_pod(objects: &Objects, pod: Pod) -> Result<Expectation, Error> {
-    let created = objects.create_as(&pod).await?;
-    tracing::info!(
-        pod = %ObjectKey::of(&created.metadata),
-        "created pod"
-    );
-    Ok(Expectation {
-        revision: revision_of(created.metadata.resource_version.as_deref()),
-        gone: vec![],
-    })
-}
-
-async fn delete_pod(objects: &Objects, key: ObjectKey, uid: String) -> Result<Expectation, Error> {
-    let options = DeleteOptions {
-        uid: Some(uid.clone()),
-        ..Default::default()
-    };
-    match objects
-        .delete(resource::of::<Pod>(), key.namespace(), &key.name, &options)
-        .await
-    {
-        Ok(last) => {
-            tracing::info!(pod = %key, "deleting pod");
-            if navarch_bus::api::meta::is_deleting(&last) {
-                // Graceful: the pod now carries a deletionTimestamp at this revision.
-                let rv = navarch_bus::api::meta::resource_version(&last);
-                Ok(Expectation {
-                    revision: revision_of(rv),
-                    gone: vec![],
-                })
-            } else {
-                Ok(Expectation {
-                    revision: 0,
-                    gone: vec![(key, uid)],
-                })
-            }
-        }
-        // Already gone, or another pod of the same name now: nothing left to do.
-        Err(e) if matches!(e.reason, Reason::NotFound | Reason::Conflict) => {
-            Ok(Expectation::default())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn revision_of(resource_version: Option<&str>) -> i64 {
-    resource_version.and_then(|rv| rv.parse().ok()).unwrap_or(0)
 }
 
 impl Actor for DeploymentController {
@@ -299,13 +244,19 @@ impl Actor for DeploymentController {
             None,
             ctx.address().recipient(),
         );
+        let replica_sets = Informer::start(
+            self.objects.clone(),
+            self.replica_sets.clone(),
+            None,
+            ctx.address().recipient(),
+        );
         let pods = Informer::start(
             self.objects.clone(),
             self.pods.clone(),
             None,
             ctx.address().recipient(),
         );
-        self.informers = Some((deployments, pods));
+        self.informers = Some((deployments, replica_sets, pods));
         ctx.run_interval(self.config.resync_interval, |act, ctx| {
             act.resync();
             act.pump(ctx);
@@ -330,17 +281,25 @@ impl Handler<Change<Deployment>> for DeploymentController {
     }
 }
 
+impl Handler<Change<ReplicaSet>> for DeploymentController {
+    type Result = ();
+
+    fn handle(&mut self, change: Change<ReplicaSet>, ctx: &mut Context<Self>) {
+        match change {
+            Change::Synced => self.resync(),
+            Change::Applied(rs) | Change::Deleted(rs) => self.queue_for_replica_set(&rs),
+        }
+        self.pump(ctx);
+    }
+}
+
 impl Handler<Change<Pod>> for DeploymentController {
     type Result = ();
 
     fn handle(&mut self, change: Change<Pod>, ctx: &mut Context<Self>) {
         match change {
             Change::Synced => self.resync(),
-            Change::Applied(p) | Change::Deleted(p) => {
-                if let Some(owner) = pods::owner_key(&p) {
-                    self.queue.add(owner);
-                }
-            }
+            Change::Applied(p) | Change::Deleted(p) => self.queue_for_pod(&p),
         }
         self.pump(ctx);
     }

@@ -1,38 +1,64 @@
-//! The deployment controller: keeps each Deployment's pods at its replica count and template, and reports status.
-//! [`reconcile`] decides; [`DeploymentController`] watches and carries out. The pods of a Deployment that is gone
-//! are the garbage collector's ([`crate::controllers::gc`]), found by their owner reference.
-//!
-//! Navarch has no ReplicaSets yet: a Deployment owns its pods directly (controller owner reference), and the
-//! template version lives in each pod's `pod-template-hash` label and name (`<deployment>-<hash>-<suffix>`), as
-//! under a ReplicaSet.
+//! The deployment controller: Deployment -> ReplicaSets -> pods, as in Kubernetes. A Deployment owns one
+//! ReplicaSet per template version (`<deployment>-<pod-template-hash>`); rolling out a new template scales the new
+//! ReplicaSet up and the old ones down within maxSurge / maxUnavailable (or, with Recreate, all old ones to zero
+//! first); the ReplicaSet controller ([`crate::controllers::replicaset`]) makes the pods. [`reconcile`] decides;
+//! [`DeploymentController`] watches and carries out. The ReplicaSets of a Deployment that is gone are the garbage
+//! collector's ([`crate::controllers::gc`]), found by their owner reference.
 
 mod actor;
-pub mod pods;
+pub mod replicasets;
 pub mod rollout;
 pub mod status;
+mod writes;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::chrono::{DateTime, Utc};
 
 pub use actor::DeploymentController;
 
 use crate::informer::ObjectKey;
+use rollout::Sync;
 
 /// One thing to do for a Deployment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Create this pod (it has `generateName`, so the store names it).
-    CreatePod(Box<Pod>),
-    /// Delete this pod (gracefully: its node agent stops it first), if it still has this uid.
-    DeletePod {
-        /// The pod.
+    /// Make this orphan ReplicaSet the Deployment's (controller owner reference), if it still is an orphan.
+    AdoptReplicaSet {
+        /// The ReplicaSet.
         key: ObjectKey,
         /// Its uid.
         uid: String,
     },
+    /// Drop the Deployment's owner reference from this ReplicaSet, which its selector no longer matches.
+    ReleaseReplicaSet {
+        /// The ReplicaSet.
+        key: ObjectKey,
+        /// Its uid.
+        uid: String,
+    },
+    /// Create this ReplicaSet (a `ScalingReplicaSet` event says so when it has replicas).
+    CreateReplicaSet(Box<ReplicaSet>),
+    /// Write this ReplicaSet (its `resourceVersion` is the one decided on: a conflict means a newer view is on
+    /// its way). `from` is its size before; a `ScalingReplicaSet` event says when it changed.
+    UpdateReplicaSet {
+        /// The ReplicaSet as it should be.
+        replica_set: Box<ReplicaSet>,
+        /// `spec.replicas` before.
+        from: i32,
+    },
+    /// Delete this old ReplicaSet (beyond `revisionHistoryLimit`), if it still has this uid.
+    DeleteReplicaSet {
+        /// The ReplicaSet.
+        key: ObjectKey,
+        /// Its uid.
+        uid: String,
+    },
+    /// Set the Deployment's `deployment.kubernetes.io/revision` annotation.
+    SetRevision(String),
     /// Write the Deployment's status.
     UpdateStatus(Box<DeploymentStatus>),
 }
@@ -40,47 +66,53 @@ pub enum Action {
 /// The decisions for one Deployment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    /// What to do, in order: creates, deletes, then the status.
+    /// What to do, in order; the status last.
     pub actions: Vec<Action>,
-    /// Look again after this long even if nothing changes (time alone will change the outcome).
+    /// Look again after this long even if nothing changes (the progress deadline).
     pub requeue_after: Option<Duration>,
 }
 
-fn delete(pod: &Pod) -> Action {
-    Action::DeletePod {
-        key: ObjectKey::of(&pod.metadata),
-        uid: pod.metadata.uid.clone().unwrap_or_default(),
-    }
-}
-
-/// Most pods one reconcile creates or deletes (the ReplicaSet controller's `burstReplicas`); the next reconcile,
-/// once the cache shows these writes, continues. Keeps a Deployment of 2^31 replicas from exhausting memory.
-pub const BURST: usize = 500;
-
-/// What `deployment` needs given `pods` (any pods of its namespace; only those it controls count) at `now`.
-pub fn reconcile(deployment: &Deployment, pods: &[&Pod], now: DateTime<Utc>) -> Plan {
-    let (Some(uid), Some(spec)) = (deployment.metadata.uid.as_deref(), &deployment.spec) else {
+/// What `deployment` needs given `replica_sets` and `pods` (any of its namespace; only those it controls or
+/// claims count) at `now` (Kubernetes' `syncDeployment`).
+pub fn reconcile(
+    deployment: &Deployment,
+    replica_sets: &[&ReplicaSet],
+    pods: &[&Pod],
+    now: DateTime<Utc>,
+) -> Plan {
+    let (Some(_), Some(spec)) = (deployment.metadata.uid.as_deref(), &deployment.spec) else {
         return Plan::default();
     };
-    let owned: Vec<&Pod> = pods
+    let (claimed, claims) = replicasets::claim(deployment, replica_sets);
+    let taken: BTreeSet<String> = replica_sets
         .iter()
-        .copied()
-        .filter(|p| pods::owned_by(p, uid))
+        .filter_map(|rs| rs.metadata.name.clone())
         .collect();
-    let hash = pods::template_hash(&spec.template);
-    let mut rollout = rollout::plan(deployment, &hash, &owned, now);
-    if deployment.metadata.deletion_timestamp.is_some() {
-        // Being deleted (its finalizers hold it while the garbage collector orphans or deletes its pods): only the
-        // status is kept up, as kube-controller-manager's `syncStatusOnly`; new pods would undo the collector's work.
-        rollout.create = 0;
-        rollout.delete.clear();
-    }
-    let mut actions: Vec<Action> = (0..rollout.create.min(BURST))
-        .map(|_| Action::CreatePod(Box::new(pods::new_pod(deployment, &hash))))
-        .collect();
-    actions.extend(rollout.delete.iter().take(BURST).map(|p| delete(p)));
-    let (status, requeue_after) =
-        status::compute(deployment, &hash, &owned, rollout.create > 0, now);
+    let mut sync = Sync::new(deployment, claimed, claims, taken, now);
+    let rolled = if deployment.metadata.deletion_timestamp.is_some() {
+        // Being deleted (its finalizers hold it while the garbage collector orphans or deletes its ReplicaSets):
+        // only the status is kept up, as Kubernetes' `syncStatusOnly`; a new ReplicaSet would undo the collector.
+        false
+    } else {
+        status::check_paused(&mut sync);
+        if spec.paused == Some(true) || sync.is_scaling_event() {
+            sync.sync();
+            false
+        } else {
+            match spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) {
+                Some("Recreate") => sync.recreate(pods),
+                _ => sync.rolling(),
+            }
+            true
+        }
+    };
+    let status = if rolled {
+        status::rollout(&sync)
+    } else {
+        status::calculate(&sync)
+    };
+    let requeue_after = status::requeue(deployment, &status, now);
+    let mut actions = sync.actions;
     if deployment.status.as_ref() != Some(&status) {
         actions.push(Action::UpdateStatus(Box::new(status)));
     }
