@@ -25,8 +25,8 @@ pub enum Command {
     /// The HTTP front door speaking the Kubernetes API.
     Gateway(GatewayArgs),
     /// The scheduler: binds pending pods to nodes.
-    Scheduler(CommonArgs),
-    /// The controllers: deployments, namespaces and garbage collection.
+    Scheduler(SchedulerArgs),
+    /// The controllers: deployments, namespaces, garbage collection and node lifecycle.
     Controllers(ControllersArgs),
     /// A node agent: registers a node and runs the pods bound to it.
     Agent(AgentArgs),
@@ -113,6 +113,10 @@ pub struct UpArgs {
     /// (mode 0600, one random key) on the first start.
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// How long a node may go without renewing its Lease before it is marked Unknown and tainted unreachable
+    /// (kube-controller-manager's flag).
+    #[arg(long, value_parser = parse_duration, default_value = "50s")]
+    pub node_monitor_grace_period: Duration,
 }
 
 /// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
@@ -317,6 +321,74 @@ pub struct ControllersArgs {
     /// the gateway's keys.
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// Leader election among several controller managers.
+    #[command(flatten)]
+    pub election: ElectionArgs,
+    /// How long a node may go without renewing its Lease before it is marked Unknown and tainted unreachable
+    /// (kube-controller-manager's flag).
+    #[arg(long, value_parser = parse_duration, default_value = "50s")]
+    pub node_monitor_grace_period: Duration,
+}
+
+/// `navarch scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Bus and cluster name.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Leader election among several schedulers.
+    #[command(flatten)]
+    pub election: ElectionArgs,
+}
+
+/// Leader election, with kube-controller-manager's and kube-scheduler's flags and defaults: of the copies of a role
+/// running with the same Lease, one is active.
+#[derive(Debug, Args, Clone)]
+pub struct ElectionArgs {
+    /// Elect a leader among the copies of this role (`--leader-elect=false`: this copy is always active; run only
+    /// one then).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// How long a standby waits after the leader's last renewal it saw before taking over.
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps leading without a successful renewal (shorter than the lease duration).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often the Lease is read and renewed.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub leader_elect_retry_period: Duration,
+    /// Namespace of the Lease.
+    #[arg(long, default_value = "kube-system")]
+    pub leader_elect_resource_namespace: String,
+    /// Name of the Lease (default: `navarch-controllers` or `navarch-scheduler`).
+    #[arg(long)]
+    pub leader_elect_resource_name: Option<String>,
+    /// This copy's holder identity (default: `<hostname>_<pid>`).
+    #[arg(long)]
+    pub leader_elect_identity: Option<String>,
+}
+
+impl ElectionArgs {
+    /// The election's configuration for the Lease named `default_name` unless the flags name another; None with
+    /// `--leader-elect=false`.
+    pub fn config(&self, default_name: &str) -> Option<navarch_actors::election::ElectionConfig> {
+        self.leader_elect
+            .then(|| navarch_actors::election::ElectionConfig {
+                lease_namespace: self.leader_elect_resource_namespace.clone(),
+                lease_name: self
+                    .leader_elect_resource_name
+                    .clone()
+                    .unwrap_or_else(|| default_name.to_string()),
+                identity: self
+                    .leader_elect_identity
+                    .clone()
+                    .unwrap_or_else(navarch_actors::election::default_identity),
+                lease_duration: self.leader_elect_lease_duration,
+                renew_deadline: self.leader_elect_renew_deadline,
+                retry_period: self.leader_elect_retry_period,
+            })
+    }
 }
 
 /// `navarch secrets <tool>`.

@@ -28,11 +28,34 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Store(args) => store(args).await,
         Command::Gateway(args) => gateway(args).await,
         Command::Scheduler(args) => {
-            let bus = connect(&args, "scheduler").await?;
-            let roles = Roles {
-                scheduler: Some(navarch_actors::start_scheduler(bus, Default::default())?),
-                ..Default::default()
-            };
+            let bus = connect(&args.common, "scheduler").await?;
+            let mut roles = Roles::default();
+            let election = args
+                .election
+                .config(navarch_actors::election::SCHEDULER_LEASE);
+            match election {
+                Some(election) => {
+                    println!(
+                        "scheduler: campaigning for lease {}/{} as {}",
+                        election.lease_namespace, election.lease_name, election.identity
+                    );
+                    let identity = election.identity.clone();
+                    let campaign =
+                        navarch_actors::election::campaign(bus.clone(), election, move |fence| {
+                            println!("scheduler: leading as {identity}");
+                            let config = navarch_actors::SchedulerConfig {
+                                fence: Some(fence),
+                                ..Default::default()
+                            };
+                            navarch_actors::start_scheduler(bus.clone(), config)
+                        })?;
+                    roles.campaigns.push(campaign);
+                }
+                None => {
+                    roles.scheduler =
+                        Some(navarch_actors::start_scheduler(bus, Default::default())?)
+                }
+            }
             roles.serve().await
         }
         Command::Controllers(args) => {
@@ -40,12 +63,33 @@ pub async fn run(command: Command) -> Result<()> {
             let bus = connect(&args.common, "controllers").await?;
             let config = navarch_actors::ControllersConfig {
                 encryption,
+                node_monitor_grace_period: args.node_monitor_grace_period,
                 ..Default::default()
             };
-            let roles = Roles {
-                controllers: Some(navarch_actors::start_controllers(bus, config)?),
-                ..Default::default()
-            };
+            let mut roles = Roles::default();
+            match args
+                .election
+                .config(navarch_actors::election::CONTROLLERS_LEASE)
+            {
+                Some(election) => {
+                    println!(
+                        "controllers: campaigning for lease {}/{} as {}",
+                        election.lease_namespace, election.lease_name, election.identity
+                    );
+                    let identity = election.identity.clone();
+                    let campaign =
+                        navarch_actors::election::campaign(bus.clone(), election, move |fence| {
+                            println!("controllers: leading as {identity}");
+                            let config = navarch_actors::ControllersConfig {
+                                fence: Some(fence),
+                                ..config.clone()
+                            };
+                            navarch_actors::start_controllers(bus.clone(), config)
+                        })?;
+                    roles.campaigns.push(campaign);
+                }
+                None => roles.controllers = Some(navarch_actors::start_controllers(bus, config)?),
+            }
             roles.serve().await
         }
         Command::Agent(args) => agent(args).await,
@@ -117,6 +161,8 @@ struct Roles {
     scheduler: Option<navarch_actors::SchedulerHandle>,
     controllers: Option<navarch_actors::ControllersHandle>,
     agent: Option<navarch_actors::AgentHandle>,
+    /// Leader elections of the scheduler and controllers, each running its role while it leads.
+    campaigns: Vec<navarch_actors::election::Campaign>,
 }
 
 impl Roles {
@@ -130,6 +176,9 @@ impl Roles {
     async fn stop(self) -> Result<()> {
         if let Some(agent) = self.agent {
             agent.shutdown().await;
+        }
+        for campaign in self.campaigns {
+            campaign.shutdown().await;
         }
         if let Some(controllers) = self.controllers {
             controllers.shutdown().await;
@@ -266,6 +315,7 @@ async fn up(args: UpArgs) -> Result<()> {
             bus_for("controllers").await?,
             navarch_actors::ControllersConfig {
                 encryption: Some(encryption.clone()),
+                node_monitor_grace_period: args.node_monitor_grace_period,
                 ..Default::default()
             },
         )?);

@@ -9,6 +9,8 @@
 //! - [`scheduler`]: binds pending pods to nodes ([`scheduler::placement`] decides, the `Scheduler` actor binds).
 //! - [`controllers`]: control loops (deployments, ReplicaSets, endpoints, namespaces, garbage collection), with a
 //!   shared work queue and expectations.
+//! - [`election`]: leader election by a Lease, so that one of several schedulers or controller managers is active,
+//!   with fenced writes.
 //! - [`agent`]: the node agent: registers its Node, runs its pods ([`agent::lifecycle`] decides per pod,
 //!   [`agent::config`] resolves env and volume files, [`agent::volumes`] lays volumes out on disk).
 //! - [`runtime`]: how the agent runs containers: the `Runtime` contract, the process runtime (with, as root, pod
@@ -26,6 +28,7 @@
 pub mod agent;
 pub mod conditions;
 pub mod controllers;
+pub mod election;
 pub mod error;
 pub mod events;
 pub mod informer;

@@ -1,6 +1,8 @@
 //! The controllers role: control loops that drive objects toward their spec: the deployment controller (which owns
-//! ReplicaSets), the ReplicaSet controller (which owns pods), the namespace controller, the endpoints controller, and the garbage collector (which deletes objects whose owners are
-//! gone, such as the pods of a deleted Deployment, and carries out Orphan and Foreground deletion). Each controller
+//! ReplicaSets), the ReplicaSet controller (which owns pods), the namespace controller, the endpoints controller, the
+//! garbage collector (which deletes objects whose owners are gone, such as the pods of a deleted Deployment, and
+//! carries out Orphan and Foreground deletion), the node lifecycle controller (unreachable nodes tainted, their pods
+//! evicted), and the public event stream's publisher ([`crate::publisher`]). Each controller
 //! is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
@@ -9,6 +11,7 @@ pub mod endpoints;
 pub mod expectations;
 pub mod gc;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod wake;
@@ -16,7 +19,7 @@ pub mod wake;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use navarch_bus::api::{EncryptionKeys, Objects};
+use navarch_bus::api::{EncryptionKeys, Fence, Objects};
 use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
@@ -25,6 +28,7 @@ pub use endpoints::EndpointsController;
 pub use gc::GarbageCollector;
 pub use namespace::NamespaceController;
 pub use replicaset::ReplicaSetController;
+pub use nodelifecycle::NodeLifecycleController;
 
 use crate::error::{Error, Result};
 
@@ -45,6 +49,11 @@ pub struct ControllersConfig {
     /// Keys to read (and write) Secrets encrypted at rest: the namespace controller lists and deletes a namespace's
     /// Secrets, and cannot while they are encrypted with keys it lacks. Default none (plain Secrets only).
     pub encryption: Option<EncryptionKeys>,
+    /// How long a node's Lease and status may go unrenewed before the node is judged Unknown and tainted
+    /// unreachable. Default 50 s: kube-controller-manager's `--node-monitor-grace-period`.
+    pub node_monitor_grace_period: Duration,
+    /// The fence of an elected leader's writes ([`crate::election`]); None: unfenced (a lone controller manager).
+    pub fence: Option<Fence>,
 }
 
 impl Default for ControllersConfig {
@@ -55,6 +64,8 @@ impl Default for ControllersConfig {
             retry_base: Duration::from_millis(5),
             retry_max: Duration::from_secs(60),
             encryption: None,
+            node_monitor_grace_period: Duration::from_secs(50),
+            fence: None,
         }
     }
 }
@@ -80,6 +91,9 @@ impl ControllersConfig {
         if self.retry_max < self.retry_base {
             return invalid("retry_max", "must be at least retry_base");
         }
+        if self.node_monitor_grace_period.is_zero() {
+            return invalid("node_monitor_grace_period", "must be positive");
+        }
         Ok(())
     }
 }
@@ -93,6 +107,7 @@ pub struct ControllersHandle {
     endpoints: Addr<EndpointsController>,
     gc: Addr<GarbageCollector>,
     publisher: Addr<crate::publisher::EventPublisher>,
+    node_lifecycle: Addr<NodeLifecycleController>,
 }
 
 impl ControllersHandle {
@@ -109,13 +124,18 @@ impl ControllersHandle {
         let _ = self.endpoints.send(crate::Stop).await;
         let _ = self.gc.send(crate::Stop).await;
         let _ = self.publisher.send(crate::Stop).await;
+        let _ = self.node_lifecycle.send(crate::Stop).await;
     }
 }
 
 /// Starts the controllers on `bus`. Call inside a running actix `System` (on a tokio runtime).
 pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<ControllersHandle> {
     config.validate()?;
-    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let objects = Objects::new(StoreClient::new(bus))
+        .with_encryption(config.encryption.clone())
+        .with_fence(config.fence.clone());
+    let node_lifecycle =
+        NodeLifecycleController::new(objects.clone(), config.node_monitor_grace_period).start();
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
     let replica_set = ReplicaSetController::new(objects.clone(), config.clone()).start();
@@ -129,6 +149,7 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
         endpoints,
         gc,
         publisher,
+        node_lifecycle,
     })
 }
 

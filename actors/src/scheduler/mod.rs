@@ -22,7 +22,7 @@ mod spread;
 use std::time::Duration;
 
 use actix::{Actor, Addr};
-use navarch_bus::api::Objects;
+use navarch_bus::api::{Fence, Objects};
 use navarch_bus::store::StoreClient;
 use navarch_bus::Bus;
 
@@ -42,6 +42,8 @@ pub struct SchedulerConfig {
     /// How often unschedulable pods are tried again even if nothing was seen to change. Default 10 s:
     /// kube-scheduler's maximum pod back-off (`podMaxBackoffSeconds`).
     pub retry_interval: Duration,
+    /// The fence of an elected leader's writes ([`crate::election`]); None: unfenced (a lone scheduler).
+    pub fence: Option<Fence>,
 }
 
 impl Default for SchedulerConfig {
@@ -50,6 +52,7 @@ impl Default for SchedulerConfig {
             scheduler_name: "default-scheduler".into(),
             node_heartbeat_timeout: Duration::from_secs(40),
             retry_interval: Duration::from_secs(10),
+            fence: None,
         }
     }
 }
@@ -100,7 +103,7 @@ impl SchedulerHandle {
 /// Starts a scheduler on `bus`. Call inside a running actix `System` (on a tokio runtime).
 pub fn start_scheduler(bus: Bus, config: SchedulerConfig) -> Result<SchedulerHandle> {
     config.validate()?;
-    let objects = Objects::new(StoreClient::new(bus));
+    let objects = Objects::new(StoreClient::new(bus)).with_fence(config.fence.clone());
     let addr = Scheduler::new(objects, config).start();
     Ok(SchedulerHandle { addr })
 }

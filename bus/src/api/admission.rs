@@ -331,6 +331,9 @@ fn normalize(
         "Pod" => typed::<Pod>(info, object, validation, |pod, errors| {
             if let Some(spec) = pod.spec.as_mut() {
                 default_pod_spec(spec);
+                if old.is_none() {
+                    default_toleration_seconds(spec);
+                }
             }
             if old.is_none() {
                 // A new pod starts Pending; status is the node agent's to write.
@@ -550,6 +553,40 @@ pub(crate) fn default_pod_spec(spec: &mut PodSpec) {
         }
         c.resources.get_or_insert_with(Default::default);
         super::probes::default(c);
+    }
+}
+
+/// How long a pod stays on a node that is not ready or unreachable, unless it says otherwise: 300 s, the
+/// DefaultTolerationSeconds admission plugin's `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// Kubernetes' DefaultTolerationSeconds admission, on pod creation: a pod with no toleration of the
+/// `node.kubernetes.io/not-ready:NoExecute` taint (nor of `unreachable`) gets one for
+/// [`DEFAULT_TOLERATION_SECONDS`], so the node lifecycle controller evicts it after five minutes on a failed node
+/// rather than at once.
+fn default_toleration_seconds(spec: &mut PodSpec) {
+    use k8s_openapi::api::core::v1::Toleration;
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+        // As the plugin: any toleration that tolerates the NoExecute taint of this key counts, whatever its seconds.
+        let tolerated = tolerations.iter().any(|t| {
+            let effect = t.effect.as_deref().unwrap_or_default();
+            let t_key = t.key.as_deref().unwrap_or_default();
+            (t_key.is_empty() || t_key == key) && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !tolerated {
+            tolerations.push(Toleration {
+                key: Some(key.into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                value: None,
+            });
+        }
     }
 }
 

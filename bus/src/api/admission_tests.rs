@@ -346,4 +346,46 @@ fn rolling_update_bounds_are_validated_as_kubernetes_does() {
     d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
     let e = create(info, d, &cx(Some("demo"))).unwrap_err();
     assert_eq!(e.causes()[0].field, "spec.strategy.rollingUpdate");
+fn new_pods_tolerate_failed_nodes_for_five_minutes_unless_they_say_otherwise() {
+    let info = by_kind("v1", "Pod").unwrap();
+    let pod = |tolerations: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}], "tolerations": tolerations}})
+    };
+    let created = create(info, pod(Value::Null), &cx(Some("demo")))
+        .unwrap()
+        .object;
+    assert_eq!(
+        created["spec"]["tolerations"],
+        json!([
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+        ])
+    );
+    // A pod's own toleration of a taint is kept, whatever its seconds; only the other one is added.
+    let own = json!([{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2}]);
+    let created = create(info, pod(own), &cx(Some("demo"))).unwrap().object;
+    let tolerations = created["spec"]["tolerations"].as_array().unwrap();
+    assert_eq!(tolerations.len(), 2);
+    assert_eq!(tolerations[0]["tolerationSeconds"], 2);
+    assert_eq!(tolerations[1]["key"], "node.kubernetes.io/not-ready");
+    // A toleration of everything covers both.
+    let all = create(
+        info,
+        pod(json!([{"operator": "Exists"}])),
+        &cx(Some("demo")),
+    )
+    .unwrap()
+    .object;
+    assert_eq!(all["spec"]["tolerations"], json!([{"operator": "Exists"}]));
+    // Deployment templates are not pods: they get none (their pods will, when created).
+    let d = create(
+        by_kind("apps/v1", "Deployment").unwrap(),
+        deployment(1),
+        &cx(Some("demo")),
+    )
+    .unwrap();
+    assert!(d.object["spec"]["template"]["spec"]
+        .get("tolerations")
+        .is_none());
 }

@@ -13,6 +13,7 @@ use super::allocation::{Claims, ServiceCidr};
 use super::deletion::{self, Deletion, Propagation};
 use super::encryption::{self, EncryptionKeys};
 use super::error::{ApiError, Reason};
+use super::fence::Fence;
 use super::meta;
 use super::resource::{self, ResourceInfo};
 use crate::store::{
@@ -218,7 +219,7 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn context(namespace: Option<&str>, validation: FieldValidation) -> Context<'_> {
+pub(super) fn context(namespace: Option<&str>, validation: FieldValidation) -> Context<'_> {
     Context {
         namespace,
         validation,
@@ -237,6 +238,9 @@ pub struct Objects {
     dry_run: bool,
     /// Where Services' cluster IPs come from (see [`super::allocation`]).
     service_cidr: ServiceCidr,
+    /// An elected leader's fence: every write also compares it, and fails once another process leads (see
+    /// [`super::fence`]).
+    fence: Option<Fence>,
 }
 
 impl Objects {
@@ -248,6 +252,45 @@ impl Objects {
             keys: None,
             dry_run: false,
             service_cidr: ServiceCidr::default(),
+            fence: None,
+        }
+    }
+
+    /// The same, with every write fenced by `fence` (see [`super::fence`]): refused while this process does not
+    /// lead, failing with [`super::fence::is_fenced`] once another process acquired the lease. None: unfenced.
+    pub fn with_fence(mut self, fence: Option<Fence>) -> Self {
+        self.fence = fence;
+        self
+    }
+
+    /// The fence of this process's writes, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
+    }
+
+    /// Adds the fence's compare to `compares`; the failure branch's read that tells a fenced write apart, and the
+    /// revision compared (none when unfenced).
+    fn fence_guard(&self, compares: &mut Vec<Compare>) -> Result<(Vec<TxnOp>, i64), ApiError> {
+        let Some(fence) = &self.fence else {
+            return Ok((vec![], 0));
+        };
+        let (compare, read) = fence.guard()?;
+        let CompareTarget::ModRevision(revision) = compare.target else {
+            return Err(ApiError::internal("a fence compares a mod revision"));
+        };
+        compares.push(compare);
+        Ok((vec![read], revision))
+    }
+
+    /// After a failed transaction with [`Objects::fence_guard`]: the fenced error if the fence moved.
+    fn fence_check(
+        &self,
+        response: &crate::store::TxnResponse,
+        guarded: i64,
+    ) -> Result<(), ApiError> {
+        match &self.fence {
+            Some(fence) if !response.succeeded => fence.check(response, guarded),
+            _ => Ok(()),
         }
     }
 
@@ -418,14 +461,16 @@ impl Objects {
             ..Default::default()
         })];
         success.extend(claims.puts);
+        let (failure, guarded) = self.fence_guard(&mut compares)?;
         let response = self
             .store
             .txn(TxnRequest {
                 compare: compares,
                 success,
-                failure: vec![],
+                failure,
             })
             .await?;
+        self.fence_check(&response, guarded)?;
         if !response.succeeded {
             return Ok(None);
         }
@@ -571,17 +616,20 @@ impl Objects {
 
     /// Deletes `key` if it is still at `revision`: the revision of the deletion, or None when the key moved on.
     async fn delete_at(&self, key: String, revision: i64) -> Result<Option<i64>, ApiError> {
+        let mut compare = vec![Compare::mod_revision(key.clone(), revision)];
+        let (failure, guarded) = self.fence_guard(&mut compare)?;
         let response = self
             .store
             .txn(TxnRequest {
-                compare: vec![Compare::mod_revision(key.clone(), revision)],
+                compare,
                 success: vec![TxnOp::Delete(DeleteRequest {
                     key: key.into_bytes(),
                     ..Default::default()
                 })],
-                failure: vec![],
+                failure,
             })
             .await?;
+        self.fence_check(&response, guarded)?;
         Ok(response.succeeded.then_some(response.header.revision))
     }
 
