@@ -346,6 +346,9 @@ fn rolling_update_bounds_are_validated_as_kubernetes_does() {
     d["spec"]["strategy"] = json!({"type": "Recreate", "rollingUpdate": {"maxSurge": 1}});
     let e = create(info, d, &cx(Some("demo"))).unwrap_err();
     assert_eq!(e.causes()[0].field, "spec.strategy.rollingUpdate");
+}
+
+#[test]
 fn new_pods_tolerate_failed_nodes_for_five_minutes_unless_they_say_otherwise() {
     let info = by_kind("v1", "Pod").unwrap();
     let pod = |tolerations: Value| {
