@@ -15,6 +15,7 @@
 //! the `preStop` hook) and probe execs; probes' HTTP and TCP connections to the pod's IP.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,10 +74,18 @@ pub struct NodeAgent {
     stopping: bool,
     /// Pods whose volumes are being compared with their objects.
     resyncing: HashSet<String>,
+    /// The cluster DNS server pods with `dnsPolicy: ClusterFirst` get as their nameserver; None: they keep the
+    /// host's resolv.conf.
+    cluster_dns: Option<Ipv4Addr>,
 }
 
 impl NodeAgent {
-    pub(super) fn new(objects: Objects, config: AgentConfig, runtime: Arc<dyn Runtime>) -> Self {
+    pub(super) fn new(
+        objects: Objects,
+        config: AgentConfig,
+        runtime: Arc<dyn Runtime>,
+        cluster_dns: Option<Ipv4Addr>,
+    ) -> Self {
         let facts = NodeFacts {
             name: config.node_name.clone(),
             labels: config.labels.clone(),
@@ -101,6 +110,7 @@ impl NodeAgent {
             lease_in_flight: false,
             stopping: false,
             resyncing: HashSet::new(),
+            cluster_dns,
         }
     }
 
@@ -338,8 +348,9 @@ impl NodeAgent {
                 let scheme = self.scheme();
                 let uid = uid.to_string();
                 let name = container.clone();
+                let dns = self.cluster_dns;
                 let work = async move {
-                    let spec = configure(&objects, pod, key, pod_dir, &name, attempt, ips)
+                    let spec = configure(&objects, pod, key, pod_dir, &name, attempt, ips, dns)
                         .await
                         .map_err(Failure::Config)?;
                     runtime
@@ -636,7 +647,8 @@ enum Failure {
 }
 
 /// Reads the objects `pod` refers to, sets up its volumes and resolves what run `attempt` of `container` starts
-/// with.
+/// with; with `dns` (the cluster DNS server), also the pod's resolv.conf, mounted over `/etc/resolv.conf`.
+#[allow(clippy::too_many_arguments)]
 async fn configure(
     objects: &Objects,
     pod: Pod,
@@ -645,6 +657,7 @@ async fn configure(
     container: &str,
     attempt: u32,
     ips: PodIps,
+    dns: Option<Ipv4Addr>,
 ) -> Result<ContainerSpec, ConfigError> {
     let sources = super::sources::fetch(objects, &pod).await?;
     let container = container.to_string();
@@ -653,11 +666,46 @@ async fn configure(
         if let Some(c) = super::container::find(&pod, &container) {
             super::volumes::create_sub_paths(&pod, c, &volumes)?;
         }
-        super::container::spec_for(&pod, &key, &container, attempt, (&sources, &ips), &volumes)
+        let mut spec = super::container::spec_for(
+            &pod,
+            &key,
+            &container,
+            attempt,
+            (&sources, &ips),
+            &volumes,
+        )?;
+        if let Some(mount) = dns.and_then(|dns| resolv_conf_mount(&pod, &pod_dir, dns).transpose())
+        {
+            // First, so that a volume the pod mounts at /etc itself still wins.
+            spec.mounts.insert(0, mount?);
+        }
+        Ok(spec)
     };
     tokio::task::spawn_blocking(blocking)
         .await
         .map_err(|e| ConfigError(format!("cannot set up volumes: {e}")))?
+}
+
+/// Writes the pod's resolv.conf for the cluster DNS at `dns` into its directory and says where to mount it; None
+/// when the pod keeps the host's (its `dnsPolicy`).
+fn resolv_conf_mount(
+    pod: &Pod,
+    pod_dir: &std::path::Path,
+    dns: Ipv4Addr,
+) -> Result<Option<crate::runtime::Mount>, ConfigError> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let Some(text) = super::dns::resolv_conf(pod, dns, &host) else {
+        return Ok(None);
+    };
+    let path = pod_dir.join("resolv.conf");
+    std::fs::create_dir_all(pod_dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|e| ConfigError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(Some(crate::runtime::Mount {
+        source: path,
+        target: "/etc/resolv.conf".into(),
+        read_only: true,
+    }))
 }
 
 /// Renews the node's Lease, or creates it (owned by the Node) when it is missing. A Node not registered yet gets

@@ -7,11 +7,14 @@
 //! memory and disk pressure), [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
 //! and hooks);
 //! [`logs`] reads log files and `log_server` streams them over the bus. [`hollow`] decides for simulated nodes
-//! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process.
+//! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process. [`proxy`]
+//! routes Services' cluster IPs and node ports with nftables and [`dns`] answers cluster DNS, where pods have
+//! their own network.
 
 mod actor;
 pub mod config;
 pub mod container;
+pub mod dns;
 pub mod hollow;
 mod hollow_runner;
 pub mod host;
@@ -23,6 +26,7 @@ pub mod node;
 pub mod pressure;
 pub mod probe;
 mod prober;
+pub mod proxy;
 pub mod registration;
 mod sources;
 pub mod status;
@@ -43,7 +47,7 @@ pub use actor::{NodeAgent, Shutdown};
 pub use hollow_runner::{start_hollow_nodes, HollowHandle};
 
 use crate::error::{Error, Result};
-use crate::runtime::netns::PodCidr;
+use crate::runtime::netns::{Cidr, PodCidr};
 use crate::runtime::{ProcessRuntime, Runtime};
 
 /// How the node agent behaves.
@@ -160,6 +164,8 @@ pub struct AgentHandle {
     runtime: Arc<dyn Runtime>,
     node_name: String,
     shutdown_grace: Duration,
+    /// The service proxy and cluster DNS, where they run.
+    services: Option<Arc<proxy::ServicesHandle>>,
 }
 
 impl std::fmt::Debug for AgentHandle {
@@ -194,6 +200,9 @@ impl AgentHandle {
         let _ = self.addr.send(Shutdown).await;
         // Anything the actor started while it was stopping, or everything if it was already gone.
         stop_everything(self.runtime.as_ref(), self.shutdown_grace).await;
+        if let Some(services) = &self.services {
+            services.shutdown().await;
+        }
         // Nothing runs any more: the pods' namespaces, cgroups and the node's bridge go.
         self.runtime.release_all_pods().await;
     }
@@ -265,17 +274,39 @@ pub async fn start_agent_with_runtime(
         runtime.clone(),
     )));
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let services = start_services(&objects, &config.node_name, runtime.as_ref()).await;
+    let cluster_dns = services.as_ref().and_then(|s| s.dns_address());
     let handle_runtime = runtime.clone();
     let node_name = config.node_name.clone();
     let shutdown_grace = config.shutdown_grace;
-    let addr = NodeAgent::new(objects, config, runtime).start();
+    let addr = NodeAgent::new(objects, config, runtime, cluster_dns).start();
     Ok(AgentHandle {
         addr,
         log_server,
         runtime: handle_runtime,
         node_name,
         shutdown_grace,
+        services,
     })
+}
+
+/// Starts the service proxy and cluster DNS where pods have their own network (the runtime has a pod CIDR, which
+/// only the process runtime as root has); elsewhere there is nothing to route into, which is logged once.
+async fn start_services(
+    objects: &Objects,
+    node: &str,
+    runtime: &dyn Runtime,
+) -> Option<Arc<proxy::ServicesHandle>> {
+    let cidr = runtime.pod_cidr().and_then(|c| c.parse::<Cidr>().ok());
+    match cidr {
+        Some(cidr) if crate::runtime::running_as_root() => {
+            Some(Arc::new(proxy::start(objects.clone(), node, cidr).await))
+        }
+        _ => {
+            tracing::info!("pods share the host's network (no root or no pod CIDR): no service proxy and no cluster DNS; pods keep the host's resolv.conf");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -417,6 +417,22 @@ impl NodeNetwork {
         .await?;
         run(tool, &["link", "set", &peer, "netns", &ns]).await?;
         run(tool, &["link", "set", &host, "master", &self.bridge, "up"]).await?;
+        // A pod reaching itself through a Service's cluster IP (hairpin): with `br_netfilter` the DNATed frame is
+        // bridged back out of the port it came in by, which a bridge refuses unless the port allows it (the
+        // kubelet's `--hairpin-mode=hairpin-veth` does the same).
+        run(
+            tool,
+            &[
+                "link",
+                "set",
+                &host,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ],
+        )
+        .await?;
         run(tool, &["-n", &ns, "link", "set", &peer, "name", "eth0"]).await?;
         run(tool, &["-n", &ns, "addr", "add", &address, "dev", "eth0"]).await?;
         run(tool, &["-n", &ns, "link", "set", "eth0", "up"]).await?;
