@@ -113,6 +113,9 @@ pub struct UpArgs {
     /// (mode 0600, one random key) on the first start.
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// How often each HorizontalPodAutoscaler is synced, e.g. `15s` (kube-controller-manager's flag and default).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 /// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
@@ -317,6 +320,9 @@ pub struct ControllersArgs {
     /// the gateway's keys.
     #[command(flatten)]
     pub encryption: EncryptionArgs,
+    /// How often each HorizontalPodAutoscaler is synced, e.g. `15s` (kube-controller-manager's flag and default).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 /// `navarch secrets <tool>`.

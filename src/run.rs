@@ -40,6 +40,7 @@ pub async fn run(command: Command) -> Result<()> {
             let bus = connect(&args.common, "controllers").await?;
             let config = navarch_actors::ControllersConfig {
                 encryption,
+                hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
                 ..Default::default()
             };
             let roles = Roles {
@@ -266,6 +267,7 @@ async fn up(args: UpArgs) -> Result<()> {
             bus_for("controllers").await?,
             navarch_actors::ControllersConfig {
                 encryption: Some(encryption.clone()),
+                hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
                 ..Default::default()
             },
         )?);

@@ -1,6 +1,7 @@
 //! The controllers role: control loops that drive objects toward their spec: the deployment controller, the
 //! namespace controller, the endpoints controller, and the garbage collector (which deletes objects whose owners are
-//! gone, such as the pods of a deleted Deployment, and carries out Orphan and Foreground deletion). Each controller
+//! gone, such as the pods of a deleted Deployment, and carries out Orphan and Foreground deletion), and the
+//! horizontal pod autoscaler (`hpa`, which sizes Deployments by their pods' usage). Each controller
 //! is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
@@ -8,6 +9,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod gc;
+pub mod hpa;
 pub mod namespace;
 pub mod queue;
 pub mod wake;
@@ -22,6 +24,7 @@ use navarch_bus::Bus;
 pub use deployment::DeploymentController;
 pub use endpoints::EndpointsController;
 pub use gc::GarbageCollector;
+pub use hpa::HpaController;
 pub use namespace::NamespaceController;
 
 use crate::error::{Error, Result};
@@ -43,6 +46,9 @@ pub struct ControllersConfig {
     /// Keys to read (and write) Secrets encrypted at rest: the namespace controller lists and deletes a namespace's
     /// Secrets, and cannot while they are encrypted with keys it lacks. Default none (plain Secrets only).
     pub encryption: Option<EncryptionKeys>,
+    /// How often each HorizontalPodAutoscaler is synced. Default 15 s: kube-controller-manager's
+    /// `--horizontal-pod-autoscaler-sync-period`.
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for ControllersConfig {
@@ -53,6 +59,7 @@ impl Default for ControllersConfig {
             retry_base: Duration::from_millis(5),
             retry_max: Duration::from_secs(60),
             encryption: None,
+            hpa_sync_period: hpa::SYNC_PERIOD,
         }
     }
 }
@@ -72,6 +79,9 @@ impl ControllersConfig {
         if self.workers == 0 {
             return invalid("workers", "must be at least 1");
         }
+        if self.hpa_sync_period.is_zero() {
+            return invalid("hpa_sync_period", "must be positive");
+        }
         if self.retry_base.is_zero() {
             return invalid("retry_base", "must be positive");
         }
@@ -89,6 +99,7 @@ pub struct ControllersHandle {
     namespace: Addr<NamespaceController>,
     endpoints: Addr<EndpointsController>,
     gc: Addr<GarbageCollector>,
+    hpa: Addr<HpaController>,
 }
 
 impl ControllersHandle {
@@ -103,6 +114,7 @@ impl ControllersHandle {
         let _ = self.namespace.send(crate::Stop).await;
         let _ = self.endpoints.send(crate::Stop).await;
         let _ = self.gc.send(crate::Stop).await;
+        let _ = self.hpa.send(crate::Stop).await;
     }
 }
 
@@ -112,6 +124,7 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
     let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
+    let hpa = HpaController::new(objects.clone(), config.hpa_sync_period).start();
     let gc = GarbageCollector::new(objects.clone(), config).start();
     let namespace = NamespaceController::new(objects).start();
     Ok(ControllersHandle {
@@ -119,6 +132,7 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
         namespace,
         endpoints,
         gc,
+        hpa,
     })
 }
 
