@@ -43,7 +43,7 @@ fn window(ms: u64) -> String {
     if ms % 1000 == 0 {
         format!("{}s", ms / 1000)
     } else {
-        format!("{}ms", ms)
+        format!("{ms}ms")
     }
 }
 

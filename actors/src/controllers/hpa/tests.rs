@@ -166,7 +166,7 @@ fn busy_pods_scale_up_by_usage_over_target_within_the_rate_limit() {
         &mut history,
         at(1030),
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(10));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(10));
     assert_eq!(condition(&d, "ScalingLimited"), ("True", "TooManyReplicas"));
 }
 
@@ -206,7 +206,7 @@ fn usage_within_the_tolerance_changes_nothing() {
         &mut history,
         now,
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(3));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(3));
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn scale_down_stops_at_min_replicas() {
         &mut history,
         at(0),
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(2));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(2));
     assert_eq!(condition(&d, "ScalingLimited"), ("True", "TooFewReplicas"));
 }
 
@@ -317,7 +317,7 @@ fn a_target_outside_min_and_max_is_brought_back_without_metrics() {
         &mut history,
         at(0),
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(2));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(2));
     // A target scaled to zero by hand disables autoscaling.
     let d = reconcile(
         &h,
@@ -443,7 +443,7 @@ fn unmeasured_pods_count_at_their_request_when_scaling_down() {
         &mut history,
         at(0),
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(2));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(2));
 }
 
 #[test]
@@ -465,7 +465,7 @@ fn unready_pods_count_as_idle_when_scaling_up() {
         &mut history,
         now,
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(4));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(4));
 }
 
 #[test]
@@ -484,7 +484,7 @@ fn memory_average_value_targets_compare_bytes_per_pod() {
         &mut history,
         at(0),
     );
-    assert_eq!(d.rescale.map(|r| r.to), Some(4));
+    assert_eq!(d.rescale.as_ref().map(|r| r.to), Some(4));
     let current = &d.status.current_metrics.as_ref().unwrap()[0];
     let resource = current.resource.as_ref().unwrap();
     assert_eq!(resource.name, "memory");
