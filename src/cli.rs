@@ -117,6 +117,9 @@ pub struct UpArgs {
     /// (kube-controller-manager's flag).
     #[arg(long, value_parser = parse_duration, default_value = "50s")]
     pub node_monitor_grace_period: Duration,
+    /// How often each HorizontalPodAutoscaler is synced, e.g. `15s` (kube-controller-manager's flag and default).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 /// `navarch store`: runs a member, or with a subcommand talks to the store cluster.
@@ -328,6 +331,9 @@ pub struct ControllersArgs {
     /// (kube-controller-manager's flag).
     #[arg(long, value_parser = parse_duration, default_value = "50s")]
     pub node_monitor_grace_period: Duration,
+    /// How often each HorizontalPodAutoscaler is synced, e.g. `15s` (kube-controller-manager's flag and default).
+    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    pub horizontal_pod_autoscaler_sync_period: Duration,
 }
 
 /// `navarch scheduler`.

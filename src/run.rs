@@ -64,6 +64,7 @@ pub async fn run(command: Command) -> Result<()> {
             let config = navarch_actors::ControllersConfig {
                 encryption,
                 node_monitor_grace_period: args.node_monitor_grace_period,
+                hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
                 ..Default::default()
             };
             let mut roles = Roles::default();
@@ -316,6 +317,7 @@ async fn up(args: UpArgs) -> Result<()> {
             navarch_actors::ControllersConfig {
                 encryption: Some(encryption.clone()),
                 node_monitor_grace_period: args.node_monitor_grace_period,
+                hpa_sync_period: args.horizontal_pod_autoscaler_sync_period,
                 ..Default::default()
             },
         )?);

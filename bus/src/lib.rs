@@ -9,6 +9,7 @@
 //! - [`trace`]: W3C trace context in message headers.
 //! - [`headers`]: message headers.
 //! - [`logs`]: `kubectl logs` between gateway and node agent: request, numbered chunks, acknowledged sending.
+//! - [`metrics`]: container, pod and node usage a node agent reports on request (for `metrics.k8s.io` and the HPA).
 //! - [`api`]: the API object model (k8s-openapi types), resource registry, admission, and [`api::Objects`].
 //! - [`store`]: the store's request/response types, its client, and gap-free watches.
 //! - [`error`]: the bus's error type.
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod error;
 pub mod headers;
 pub mod logs;
+pub mod metrics;
 pub mod store;
 pub mod subject;
 pub mod trace;

@@ -123,6 +123,11 @@ impl Subjects {
     pub fn agent(&self, node: &str) -> String {
         format!("{}.agent.{}", self.prefix, token(node))
     }
+
+    /// Usage requests to the node agent of `node` (`bus/src/metrics.rs`): `agent.<node>.metrics`.
+    pub fn agent_metrics(&self, node: &str) -> String {
+        format!("{}.agent.{}.metrics", self.prefix, token(node))
+    }
 }
 
 #[cfg(test)]

@@ -220,6 +220,34 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             "/apis/authorization.k8s.io/v1/namespaces/{namespace}/localsubjectaccessreviews",
             post(reviews::local_subject_access),
         )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/pods",
+            get(handlers::metrics::all_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods",
+            get(handlers::metrics::namespace_pods),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{name}",
+            get(handlers::metrics::one_pod),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes",
+            get(handlers::metrics::all_nodes),
+        )
+        .route(
+            "/apis/metrics.k8s.io/v1beta1/nodes/{name}",
+            get(handlers::metrics::one_node),
+        )
+        .route(
+            "/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers",
+            get(handlers::hpa_v1::list).post(handlers::hpa_v1::create),
+        )
+        .route(
+            "/apis/autoscaling/v1/namespaces/{namespace}/horizontalpodautoscalers/{name}",
+            get(handlers::hpa_v1::get),
+        )
         .fallback(handlers::dispatch)
         .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
             Failure(method_not_allowed(method.as_str(), uri.path()))

@@ -77,6 +77,8 @@ pub struct NodeAgent {
     /// The cluster DNS server pods with `dnsPolicy: ClusterFirst` get as their nameserver; None: they keep the
     /// host's resolv.conf.
     cluster_dns: Option<Ipv4Addr>,
+    /// The kubelet's Events about pods, written off this actor's path.
+    events: super::events::PodEvents,
 }
 
 impl NodeAgent {
@@ -97,6 +99,7 @@ impl NodeAgent {
             reserved: config.reserved,
         };
         Self {
+            events: super::events::PodEvents::start(objects.clone()),
             objects,
             config,
             runtime,
@@ -112,6 +115,11 @@ impl NodeAgent {
             resyncing: HashSet::new(),
             cluster_dns,
         }
+    }
+
+    /// The cache of this node's pods (shared with the metrics server, which names pods by their uid).
+    pub(super) fn pod_cache(&self) -> Cache<Pod> {
+        self.pods.clone()
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
@@ -362,12 +370,14 @@ impl NodeAgent {
                 ctx.spawn(work.into_actor(self).map(move |result, act, ctx| match result {
                     Ok((id, pid)) => {
                         tracing::info!(container = %id, pid, "container started");
+                        act.note(&uid, |pod| super::events::started(pod, &container));
                         let container_id = format!("{scheme}://{id}");
                         act.feed(&uid, PodEvent::Started { container, attempt, container_id }, ctx);
                         act.watch_exit(uid, id, ctx);
                     }
                     Err(Failure::Config(e)) => {
                         tracing::info!(pod = %uid, container = %container, error = %e, "cannot configure container");
+                        act.note(&uid, |pod| vec![super::events::config_failed(pod, &container, &e.0)]);
                         let failed = PodEvent::ConfigFailed {
                             container,
                             attempt,
@@ -378,6 +388,8 @@ impl NodeAgent {
                     }
                     Err(Failure::Runtime(e)) => {
                         tracing::warn!(pod = %uid, container = %container, error = %e, "container failed to start");
+                        let message = e.to_string();
+                        act.note(&uid, |pod| vec![super::events::start_failed(pod, &container, &message)]);
                         let failed = PodEvent::StartFailed {
                             container,
                             attempt,
@@ -396,9 +408,12 @@ impl NodeAgent {
                 pre_stop,
                 reason,
             } => {
-                if let Some(reason) = reason {
-                    // The kubelet's `Killing` event.
+                if let Some(reason) = &reason {
                     tracing::info!(pod = %worker.key, "{reason}");
+                }
+                if let Some(pod) = worker.machine.pod() {
+                    self.events
+                        .emit([super::events::killing(pod, &container, reason.as_deref())]);
                 }
                 let id = ContainerId {
                     pod_uid: uid.to_string(),
@@ -445,8 +460,10 @@ impl NodeAgent {
                 };
                 ctx.spawn(work.into_actor(self).map(move |(id, outcome), act, ctx| {
                     if !outcome.success {
-                        // The kubelet's `Unhealthy` event.
                         tracing::info!(container = %id, "{} probe failed: {}", kind.name(), outcome.message);
+                        act.note(&uid, |pod| {
+                            vec![super::events::unhealthy(pod, &id.container, kind.name(), &outcome.message)]
+                        });
                     }
                     let result = PodEvent::ProbeResult {
                         container: id.container,
@@ -458,6 +475,9 @@ impl NodeAgent {
                 }));
             }
             Command::ReportStatus(status) => {
+                if let Some(pod) = worker.machine.pod() {
+                    self.events.reported(pod, &status);
+                }
                 if let Some(Write::Status(_)) = worker.writes.back() {
                     worker.writes.pop_back(); // only the newest status matters
                 }
@@ -473,6 +493,7 @@ impl NodeAgent {
                     return;
                 };
                 tracing::info!(pod = %worker.key, "pod forgotten");
+                self.events.forget(uid);
                 let runtime = self.runtime.clone();
                 let pod_uid = uid.to_string();
                 let ids: Vec<ContainerId> = worker
@@ -509,6 +530,13 @@ impl NodeAgent {
                     .into_actor(self),
                 );
             }
+        }
+    }
+
+    /// Emits the Events `make` says about the pod `uid` (nothing if its worker is gone).
+    fn note(&self, uid: &str, make: impl FnOnce(&Pod) -> Vec<super::events::Note>) {
+        if let Some(pod) = self.workers.get(uid).and_then(|w| w.machine.pod()) {
+            self.events.emit(make(pod));
         }
     }
 

@@ -3,18 +3,19 @@
 //! (and [`lifecycle::adopt`] for a pod an earlier agent left running, [`container`] per container, [`probe`] per
 //! container's probes), [`config`] resolves containers' env and volume files from ConfigMaps and Secrets (read by
 //! `sources`), [`volumes`] lays volumes out on disk and says where containers mount them, [`status`] and [`node`] say
-//! what the objects should read ([`lease`] the node's Lease, [`registration`] the Node's flags, [`pressure`] its
+//! what the objects should read ([`events`] the kubelet's Events about pods, [`lease`] the node's Lease, [`registration`] the Node's flags, [`pressure`] its
 //! memory and disk pressure), [`host`] reads the machine, [`NodeAgent`] carries it all out (`prober` runs probes
 //! and hooks);
-//! [`logs`] reads log files and `log_server` streams them over the bus. [`hollow`] decides for simulated nodes
-//! (`navarch agent --simulate N`), which [`start_hollow_nodes`] serves, N at a time in one process. [`proxy`]
-//! routes Services' cluster IPs and node ports with nftables and [`dns`] answers cluster DNS, where pods have
-//! their own network.
+//! [`logs`] reads log files and `log_server` streams them over the bus; [`metrics`] samples CPU and memory and
+//! answers usage requests. [`hollow`] decides for simulated nodes (`navarch agent --simulate N`), which
+//! [`start_hollow_nodes`] serves, N at a time in one process. [`proxy`] routes Services' cluster IPs and node ports
+//! with nftables and [`dns`] answers cluster DNS, where pods have their own network.
 
 mod actor;
 pub mod config;
 pub mod container;
 pub mod dns;
+pub mod events;
 pub mod hollow;
 mod hollow_runner;
 pub mod host;
@@ -22,6 +23,7 @@ pub mod lease;
 pub mod lifecycle;
 mod log_server;
 pub mod logs;
+pub mod metrics;
 pub mod node;
 pub mod pressure;
 pub mod probe;
@@ -161,6 +163,7 @@ impl AgentConfig {
 pub struct AgentHandle {
     addr: Addr<NodeAgent>,
     log_server: Arc<tokio::task::JoinHandle<()>>,
+    metrics: Arc<tokio::task::JoinHandle<()>>,
     runtime: Arc<dyn Runtime>,
     node_name: String,
     shutdown_grace: Duration,
@@ -197,6 +200,7 @@ impl AgentHandle {
     /// was already gone.
     pub async fn shutdown(self) {
         self.log_server.abort();
+        self.metrics.abort();
         let _ = self.addr.send(Shutdown).await;
         // Anything the actor started while it was stopping, or everything if it was already gone.
         stop_everything(self.runtime.as_ref(), self.shutdown_grace).await;
@@ -273,16 +277,28 @@ pub async fn start_agent_with_runtime(
         config.data_dir.clone(),
         runtime.clone(),
     )));
-    let objects = Objects::new(StoreClient::new(bus)).with_encryption(config.encryption.clone());
+    let metrics_requests = bus
+        .subscribe(&bus.subjects().agent_metrics(&config.node_name))
+        .await?;
+    let objects =
+        Objects::new(StoreClient::new(bus.clone())).with_encryption(config.encryption.clone());
     let services = start_services(&objects, &config.node_name, runtime.as_ref()).await;
     let cluster_dns = services.as_ref().and_then(|s| s.dns_address());
     let handle_runtime = runtime.clone();
     let node_name = config.node_name.clone();
     let shutdown_grace = config.shutdown_grace;
-    let addr = NodeAgent::new(objects, config, runtime, cluster_dns).start();
+    let agent = NodeAgent::new(objects, config, runtime.clone(), cluster_dns);
+    let metrics = Arc::new(tokio::spawn(metrics::serve(
+        bus,
+        metrics_requests,
+        runtime,
+        agent.pod_cache(),
+    )));
+    let addr = agent.start();
     Ok(AgentHandle {
         addr,
         log_server,
+        metrics,
         runtime: handle_runtime,
         node_name,
         shutdown_grace,

@@ -2,7 +2,8 @@
 //! ReplicaSets), the ReplicaSet controller (which owns pods), the namespace controller, the endpoints controller, the
 //! garbage collector (which deletes objects whose owners are gone, such as the pods of a deleted Deployment, and
 //! carries out Orphan and Foreground deletion), the node lifecycle controller (unreachable nodes tainted, their pods
-//! evicted), and the public event stream's publisher ([`crate::publisher`]). Each controller
+//! evicted), the horizontal pod autoscaler (`hpa`, which sizes Deployments by their pods' usage), and the public event
+//! stream's publisher ([`crate::publisher`]). Each controller
 //! is a folder with its
 //! pure decisions and its actor, sharing [`queue`] and [`expectations`].
 
@@ -10,6 +11,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod expectations;
 pub mod gc;
+pub mod hpa;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
@@ -26,6 +28,7 @@ use navarch_bus::Bus;
 pub use deployment::DeploymentController;
 pub use endpoints::EndpointsController;
 pub use gc::GarbageCollector;
+pub use hpa::HpaController;
 pub use namespace::NamespaceController;
 pub use replicaset::ReplicaSetController;
 pub use nodelifecycle::NodeLifecycleController;
@@ -54,6 +57,9 @@ pub struct ControllersConfig {
     pub node_monitor_grace_period: Duration,
     /// The fence of an elected leader's writes ([`crate::election`]); None: unfenced (a lone controller manager).
     pub fence: Option<Fence>,
+    /// How often each HorizontalPodAutoscaler is synced. Default 15 s: kube-controller-manager's
+    /// `--horizontal-pod-autoscaler-sync-period`.
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for ControllersConfig {
@@ -66,6 +72,7 @@ impl Default for ControllersConfig {
             encryption: None,
             node_monitor_grace_period: Duration::from_secs(50),
             fence: None,
+            hpa_sync_period: hpa::SYNC_PERIOD,
         }
     }
 }
@@ -84,6 +91,9 @@ impl ControllersConfig {
         }
         if self.workers == 0 {
             return invalid("workers", "must be at least 1");
+        }
+        if self.hpa_sync_period.is_zero() {
+            return invalid("hpa_sync_period", "must be positive");
         }
         if self.retry_base.is_zero() {
             return invalid("retry_base", "must be positive");
@@ -108,6 +118,7 @@ pub struct ControllersHandle {
     gc: Addr<GarbageCollector>,
     publisher: Addr<crate::publisher::EventPublisher>,
     node_lifecycle: Addr<NodeLifecycleController>,
+    hpa: Addr<HpaController>,
 }
 
 impl ControllersHandle {
@@ -125,6 +136,7 @@ impl ControllersHandle {
         let _ = self.gc.send(crate::Stop).await;
         let _ = self.publisher.send(crate::Stop).await;
         let _ = self.node_lifecycle.send(crate::Stop).await;
+        let _ = self.hpa.send(crate::Stop).await;
     }
 }
 
@@ -139,6 +151,7 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
     let endpoints = EndpointsController::new(objects.clone(), config.clone()).start();
     let deployment = DeploymentController::new(objects.clone(), config.clone()).start();
     let replica_set = ReplicaSetController::new(objects.clone(), config.clone()).start();
+    let hpa = HpaController::new(objects.clone(), config.hpa_sync_period).start();
     let gc = GarbageCollector::new(objects.clone(), config).start();
     let publisher = crate::publisher::EventPublisher::new(objects.clone()).start();
     let namespace = NamespaceController::new(objects).start();
@@ -150,6 +163,7 @@ pub fn start_controllers(bus: Bus, config: ControllersConfig) -> Result<Controll
         gc,
         publisher,
         node_lifecycle,
+        hpa,
     })
 }
 

@@ -1,7 +1,8 @@
 //! How a node agent runs containers: the [`Runtime`] contract and its implementations ([`ProcessRuntime`]: each
 //! container is a child process on the host; [`DockerRuntime`]: each a Docker container, per pod a sandbox);
 //! [`netns`] builds pod networks and [`cgroup`] container limits for the process runtime, and [`adopt`] keeps the
-//! records through which a restarted agent finds its containers again.
+//! records through which a restarted agent finds its containers again; [`usage`] reads containers' CPU and memory
+//! counters for the agent's metrics.
 //!
 //! # To be correct, a runtime must
 //! - run each [`ContainerId`] at most once: a second `start` of a live id is refused ([`RuntimeError::AlreadyExists`]);
@@ -36,6 +37,7 @@ pub mod docker;
 pub mod mounts;
 pub mod netns;
 mod process;
+pub mod usage;
 
 use std::fmt;
 use std::net::IpAddr;

@@ -84,7 +84,7 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
                         "responseKind": kind_ref(r.group, r.version, r.kind),
                         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
                         "singularResource": r.kind.to_lowercase(),
-                        "verbs": ["create"],
+                        "verbs": r.verbs,
                     })
                 })
                 .collect();

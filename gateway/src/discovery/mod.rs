@@ -117,7 +117,8 @@ fn subresource_json(info: &ResourceInfo, sub: &str) -> Value {
     entry
 }
 
-/// A create-only resource that is not stored: the review APIs (`src/auth/reviews.rs`).
+/// A resource that is not stored: the review APIs (`src/auth/reviews.rs`, create only) and the resource metrics
+/// API (`handlers/metrics.rs`, get and list).
 pub(crate) struct Review {
     /// Its group.
     pub group: &'static str,
@@ -129,16 +130,35 @@ pub(crate) struct Review {
     pub kind: &'static str,
     /// Whether it lives in a namespace.
     pub namespaced: bool,
+    /// What may be done with it.
+    pub verbs: &'static [&'static str],
 }
 
-/// The review APIs, as kube-apiserver serves them.
+/// The review APIs, as kube-apiserver serves them, and metrics-server's resource metrics.
 pub(crate) const REVIEWS: &[Review] = &[
+    Review {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "nodes",
+        kind: "NodeMetrics",
+        namespaced: false,
+        verbs: &["get", "list"],
+    },
+    Review {
+        group: "metrics.k8s.io",
+        version: "v1beta1",
+        plural: "pods",
+        kind: "PodMetrics",
+        namespaced: true,
+        verbs: &["get", "list"],
+    },
     Review {
         group: "authentication.k8s.io",
         version: "v1",
         plural: "selfsubjectreviews",
         kind: "SelfSubjectReview",
         namespaced: false,
+        verbs: &["create"],
     },
     Review {
         group: "authentication.k8s.io",
@@ -146,6 +166,7 @@ pub(crate) const REVIEWS: &[Review] = &[
         plural: "tokenreviews",
         kind: "TokenReview",
         namespaced: false,
+        verbs: &["create"],
     },
     Review {
         group: "authorization.k8s.io",
@@ -153,6 +174,7 @@ pub(crate) const REVIEWS: &[Review] = &[
         plural: "localsubjectaccessreviews",
         kind: "LocalSubjectAccessReview",
         namespaced: true,
+        verbs: &["create"],
     },
     Review {
         group: "authorization.k8s.io",
@@ -160,6 +182,7 @@ pub(crate) const REVIEWS: &[Review] = &[
         plural: "selfsubjectaccessreviews",
         kind: "SelfSubjectAccessReview",
         namespaced: false,
+        verbs: &["create"],
     },
     Review {
         group: "authorization.k8s.io",
@@ -167,6 +190,7 @@ pub(crate) const REVIEWS: &[Review] = &[
         plural: "selfsubjectrulesreviews",
         kind: "SelfSubjectRulesReview",
         namespaced: false,
+        verbs: &["create"],
     },
     Review {
         group: "authorization.k8s.io",
@@ -174,6 +198,7 @@ pub(crate) const REVIEWS: &[Review] = &[
         plural: "subjectaccessreviews",
         kind: "SubjectAccessReview",
         namespaced: false,
+        verbs: &["create"],
     },
 ];
 
@@ -206,7 +231,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let mut resources: Vec<Value> = reviews_in(group, version)
         .map(|r| {
             json!({"name": r.plural, "singularName": r.kind.to_lowercase(), "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": ["create"]})
+                "kind": r.kind, "verbs": r.verbs})
         })
         .collect();
     if kinds.is_empty() && resources.is_empty() {
