@@ -451,6 +451,24 @@ pub struct AgentArgs {
     /// --system-reserved).
     #[arg(long, value_name = "RESOURCES", conflicts_with = "simulate")]
     pub system_reserved: Option<String>,
+    /// A container's log file is rotated once it reaches this size, a quantity such as `10Mi` (the kubelet's
+    /// --container-log-max-size).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "10Mi",
+        conflicts_with = "simulate"
+    )]
+    pub container_log_max_size: String,
+    /// Log files kept per container, the one being written included; at least 2 (the kubelet's
+    /// --container-log-max-files).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 5,
+        conflicts_with = "simulate"
+    )]
+    pub container_log_max_files: usize,
     /// Run N simulated ("hollow") nodes instead of a real one, like kubemark or KWOK: they register, renew their
     /// heartbeat and report every pod bound to them Running without starting anything. For scale tests.
     #[arg(long, value_name = "N", conflicts_with_all = ["node_name", "pod_cidr", "data_dir"])]

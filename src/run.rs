@@ -552,6 +552,18 @@ fn registration(args: &AgentArgs) -> Result<navarch_actors::AgentConfig> {
         parsed.reserved =
             parse_reserved(text).map_err(|e| anyhow::anyhow!("--system-reserved: {e}"))?;
     }
+    let size = navarch_bus::api::quantity::Quantity::parse(&args.container_log_max_size)
+        .map_err(|e| anyhow::anyhow!("--container-log-max-size: {e}"))?
+        .units();
+    parsed.log_limits = navarch_actors::runtime::LogLimits {
+        max_size: u64::try_from(size)
+            .map_err(|_| anyhow::anyhow!("--container-log-max-size: must not be negative"))?,
+        max_files: args.container_log_max_files,
+    };
+    parsed
+        .log_limits
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--container-log-max-size/--container-log-max-files: {e}"))?;
     Ok(parsed)
 }
 

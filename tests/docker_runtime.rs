@@ -137,6 +137,14 @@ fn a_pod_runs_in_docker_from_the_busybox_image() {
             .contains("hello from docker")
             .then_some(())
     });
+    // The Docker runtime writes the same timestamped log as the process runtime.
+    let stamped = k.ok(&["logs", "--timestamps", "hello"]);
+    let first = stamped.lines().next().unwrap_or_default();
+    let (time, text) = first.split_once(' ').unwrap_or_default();
+    assert!(
+        time.len() == 30 && time.ends_with('Z') && text.contains("hello from docker"),
+        "{stamped}"
+    );
 
     wait_for("the missing image to show ErrImageNeverPull", || {
         let out = k.run(&["get", "pod", "missing", "--no-headers"]);

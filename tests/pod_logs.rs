@@ -57,6 +57,27 @@ spec:
     )
 }
 
+/// Whether `line` starts with an RFC 3339 time with nine fractional digits in UTC and a space
+/// (`2026-11-27T21:00:00.123456789Z text`).
+fn stamped_line(line: &str) -> bool {
+    let Some((time, _)) = line.split_once(' ') else {
+        return false;
+    };
+    time.len() == 30 && time.ends_with('Z') && time.as_bytes()[19] == b'.' && chrono_like(time)
+}
+
+/// A cheap RFC 3339 check without a date library: digits where digits go.
+fn chrono_like(time: &str) -> bool {
+    time.char_indices().all(|(i, c)| match i {
+        4 | 7 => c == '-',
+        10 => c == 'T',
+        13 | 16 => c == ':',
+        19 => c == '.',
+        29 => c == 'Z',
+        _ => c.is_ascii_digit(),
+    })
+}
+
 /// The number in the one `line N` / `instance N` line of `text`.
 fn numbers(text: &str) -> Vec<u64> {
     text.lines()
@@ -137,8 +158,10 @@ fn kubectl_logs_reads_tails_follows_and_shows_the_previous_instance() {
     );
     let out = k.run(&["logs", "nosuchpod"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
-    let out = k.run(&["logs", "p1", "--timestamps"]);
-    assert!(!out.status.success());
+    // Each line with the time it was written, as the kubelet gives it.
+    let stamped = k.ok(&["logs", "p1", "--timestamps", "--tail=2"]);
+    assert_eq!(stamped.lines().count(), 2, "{stamped}");
+    assert!(stamped.lines().all(stamped_line), "{stamped}");
 
     // A deployment: kubectl picks its pod by the selector.
     let web = wait_for("the web pod to log", || {
@@ -166,4 +189,131 @@ fn kubectl_logs_reads_tails_follows_and_shows_the_previous_instance() {
                 .then_some(())
         },
     );
+}
+
+/// A small rotation limit on the agent: the files on disk stay bounded while `--tail` still finds the last lines;
+/// `--timestamps`, `--since`, `--since-time` and `--limit-bytes` pick and shape lines by the times recorded.
+#[test]
+fn logs_rotate_by_size_and_keep_their_times() {
+    const MAX: u64 = 16 * 1024;
+    let (_nats, url) = start_nats();
+    let cluster = "pod-logs-rotation";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plane = ControlPlane::start((&url, cluster), dir.path());
+    let (_scheduler, _) = spawn_role("scheduler", (&url, cluster), &["scheduler"]);
+    let (_controllers, _) = spawn_role("controllers", (&url, cluster), &["controllers"]);
+    let agent_dir = dir.path().join("agent");
+    let (_agent, _) = spawn_role(
+        "agent",
+        (&url, cluster),
+        &[
+            "agent",
+            "--data-dir",
+            agent_dir.to_str().expect("utf-8"),
+            "--node-name",
+            "logs-node",
+            "--container-log-max-size",
+            "16Ki",
+            "--container-log-max-files",
+            "3",
+        ],
+    );
+    plane.wait_ready();
+    let k = plane.kubectl();
+    wait_for("node logs-node Ready", || {
+        let out = k.run(&["get", "node", "logs-node"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(" Ready")
+            .then_some(())
+    });
+    let pods = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: chatty
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); echo \"........................................................................ line $i\"; done; echo end; exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"]
+"#;
+    let out = k.apply_stdin(&["apply", "-f", "-"], pods);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 2,000 lines of ~100 bytes (~250 KiB with their times) through 16 KiB files, 3 kept.
+    wait_for("chatty to finish writing", || {
+        let out = k.run(&["logs", "--tail=1", "chatty"]);
+        (out.status.success() && out.stdout == b"end\n").then_some(())
+    });
+    let uid = k.json(&["get", "pod", "chatty"])["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let pod_dir = agent_dir.join("pods").join(format!("default_chatty_{uid}"));
+    let files: Vec<(String, u64)> = std::fs::read_dir(&pod_dir)
+        .expect("pod dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("main.log"))
+        .map(|e| {
+            let len = e.metadata().expect("metadata").len();
+            (e.file_name().to_string_lossy().into_owned(), len)
+        })
+        .collect();
+    assert!(files.len() <= 3, "{files:?}");
+    assert!(files.iter().all(|(_, len)| *len <= MAX), "{files:?}");
+    let on_disk: u64 = files.iter().map(|(_, len)| len).sum();
+    assert!(on_disk <= 3 * MAX, "{files:?}");
+
+    let tail = k.ok(&["logs", "--tail=4", "chatty"]);
+    let lines: Vec<&str> = tail.lines().collect();
+    assert_eq!(lines.len(), 4, "{tail}");
+    assert_eq!(numbers(&tail), vec![1998, 1999, 2000], "{tail}");
+    assert_eq!(lines[3], "end");
+    // The whole log is what is kept: the newest lines, in order, the oldest rotated away.
+    let all = k.ok(&["logs", "chatty"]);
+    let n = numbers(&all);
+    assert!(
+        n[0] > 1 && *n.last().expect("lines") == 2000,
+        "{}",
+        &all[..200.min(all.len())]
+    );
+    assert!(n.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(all.ends_with("end\n"));
+
+    // Times: every line stamped; --since and --since-time pick by them.
+    let stamped = wait_for("ticker to log 8 lines", || {
+        let text = k.ok(&["logs", "--timestamps", "ticker"]);
+        (text.lines().count() >= 8).then_some(text)
+    });
+    assert!(stamped.lines().all(stamped_line), "{stamped}");
+    let third = stamped.lines().nth(2).expect("a third line");
+    let (time, text) = third.split_once(' ').expect("stamped");
+    assert_eq!(text, "tick 3");
+    let since_time = k.ok(&["logs", "--since-time", time, "ticker"]);
+    assert_eq!(numbers(&since_time)[0], 3, "{since_time}");
+    let recent = k.ok(&["logs", "--since=3s", "ticker"]);
+    let recent = numbers(&recent);
+    let total = numbers(&k.ok(&["logs", "ticker"])).len();
+    assert!(!recent.is_empty() && recent.len() <= 5, "{recent:?}");
+    assert!(
+        recent[0] > 3 && recent.len() < total,
+        "{recent:?} of {total}"
+    );
+    assert_eq!(k.ok(&["logs", "--limit-bytes=9", "ticker"]), "tick 1\nti");
+    let last = k.ok(&["logs", "--timestamps", "--tail=1", "ticker"]);
+    assert_eq!(last.lines().count(), 1);
+    assert!(stamped_line(last.trim_end()), "{last}");
 }

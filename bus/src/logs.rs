@@ -60,8 +60,12 @@ pub struct LogRequest {
     pub follow: bool,
     /// The log of the container's previous instance instead of the current one (`previous`).
     pub previous: bool,
-    /// Only what was written in the last this many seconds (`sinceSeconds`).
+    /// Only what was written in the last this many seconds (`sinceSeconds`), by the node's clock.
     pub since_seconds: Option<i64>,
+    /// Only what was written at or after this RFC 3339 time (`sinceTime`).
+    pub since_time: Option<String>,
+    /// Each line with the time it was written first (`timestamps`).
+    pub timestamps: bool,
     /// Where to send the chunks (see [`inbox`]).
     pub inbox: String,
 }

@@ -22,6 +22,8 @@ fn messages_round_trip_through_the_codec() {
         follow: true,
         previous: false,
         since_seconds: Some(-1),
+        since_time: Some("2026-11-27T12:00:00Z".into()),
+        timestamps: true,
         inbox: "navarch.t.logs.x".into(),
     };
     assert_eq!(

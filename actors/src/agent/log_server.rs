@@ -12,7 +12,10 @@ use std::sync::Arc;
 use navarch_bus::logs::{ChunkSender, LogReply, LogRequest, StreamError};
 use navarch_bus::{codec, Bus, Message, Subscription};
 
-use super::logs::{send_log, LogError, LogFile};
+use k8s_openapi::chrono::{DateTime, Utc};
+use navarch_bus::api::meta;
+
+use super::logs::{send_log, LogError, LogFile, ReadOptions};
 use crate::runtime::{self, ContainerState, Runtime};
 
 /// Largest request accepted: a request is a few names and numbers.
@@ -81,14 +84,30 @@ async fn handle(bus: &Bus, message: &Message, data_dir: &Path, runtime: Arc<dyn 
     }
 }
 
-/// Opens the file a request asks for, or says why not as Kubernetes does.
+/// What of the log a request asks for; `now` turns `sinceSeconds` into a time (the node's clock, as the kubelet's).
+fn read_options(request: &LogRequest, now: DateTime<Utc>) -> Result<ReadOptions, String> {
+    let since = match (request.since_seconds, request.since_time.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err("at most one of sinceTime or sinceSeconds may be specified".into())
+        }
+        (Some(seconds), None) => Some(now - k8s_openapi::chrono::Duration::seconds(seconds.max(0))),
+        (None, Some(time)) => Some(
+            DateTime::parse_from_rfc3339(time)
+                .map_err(|e| format!("invalid sinceTime {time:?}: {e}"))?
+                .with_timezone(&Utc),
+        ),
+        (None, None) => None,
+    };
+    Ok(ReadOptions {
+        tail_lines: request.tail_lines,
+        since,
+        timestamps: request.timestamps,
+    })
+}
+
+/// Opens the log a request asks for, or says why not as Kubernetes does.
 fn open(data_dir: &Path, request: &LogRequest) -> Result<LogFile, String> {
-    if request.since_seconds.is_some() {
-        return Err(
-            "sinceSeconds is not supported: Navarch does not record when log lines were written"
-                .into(),
-        );
-    }
+    let options = read_options(request, meta::now())?;
     let (ns, pod, uid, container) = (
         request.namespace.as_str(),
         request.pod.as_str(),
@@ -110,7 +129,7 @@ fn open(data_dir: &Path, request: &LogRequest) -> Result<LogFile, String> {
     } else {
         runtime::log_path(data_dir, ns, pod, uid, container)
     };
-    LogFile::open(&path, request.tail_lines).map_err(|e| match e.kind() {
+    LogFile::open(&path, &options).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound if request.previous => {
             format!("previous terminated container {container:?} in pod {pod:?} not found")
         }
@@ -119,4 +138,65 @@ fn open(data_dir: &Path, request: &LogRequest) -> Result<LogFile, String> {
         }
         _ => format!("cannot read log file {}: {e}", path.display()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> LogRequest {
+        LogRequest {
+            namespace: "demo".into(),
+            pod: "web".into(),
+            uid: "u1".into(),
+            container: "main".into(),
+            tail_lines: Some(3),
+            limit_bytes: None,
+            follow: false,
+            previous: false,
+            since_seconds: None,
+            since_time: None,
+            timestamps: true,
+            inbox: "x".into(),
+        }
+    }
+
+    #[test]
+    fn since_is_a_time_on_the_nodes_clock() {
+        let now = DateTime::parse_from_rfc3339("2026-11-27T12:00:10Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let options = read_options(
+            &LogRequest {
+                since_seconds: Some(10),
+                ..request()
+            },
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            options.since.unwrap().to_rfc3339(),
+            "2026-11-27T12:00:00+00:00"
+        );
+        assert_eq!((options.tail_lines, options.timestamps), (Some(3), true));
+        let at = LogRequest {
+            since_time: Some("2026-11-27T11:00:00Z".into()),
+            ..request()
+        };
+        let options = read_options(&at, now).unwrap();
+        assert_eq!(
+            options.since.unwrap().to_rfc3339(),
+            "2026-11-27T11:00:00+00:00"
+        );
+        let bad = LogRequest {
+            since_time: Some("yesterday".into()),
+            ..request()
+        };
+        assert!(read_options(&bad, now).is_err());
+        let both = LogRequest {
+            since_seconds: Some(1),
+            ..at
+        };
+        assert!(read_options(&both, now).is_err());
+    }
 }

@@ -91,6 +91,9 @@ pub struct AgentConfig {
     /// Default 3 s (the kubelet resyncs each pod about once a minute; a few seconds keeps updates prompt at the
     /// cost of one store read per object and pod).
     pub volume_resync: Duration,
+    /// How large each container's log grows before it is rotated, and how many files it keeps. Default 10 MiB and
+    /// 5 files: the kubelet's `containerLogMaxSize` and `containerLogMaxFiles`.
+    pub log_limits: crate::runtime::LogLimits,
 }
 
 impl Default for AgentConfig {
@@ -109,6 +112,7 @@ impl Default for AgentConfig {
             pod_cidr: None,
             encryption: None,
             volume_resync: Duration::from_secs(3),
+            log_limits: crate::runtime::LogLimits::default(),
         }
     }
 }
@@ -153,6 +157,9 @@ impl AgentConfig {
         }
         if self.max_pods == 0 {
             return invalid("max_pods", "must be at least 1".into());
+        }
+        if let Err(reason) = self.log_limits.validate() {
+            return invalid("log_limits", reason);
         }
         Ok(())
     }
@@ -269,6 +276,7 @@ pub async fn start_agent_with_runtime(
     runtime: Arc<dyn Runtime>,
 ) -> Result<AgentHandle> {
     config.validate()?;
+    runtime.set_log_limits(config.log_limits);
     // Subscribed before returning, so a pod started through this agent can have its logs read at once.
     let requests = log_server::subscribe(&bus, &config.node_name).await?;
     let log_server = Arc::new(tokio::spawn(log_server::serve(

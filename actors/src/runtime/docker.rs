@@ -94,6 +94,8 @@ struct Inner {
     /// Known runs; an id maps to None while it is being started (so that it starts once).
     containers: Mutex<BTreeMap<ContainerId, Option<Entry>>>,
     sandboxes: tokio::sync::Mutex<HashMap<String, Sandbox>>,
+    /// How large container logs grow.
+    log_limits: Mutex<super::LogLimits>,
 }
 
 impl Drop for Inner {
@@ -180,6 +182,7 @@ impl DockerRuntime {
                 sandbox_image: DEFAULT_SANDBOX_IMAGE.to_string(),
                 containers: Mutex::new(BTreeMap::new()),
                 sandboxes: tokio::sync::Mutex::new(HashMap::new()),
+                log_limits: Mutex::new(super::LogLimits::default()),
             }),
         };
         // An agent does not adopt containers: whatever an earlier run with this data directory left behind (it
@@ -352,13 +355,19 @@ impl DockerRuntime {
             .and_then(|s| s.pid)
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
+        let limits = self.log_limits();
         let (tx, rx) = watch::channel(None);
         // The task holds the engine client, not the runtime: dropping the runtime must not wait for containers.
         let docker = self.docker().clone();
         let followed = docker_id.clone();
         let id = spec.id.clone();
         tokio::spawn(async move {
-            let logs = tokio::spawn(follow::copy_logs(docker.clone(), followed.clone(), log));
+            let logs = tokio::spawn(follow::copy_logs(
+                docker.clone(),
+                followed.clone(),
+                log,
+                limits,
+            ));
             let exit = follow::follow_exit(&docker, &followed, &id).await;
             // The log stream ends with the container; give it a moment to reach the file.
             let _ = tokio::time::timeout(LOG_DRAIN, logs).await;
@@ -367,13 +376,20 @@ impl DockerRuntime {
         Ok((docker_id, pid, rx))
     }
 
-    /// A fresh log file for this run, the last run's kept as the previous one.
-    async fn open_log(&self, spec: &ContainerSpec) -> Result<tokio::fs::File, RuntimeError> {
+    /// The path of a fresh log for this run, the last run's kept as the previous one.
+    async fn open_log(&self, spec: &ContainerSpec) -> Result<std::path::PathBuf, RuntimeError> {
         let (dir, spec) = (self.inner.data_dir.clone(), spec.clone());
-        let file = tokio::task::spawn_blocking(move || super::open_fresh_log(&dir, &spec))
+        tokio::task::spawn_blocking(move || super::fresh_log(&dir, &spec))
             .await
-            .map_err(|e| RuntimeError::Engine(format!("opening the log file failed: {e}")))??;
-        Ok(tokio::fs::File::from_std(file))
+            .map_err(|e| RuntimeError::Engine(format!("opening the log file failed: {e}")))?
+    }
+
+    fn log_limits(&self) -> super::LogLimits {
+        *self
+            .inner
+            .log_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     async fn kill(&self, docker_id: &str) -> Result<(), RuntimeError> {
@@ -439,6 +455,14 @@ impl DockerRuntime {
 
 #[async_trait::async_trait]
 impl Runtime for DockerRuntime {
+    fn set_log_limits(&self, limits: super::LogLimits) {
+        *self
+            .inner
+            .log_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
     fn version(&self) -> String {
         format!("docker://{}", self.inner.version)
     }

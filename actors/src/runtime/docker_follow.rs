@@ -7,9 +7,11 @@ use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{LogsOptions, WaitContainerOptions};
 use bollard::Docker;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use navarch_bus::api::meta;
 
 use super::is_not_found;
+use crate::runtime::cri_log::Stream;
+use crate::runtime::log_writer::{LogLimits, LogWriter};
 use crate::runtime::{ContainerId, Exit};
 
 /// Waits until the container has exited and reads how. A broken wait (the engine restarting) is retried
@@ -64,8 +66,21 @@ pub(super) async fn follow_exit(docker: &Docker, docker_id: &str, id: &Container
     }
 }
 
-/// Copies the container's stdout and stderr into its log file until the container stops.
-pub(super) async fn copy_logs(docker: Docker, docker_id: String, mut file: tokio::fs::File) {
+/// Copies the container's stdout and stderr into its log (the CRI format, rotated within `limits`) until the
+/// container stops.
+pub(super) async fn copy_logs(
+    docker: Docker,
+    docker_id: String,
+    log: std::path::PathBuf,
+    limits: LogLimits,
+) {
+    let mut writer = match LogWriter::open(&log, limits) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(path = %log.display(), error = %e, "cannot open the container's log");
+            return;
+        }
+    };
     let options = LogsOptions {
         follow: true,
         stdout: true,
@@ -74,19 +89,23 @@ pub(super) async fn copy_logs(docker: Docker, docker_id: String, mut file: tokio
     };
     let mut stream = docker.logs(&docker_id, Some(options));
     while let Some(chunk) = stream.next().await {
-        let bytes = match chunk {
-            Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }) => message,
-            Ok(LogOutput::Console { message }) => message,
+        let (which, bytes) = match chunk {
+            Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                (Stream::Stdout, message)
+            }
+            Ok(LogOutput::StdErr { message }) => (Stream::Stderr, message),
             Ok(LogOutput::StdIn { .. }) => continue,
             Err(e) => {
                 tracing::warn!(container = %docker_id, error = %e, "container log stream broke");
                 break;
             }
         };
-        if let Err(e) = file.write_all(&bytes).await {
+        if let Err(e) = writer.write(which, &bytes, meta::now()) {
             tracing::warn!(container = %docker_id, error = %e, "cannot write the container's log");
-            break;
+            return;
         }
     }
-    let _ = file.flush().await;
+    if let Err(e) = writer.finish(meta::now()) {
+        tracing::warn!(container = %docker_id, error = %e, "cannot write the container's log");
+    }
 }

@@ -37,7 +37,7 @@ fn spec(dir: &Path, pod_uid: &str, container: &str, command: &[&str]) -> Contain
 }
 
 fn log_of(dir: &Path, s: &ContainerSpec) -> String {
-    std::fs::read_to_string(log_path(
+    crate::runtime::read_log_text(&log_path(
         dir,
         &s.pod_namespace,
         &s.pod_name,

@@ -14,8 +14,9 @@
 //! - stop the whole container, not only its main process: `stop` delivers the signal to every process of the
 //!   container, waits up to the grace period for the main process to exit, then kills everything that is left;
 //!   when the main process exits by itself, whatever it left running is killed too;
-//! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`: each start of a
-//!   container begins a fresh file and keeps the one before as [`previous_log_path`] (for `kubectl logs
+//! - keep a container's stdout and stderr in its log file ([`log_path`]) for `kubectl logs`, in the CRI format
+//!   with each line's time ([`cri_log`]), rotated by size within the node's [`LogLimits`] ([`log_writer`]): each
+//!   start of a container begins a fresh log and keeps the one before as [`previous_log_path`] (for `kubectl logs
 //!   --previous`; Kubernetes, too, keeps the current and the previous instance's logs only);
 //! - run `exec` commands in the container's context, bounded by their timeout, leaving nothing of them running
 //!   once they return;
@@ -33,7 +34,10 @@
 
 pub mod adopt;
 pub mod cgroup;
+pub mod cri_log;
 pub mod docker;
+mod log_pipe;
+pub mod log_writer;
 pub mod mounts;
 pub mod netns;
 mod process;
@@ -46,6 +50,7 @@ use std::time::Duration;
 
 pub use cgroup::Limits;
 pub use docker::DockerRuntime;
+pub use log_writer::LogLimits;
 pub use mounts::Mount;
 pub use process::{running_as_root, ProcessRuntime};
 
@@ -413,6 +418,12 @@ pub trait Runtime: Send + Sync + 'static {
     fn pod_cidr(&self) -> Option<String> {
         None
     }
+
+    /// Sets how large container logs grow (containers started from now on). By default the runtime keeps
+    /// [`LogLimits::default`].
+    fn set_log_limits(&self, limits: LogLimits) {
+        let _ = limits;
+    }
 }
 
 /// Where a container's stdout and stderr go: `<data_dir>/pods/<namespace>_<name>_<uid>/<container>.log`.
@@ -437,13 +448,10 @@ pub fn previous_log_path(
     pod_dir(data_dir, namespace, pod_name, pod_uid).join(format!("{container}.log.1"))
 }
 
-/// Opens a fresh log file for a new run of `spec`'s container (appending), the last run's kept as the previous one
-/// (`kubectl logs --previous`; older ones go). A reader following the old file keeps its handle to it and sees that
-/// the path names another file.
-pub(crate) fn open_fresh_log(
-    data_dir: &Path,
-    spec: &ContainerSpec,
-) -> Result<std::fs::File, RuntimeError> {
+/// Makes way for the log of a new run of `spec`'s container and returns its path: the last run's log (every
+/// piece of it) becomes the previous one (`kubectl logs --previous`; older ones go). A reader following the old
+/// file keeps its handle to it and sees that the path names another file that is no rotated piece of it.
+pub(crate) fn fresh_log(data_dir: &Path, spec: &ContainerSpec) -> Result<PathBuf, RuntimeError> {
     let (ns, pod, uid, c) = (
         &spec.pod_namespace,
         &spec.pod_name,
@@ -451,24 +459,58 @@ pub(crate) fn open_fresh_log(
         &spec.id.container,
     );
     let log = log_path(data_dir, ns, pod, uid, c);
-    let open = || -> std::io::Result<std::fs::File> {
+    let previous = previous_log_path(data_dir, ns, pod, uid, c);
+    let ignore_missing = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    let prepare = || -> std::io::Result<()> {
         if let Some(parent) = log.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        match std::fs::rename(&log, previous_log_path(data_dir, ns, pod, uid, c)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+        for (_, old) in log_writer::rotated_pieces(&previous) {
+            ignore_missing(std::fs::remove_file(old))?;
         }
+        for (seq, piece) in log_writer::rotated_pieces(&log) {
+            std::fs::rename(piece, log_writer::rotated_path(&previous, seq))?;
+        }
+        ignore_missing(std::fs::rename(&log, &previous))?;
+        // The new run's file exists from its start, so a reader never mistakes "no output yet" for "not started".
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
+            .map(drop)
     };
-    open().map_err(|source| RuntimeError::Log {
+    prepare().map_err(|source| RuntimeError::Log {
         path: log.clone(),
         source,
-    })
+    })?;
+    Ok(log)
+}
+
+/// What `kubectl logs` would show of the log at `path` (its rotated pieces first): the containers' output as
+/// written, without times. For tests and tools; the agent serves logs through `agent::logs`.
+pub fn read_log_text(path: &Path) -> std::io::Result<String> {
+    let mut files: Vec<PathBuf> = log_writer::rotated_pieces(path)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    files.push(path.to_path_buf());
+    let mut out = Vec::new();
+    for file in files {
+        let bytes = match std::fs::read(&file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && file != path => continue,
+            Err(e) => return Err(e),
+        };
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            if let Some(entry) = cri_log::parse(line) {
+                cri_log::render(&mut out, &entry, false);
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Waits until a container's exit is known (None: whoever would tell is gone).

@@ -37,7 +37,7 @@ fn log_of(dir: &Path, s: &ContainerSpec) -> String {
         &s.id.pod_uid,
         &s.id.container,
     );
-    std::fs::read_to_string(path).unwrap_or_default()
+    crate::runtime::read_log_text(&path).unwrap_or_default()
 }
 
 /// Whether the host's mount table shows anything mounted at `path`.

@@ -17,6 +17,8 @@ use tokio::sync::watch;
 
 use super::adopt::{self, Record};
 use super::cgroup::{Cgroups, ContainerCgroup};
+use super::log_pipe;
+use super::log_writer::LogLimits;
 use super::netns::{self, NetworkError, NodeNetwork, PodCidr};
 use super::{
     log_path, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Exit, PodNetwork, Runtime,
@@ -68,6 +70,8 @@ struct Inner {
     cgroups: Option<Cgroups>,
     /// Whether "limits are not enforced" was logged already.
     warned_limits: AtomicBool,
+    /// How large container logs grow.
+    log_limits: Mutex<LogLimits>,
 }
 
 impl Drop for Inner {
@@ -132,6 +136,7 @@ impl ProcessRuntime {
                     None
                 },
                 warned_limits: AtomicBool::new(false),
+                log_limits: Mutex::new(LogLimits::default()),
             }),
         }
     }
@@ -139,6 +144,14 @@ impl ProcessRuntime {
     /// The directory holding the log files.
     pub fn data_dir(&self) -> &Path {
         &self.inner.data_dir
+    }
+
+    fn log_limits(&self) -> LogLimits {
+        *self
+            .inner
+            .log_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn containers(&self) -> MutexGuard<'_, BTreeMap<ContainerId, Entry>> {
@@ -195,17 +208,9 @@ impl ProcessRuntime {
                 )));
             }
         }
-        let stdout = super::open_fresh_log(&self.inner.data_dir, spec)?;
-        let stderr = stdout.try_clone().map_err(|source| RuntimeError::Log {
-            path: log_path(
-                &self.inner.data_dir,
-                &spec.pod_namespace,
-                &spec.pod_name,
-                &spec.id.pod_uid,
-                &spec.id.container,
-            ),
-            source,
-        })?;
+        let log = super::fresh_log(&self.inner.data_dir, spec)?;
+        let pipes = log_pipe::create(&self.inner.data_dir, spec)?;
+        let (stdout, stderr, readers) = (pipes.stdout, pipes.stderr, pipes.readers);
         if !spec.mounts.is_empty() && !running_as_root() {
             return Err(RuntimeError::Mounts(
                 "the process runtime mounts volumes in a private mount namespace, which needs root; run the agent as root or use a pod without volumes".into(),
@@ -265,6 +270,7 @@ impl ProcessRuntime {
         let id = spec.id.clone();
         let reaped_cgroup = cgroup.clone();
         let data_dir = self.inner.data_dir.clone();
+        let copier = tokio::spawn(log_pipe::copy(readers, log, self.log_limits()));
         tokio::spawn(async move {
             let exit = match child.wait().await {
                 Ok(status) => Exit {
@@ -289,6 +295,8 @@ impl ProcessRuntime {
             for pid in reaped_cgroup.iter().flat_map(ContainerCgroup::pids) {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
+            // Its last output reaches the file before anyone hears it exited (`kubectl logs` right after).
+            let _ = tokio::time::timeout(log_pipe::DRAIN, copier).await;
             adopt::forget(&data_dir, &id);
             let _ = tx.send(Some(exit));
         });
@@ -328,9 +336,23 @@ impl ProcessRuntime {
                 tracing::info!(container = %id, pid = record.pid, "adopted a running container");
                 let (data_dir, cgroup, id) =
                     (self.inner.data_dir.clone(), cgroup.clone(), id.clone());
+                // Its output goes on into the same log, through the same pipes.
+                let copier = log_pipe::reopen(&data_dir, &spec).map(|readers| {
+                    let log = log_path(
+                        &data_dir,
+                        &spec.pod_namespace,
+                        &spec.pod_name,
+                        &spec.id.pod_uid,
+                        &spec.id.container,
+                    );
+                    tokio::spawn(log_pipe::copy(readers, log, self.log_limits()))
+                });
                 tokio::spawn(async move {
                     while adopt::is_alive(&record) {
                         tokio::time::sleep(adopt::ADOPTED_POLL).await;
+                    }
+                    if let Some(copier) = copier {
+                        let _ = tokio::time::timeout(log_pipe::DRAIN, copier).await;
                     }
                     let exit = Exit {
                         oom_killed: cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0),
@@ -632,6 +654,14 @@ impl Runtime for ProcessRuntime {
 
     fn pod_cidr(&self) -> Option<String> {
         self.inner.network.as_ref().map(|n| n.cidr().to_string())
+    }
+
+    fn set_log_limits(&self, limits: LogLimits) {
+        *self
+            .inner
+            .log_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = limits;
     }
 }
 

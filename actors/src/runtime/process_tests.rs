@@ -249,12 +249,18 @@ async fn env_args_and_working_dir_reach_the_process_and_output_is_logged() {
     rt.start(&s).await.unwrap();
     assert_eq!(rt.wait(&s.id).await.unwrap().code, Some(0));
     let log = log_path(dir.path(), "demo", "web-1", "uid-1", "main");
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = crate::runtime::read_log_text(&log).unwrap();
     let cwd = dir.path().canonicalize().unwrap();
+    // stdout and stderr travel apart (as in Kubernetes): each keeps its order, not their interleaving.
+    let stdout: Vec<&str> = text.lines().filter(|l| *l != "oops").collect();
     assert_eq!(
-        text,
-        format!("hello web-1 arg-one\n{}\noops\n", cwd.display())
+        stdout,
+        vec!["hello web-1 arg-one".to_string(), cwd.display().to_string()]
     );
+    assert_eq!(text.lines().filter(|l| *l == "oops").count(), 1, "{text}");
+    // On disk each line carries its time and stream (the CRI format).
+    let raw = std::fs::read_to_string(&log).unwrap();
+    assert!(raw.lines().any(|l| l.ends_with(" stderr F oops")), "{raw}");
 
     // A restart starts a fresh file and keeps the previous instance's; only that one.
     let previous = previous_log_path(dir.path(), "demo", "web-1", "uid-1", "main");
@@ -265,10 +271,11 @@ async fn env_args_and_working_dir_reach_the_process_and_output_is_logged() {
         rt.start(&again).await.unwrap();
         rt.wait(&again.id).await.unwrap();
     }
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.starts_with("run2 web-1 arg-one\n"), "{text}");
-    let text = std::fs::read_to_string(&previous).unwrap();
-    assert!(text.starts_with("run1 web-1 arg-one\n"), "{text}");
+    let first_out = |text: String| text.lines().find(|l| *l != "oops").map(str::to_string);
+    let text = crate::runtime::read_log_text(&log).unwrap();
+    assert_eq!(first_out(text).as_deref(), Some("run2 web-1 arg-one"));
+    let text = crate::runtime::read_log_text(&previous).unwrap();
+    assert_eq!(first_out(text).as_deref(), Some("run1 web-1 arg-one"));
     let files = std::fs::read_dir(log.parent().unwrap()).unwrap().count();
     assert_eq!(files, 2);
 }
@@ -281,7 +288,8 @@ async fn the_agent_environment_does_not_leak_into_containers() {
     rt.start(&s).await.unwrap();
     rt.wait(&s.id).await.unwrap();
     let text =
-        std::fs::read_to_string(log_path(dir.path(), "demo", "web-1", "uid-1", "main")).unwrap();
+        crate::runtime::read_log_text(&log_path(dir.path(), "demo", "web-1", "uid-1", "main"))
+            .unwrap();
     let mut names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
     names.sort();
     // `sh`-less `env` prints exactly what the container got (some libcs add nothing).

@@ -4,10 +4,10 @@
 //! Accepts: [`Change<Pod>`], [`Change<Node>`] and [`Change<Namespace>`] from its informers (each asks for a round;
 //! namespaces' labels matter to pod affinity terms' `namespaceSelector`), [`crate::Stop`], and
 //! its own `RunRound` (also every `retry_interval`).
-//! Emits, through [`Objects`] on the store's `store.rpc` subject: a pod update setting `spec.nodeName`, made only if
-//! the pod is still at the resourceVersion the decision saw (a conflict means the pod changed: the next round
-//! decides again); then a status update setting `PodScheduled=True` and a Normal `Scheduled` Event ("Successfully
-//! assigned ns/pod to node"). For a pod that fits nowhere, a status update setting `PodScheduled=False`, reason
+//! Emits, through [`Objects`] on the store's `store.rpc` subject: one pod write setting `spec.nodeName` and
+//! `PodScheduled=True`, a compare-and-swap on the resourceVersion of the cached copy the decision saw (a conflict
+//! means the pod changed: the next round decides again); then a Normal `Scheduled` Event ("Successfully assigned
+//! ns/pod to node"), not awaited. For a pod that fits nowhere, a status update setting `PodScheduled=False`, reason
 //! `Unschedulable`, with the explanation (only when it changed), and a Warning `FailedScheduling` Event with the
 //! same explanation (when it changed, else at most once per `retry_interval`; a repeat bumps the Event's count).
 
@@ -17,7 +17,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures::future::LocalBoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Pod};
-use navarch_bus::api::admission::{FieldValidation, Part};
+use navarch_bus::api::admission::Part;
 use navarch_bus::api::objects::DeleteOptions;
 use navarch_bus::api::{meta, resource, ApiError, Objects, Reason, ResourceInfo};
 use tokio::time::Instant;
@@ -188,6 +188,7 @@ impl Scheduler {
         let policy = Policy {
             scheduler_name: self.config.scheduler_name.clone(),
             heartbeat_timeout: self.config.node_heartbeat_timeout,
+            percentage_of_nodes_to_score: self.config.percentage_of_nodes_to_score,
         };
         // Ties between equally good nodes are broken at random, as kube-scheduler does; std's RandomState is
         // seeded from the OS's entropy, which is all this needs.
@@ -344,8 +345,10 @@ fn revision_of(object: &serde_json::Value) -> i64 {
         .unwrap_or(0)
 }
 
-/// Binds `pod` to `node` if it is still at the version decided on, then marks it scheduled. The pod as bound, if
-/// the binding landed.
+/// Binds `pod` to `node` if it is still at the version decided on: one compare-and-swap on the cached copy's
+/// resourceVersion (no read first) that sets `spec.nodeName` and `PodScheduled=True` together, as kube-apiserver's
+/// `pods/binding` does; then records the Scheduled event without waiting for it. The pod as bound, if the binding
+/// landed.
 async fn bind(
     objects: Objects,
     events: EventRecorder,
@@ -355,23 +358,30 @@ async fn bind(
 ) -> Option<(String, Assumed)> {
     let key = ObjectKey::of(&pod.metadata);
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let mut object = match serde_json::to_value(pod.as_ref()) {
+    let old = match serde_json::to_value(pod.as_ref()) {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(pod = %key, error = %e, "cannot encode pod");
             return None;
         }
     };
-    object["spec"]["nodeName"] = serde_json::Value::String(node.clone());
-    // The cached pod carries its resourceVersion, so this update is a compare-and-swap.
+    let scheduled = conditions::pod_condition("PodScheduled", true, None, None, meta::now());
+    let mut wanted = match conditions::set_in_pod(old.clone(), &uid, scheduled) {
+        Ok(wanted) => wanted,
+        Err(e) => {
+            tracing::error!(pod = %key, error = %e, "cannot set PodScheduled");
+            return None;
+        }
+    };
+    wanted["spec"]["nodeName"] = serde_json::Value::String(node.clone());
     let bound = match objects
-        .update(
+        .update_from(
             info,
             key.namespace(),
             &key.name,
-            object,
-            Part::Main,
-            FieldValidation::Ignore,
+            &old,
+            wanted,
+            &[Part::Main, Part::Status],
         )
         .await
     {
@@ -389,22 +399,22 @@ async fn bind(
     let revision = meta::resource_version(&bound)
         .and_then(|rv| rv.parse().ok())
         .unwrap_or(i64::MAX);
-    let scheduled = conditions::pod_condition("PodScheduled", true, None, None, meta::now());
-    if let Err(e) = set_condition(&objects, info, &key, &uid, scheduled).await {
-        tracing::debug!(pod = %key, error = %e, "cannot record PodScheduled");
-    }
     let message = format!(
         "Successfully assigned {}/{} to {node}",
         key.namespace().unwrap_or_default(),
         key.name
     );
     let regarding = pod_reference(&key, &uid);
-    if let Err(e) = events
-        .record(&regarding, EventType::Normal, "Scheduled", &message)
-        .await
-    {
-        tracing::debug!(pod = %key, error = %e, "cannot record a Scheduled event");
-    }
+    // The event is not part of the binding: the next round need not wait for it (kube-scheduler's event
+    // broadcaster records asynchronously too).
+    tokio::spawn(async move {
+        if let Err(e) = events
+            .record(&regarding, EventType::Normal, "Scheduled", &message)
+            .await
+        {
+            tracing::debug!(pod = %regarding.name.unwrap_or_default(), error = %e, "cannot record a Scheduled event");
+        }
+    });
     let pod: Pod = serde_json::from_value(bound).ok()?;
     Some((uid, Assumed { pod, revision }))
 }
@@ -419,21 +429,6 @@ fn pod_reference(key: &ObjectKey, uid: &str) -> ObjectReference {
         uid: Some(uid.to_string()),
         ..Default::default()
     }
-}
-
-async fn set_condition(
-    objects: &Objects,
-    info: &'static ResourceInfo,
-    key: &ObjectKey,
-    uid: &str,
-    wanted: k8s_openapi::api::core::v1::PodCondition,
-) -> Result<(), ApiError> {
-    objects
-        .update_with(info, key.namespace(), &key.name, Part::Status, |current| {
-            conditions::set_in_pod(current, uid, wanted.clone())
-        })
-        .await
-        .map(|_| ())
 }
 
 /// Sets the pod's condition and, if given, its `status.nominatedNodeName`. The revision written.

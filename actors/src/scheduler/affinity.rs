@@ -59,6 +59,22 @@ fn preferred_anti_affinity(pod: &Pod) -> &[WeightedPodAffinityTerm] {
         .unwrap_or_default()
 }
 
+/// Whether `pod` has any inter-pod affinity or anti-affinity term. Only such pods can turn another pod away or
+/// draw it, so a pod without terms of its own need only look at these (kube-scheduler keeps the same lists per
+/// node: `PodsWithAffinity`).
+pub fn has_terms(pod: &Pod) -> bool {
+    affinity(pod).is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+}
+
+/// The pods of `node` that can matter to `pod`: all of them if `pod` has terms of its own, else those with terms.
+fn relevant<'n, 'a>(pod: &Pod, node: &'n NodeState<'a>) -> &'n [&'a Pod] {
+    if has_terms(pod) {
+        &node.pods
+    } else {
+        &node.with_terms
+    }
+}
+
 /// What the filter needs to know about the cluster for one pod, counted once per pod.
 pub struct Required<'p> {
     pod: &'p Pod,
@@ -84,7 +100,7 @@ impl<'p> Required<'p> {
             existing_anti_affinity: Domains::default(),
         };
         for node in nodes {
-            for existing in &node.pods {
+            for existing in relevant(pod, node) {
                 let existing_ns = namespace(existing);
                 for t in required_anti_affinity(existing) {
                     if term_selects(t, existing_ns, pod, namespaces) {
@@ -164,7 +180,7 @@ pub fn scores(
     let ns = namespace(pod);
     let mut domains = Domains::default();
     for node in nodes {
-        for existing in &node.pods {
+        for existing in relevant(pod, node) {
             let existing_ns = namespace(existing);
             let mut add = |key: &str, weight: i64| domains.add_at(key, node.labels, weight);
             for w in preferred_affinity(pod) {

@@ -44,6 +44,11 @@ pub struct SchedulerConfig {
     pub retry_interval: Duration,
     /// The fence of an elected leader's writes ([`crate::election`]); None: unfenced (a lone scheduler).
     pub fence: Option<Fence>,
+    /// The share of the nodes (in percent) found feasible after which filtering stops and only those are scored.
+    /// Default 0, adaptive: kube-scheduler's `percentageOfNodesToScore` default (every node below 100 nodes, else
+    /// 50% falling to 5% at 5,625 nodes, at least 100 nodes; see [`placement::feasible_nodes_to_find`]). 100 scores
+    /// every feasible node.
+    pub percentage_of_nodes_to_score: u32,
 }
 
 impl Default for SchedulerConfig {
@@ -53,6 +58,7 @@ impl Default for SchedulerConfig {
             node_heartbeat_timeout: Duration::from_secs(40),
             retry_interval: Duration::from_secs(10),
             fence: None,
+            percentage_of_nodes_to_score: 0,
         }
     }
 }
@@ -76,6 +82,12 @@ impl SchedulerConfig {
             return Err(Error::InvalidConfig {
                 field: "retry_interval",
                 reason: "must be positive".into(),
+            });
+        }
+        if self.percentage_of_nodes_to_score > 100 {
+            return Err(Error::InvalidConfig {
+                field: "percentage_of_nodes_to_score",
+                reason: "must be between 0 and 100".into(),
             });
         }
         Ok(())
@@ -126,5 +138,10 @@ mod tests {
                 ..
             })
         ));
+        let bad = SchedulerConfig {
+            percentage_of_nodes_to_score: 101,
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
     }
 }

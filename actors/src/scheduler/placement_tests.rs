@@ -12,6 +12,7 @@ pub(super) fn policy() -> Policy {
     Policy {
         scheduler_name: "default-scheduler".into(),
         heartbeat_timeout: Duration::from_secs(40),
+        percentage_of_nodes_to_score: 0,
     }
 }
 

@@ -536,6 +536,70 @@ impl Objects {
         Err(ApiError::conflict(info, name))
     }
 
+    /// Replaces an object starting from a copy the caller already holds (an informer's, with its resourceVersion),
+    /// without reading it first: `wanted` is admitted against `old` once per part of `parts`, in order, so one
+    /// write can change the object and its status together (as kube-apiserver's `pods/binding` sets `spec.nodeName`
+    /// and the PodScheduled condition), and it is stored only if the object is still at `old`'s resourceVersion:
+    /// 409 Conflict otherwise (the copy was stale: read again and decide again). Services go through [`Self::update`]
+    /// (their port claims are checked against the stored object).
+    pub async fn update_from(
+        &self,
+        info: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        old: &Value,
+        wanted: Value,
+        parts: &[Part],
+    ) -> Result<Admitted, ApiError> {
+        let revision = meta::resource_version(old)
+            .map(meta::parse_resource_version)
+            .transpose()
+            .map_err(ApiError::bad_request)?
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::bad_request("update_from needs the resourceVersion of the copy")
+            })?;
+        if info.kind == "Service" {
+            let mut wanted = wanted;
+            meta::set_resource_version(&mut wanted, revision);
+            return self
+                .update(
+                    info,
+                    namespace,
+                    name,
+                    wanted,
+                    Part::Main,
+                    FieldValidation::Ignore,
+                )
+                .await;
+        }
+        let cx = context(namespace, FieldValidation::Ignore);
+        let mut next = old.clone();
+        let mut warnings = Vec::new();
+        for &part in parts {
+            let admitted = admission::update(info, &next, wanted.clone(), part, &cx)?;
+            warnings.extend(admitted.warnings);
+            next = admitted.object;
+            meta::set_resource_version(&mut next, revision);
+        }
+        let key = info.key(namespace, name);
+        let written = if !self.dry_run && deletion::deletes_on_update(info, &next) {
+            self.delete_at(key, revision).await?.map(|deleted| {
+                meta::set_resource_version(&mut next, deleted);
+                next
+            })
+        } else {
+            meta::metadata_mut(&mut next).remove("resourceVersion");
+            let compare = Compare::mod_revision(key.clone(), revision);
+            self.put_claiming(compare, Claims::default(), key, next)
+                .await?
+        };
+        match written {
+            Some(object) => Ok(Admitted { object, warnings }),
+            None => Err(ApiError::conflict(info, name)),
+        }
+    }
+
     /// Read-modify-write: `change` gets the current object and returns the next one (or an error to stop); retried
     /// on conflicts. A change that alters nothing writes nothing.
     pub async fn update_with<F>(

@@ -27,6 +27,9 @@ pub(crate) struct LogOptions {
     tail_lines: Option<i64>,
     limit_bytes: Option<i64>,
     since_seconds: Option<i64>,
+    /// `sinceTime`, as RFC 3339 (checked here, read by the agent).
+    since_time: Option<String>,
+    timestamps: bool,
 }
 
 impl LogOptions {
@@ -43,15 +46,14 @@ impl LogOptions {
                 "tailLines" => options.tail_lines = Some(number("tailLines", value)?),
                 "limitBytes" => options.limit_bytes = Some(number("limitBytes", value)?),
                 "sinceSeconds" => options.since_seconds = Some(number("sinceSeconds", value)?),
-                "timestamps" if flag("timestamps", value)? => {
-                    return Err(ApiError::bad_request(
-                        "timestamps are not available: Navarch does not record when log lines were written",
-                    ))
-                }
+                "timestamps" => options.timestamps = flag("timestamps", value)?,
                 "sinceTime" => {
-                    return Err(ApiError::bad_request(
-                        "sinceTime is not supported: Navarch does not record when log lines were written",
-                    ))
+                    if navarch_bus::api::meta::parse_time(value).is_none() {
+                        return Err(ApiError::bad_request(format!(
+                            "sinceTime: parsing time {value:?} as RFC 3339 failed"
+                        )));
+                    }
+                    options.since_time = Some(value.to_string());
                 }
                 _ => {} // insecureSkipTLSVerifyBackend and the rest: nothing to do
             }
@@ -70,9 +72,9 @@ impl LogOptions {
                 "tailLines: must be greater than or equal to 0",
             ));
         }
-        if options.since_seconds.is_some() {
+        if options.since_seconds.is_some() && options.since_time.is_some() {
             return Err(ApiError::bad_request(
-                "sinceSeconds is not supported: Navarch does not record when log lines were written",
+                "at most one of sinceTime or sinceSeconds may be specified",
             ));
         }
         Ok(options)
@@ -163,6 +165,8 @@ pub(crate) async fn serve(call: Call, name: &str, raw_query: Option<&str>) -> An
         follow: options.follow,
         previous: options.previous,
         since_seconds: options.since_seconds,
+        since_time: options.since_time,
+        timestamps: options.timestamps,
         inbox,
     };
     let reply: LogReply = bus
@@ -226,15 +230,20 @@ mod tests {
         );
         assert_eq!(LogOptions::parse(None).unwrap(), LogOptions::default());
         assert!(LogOptions::parse(Some("timestamps=false")).is_ok());
+        let o = LogOptions::parse(Some("timestamps=true&sinceSeconds=10")).unwrap();
+        assert!(o.timestamps);
+        assert_eq!(o.since_seconds, Some(10));
+        let o = LogOptions::parse(Some("sinceTime=2024-01-01T00%3A00%3A00Z")).unwrap();
+        assert_eq!(o.since_time.as_deref(), Some("2024-01-01T00:00:00Z"));
         for bad in [
-            "timestamps=true",
             "tailLines=x",
             "tailLines=-1",
             "limitBytes=0",
             "sinceSeconds=0",
-            "sinceSeconds=10",
             "follow=maybe",
-            "sinceTime=2024-01-01T00:00:00Z",
+            "timestamps=often",
+            "sinceTime=yesterday",
+            "sinceTime=2024-01-01T00:00:00Z&sinceSeconds=5",
         ] {
             let e = LogOptions::parse(Some(bad)).unwrap_err();
             assert_eq!(e.reason, Reason::BadRequest, "{bad}");
