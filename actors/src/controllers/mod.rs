@@ -30,8 +30,8 @@ pub use endpoints::EndpointsController;
 pub use gc::GarbageCollector;
 pub use hpa::HpaController;
 pub use namespace::NamespaceController;
-pub use replicaset::ReplicaSetController;
 pub use nodelifecycle::NodeLifecycleController;
+pub use replicaset::ReplicaSetController;
 
 use crate::error::{Error, Result};
 
