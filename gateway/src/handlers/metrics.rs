@@ -40,7 +40,7 @@ fn time_of(ms: i64) -> String {
 }
 
 fn window(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
