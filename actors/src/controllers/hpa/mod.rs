@@ -379,7 +379,7 @@ pub fn reconcile(
         );
         (normalized.replicas, reason)
     };
-    let rescale = (desired != current && !(current == 0 && min != 0)).then(|| Rescale {
+    let rescale = (desired != current && !(current == 0 && min != 0)).then_some(Rescale {
         from: current,
         to: desired,
         reason,
