@@ -193,28 +193,13 @@ impl Work<'_> {
                 }
             }
             Action::SetRevision(revision) => {
-                let uid = d.metadata.uid.clone().unwrap_or_default();
                 let done = self
-                    .objects
-                    .update_with(
-                        resource::of::<Deployment>(),
-                        self.key.namespace(),
-                        &self.key.name,
-                        Part::Main,
-                        |mut current| {
-                            if meta::uid(&current) != Some(uid.as_str()) {
-                                return Err(ApiError::new(
-                                    Reason::Conflict,
-                                    "the Deployment was replaced",
-                                ));
-                            }
-                            let annotations = meta::metadata_mut(&mut current)
-                                .entry("annotations")
-                                .or_insert_with(|| json!({}));
-                            annotations[replicasets::REVISION] = json!(revision);
-                            Ok(current)
-                        },
-                    )
+                    .update_deployment(d, Part::Main, |current| {
+                        let annotations = meta::metadata_mut(current)
+                            .entry("annotations")
+                            .or_insert_with(|| json!({}));
+                        annotations[replicasets::REVISION] = json!(revision);
+                    })
                     .await?;
                 self.own_expectation.merge(Expectation {
                     revision: revision_of(&done),
@@ -222,27 +207,12 @@ impl Work<'_> {
                 });
             }
             Action::UpdateStatus(status) => {
-                let uid = d.metadata.uid.clone().unwrap_or_default();
                 let status = serde_json::to_value(*status)
                     .map_err(|e| Halt::Failed(ApiError::internal(e).into()))?;
                 let done = self
-                    .objects
-                    .update_with(
-                        resource::of::<Deployment>(),
-                        self.key.namespace(),
-                        &self.key.name,
-                        Part::Status,
-                        |mut current| {
-                            if meta::uid(&current) != Some(uid.as_str()) {
-                                return Err(ApiError::new(
-                                    Reason::Conflict,
-                                    "the Deployment was replaced",
-                                ));
-                            }
-                            current["status"] = status.clone();
-                            Ok(current)
-                        },
-                    )
+                    .update_deployment(d, Part::Status, |current| {
+                        current["status"] = status.clone();
+                    })
                     .await?;
                 self.own_expectation.merge(Expectation {
                     revision: revision_of(&done),
@@ -251,6 +221,35 @@ impl Work<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Changes `part` of the Deployment with `change` (retried on conflicts), refused as a Conflict if the stored
+    /// Deployment is no longer `d` (deleted and recreated under the same name).
+    async fn update_deployment(
+        &self,
+        d: &Deployment,
+        part: Part,
+        mut change: impl FnMut(&mut Value),
+    ) -> Result<Value, ApiError> {
+        let uid = d.metadata.uid.as_deref().unwrap_or_default();
+        self.objects
+            .update_with(
+                resource::of::<Deployment>(),
+                self.key.namespace(),
+                &self.key.name,
+                part,
+                |mut current| {
+                    if meta::uid(&current) != Some(uid) {
+                        return Err(ApiError::new(
+                            Reason::Conflict,
+                            "the Deployment was replaced",
+                        ));
+                    }
+                    change(&mut current);
+                    Ok(current)
+                },
+            )
+            .await
     }
 
     /// Creates the new ReplicaSet. One of that name already there is the Deployment's own when it controls it with
@@ -290,26 +289,11 @@ impl Work<'_> {
                     // The cache had not shown it yet; the next reconcile will.
                     return Err(Halt::Conflict);
                 }
-                let uid = d.metadata.uid.clone().unwrap_or_default();
-                self.objects
-                    .update_with(
-                        resource::of::<Deployment>(),
-                        self.key.namespace(),
-                        &self.key.name,
-                        Part::Status,
-                        |mut current| {
-                            if meta::uid(&current) != Some(uid.as_str()) {
-                                return Err(ApiError::new(
-                                    Reason::Conflict,
-                                    "the Deployment was replaced",
-                                ));
-                            }
-                            let count = current["status"]["collisionCount"].as_i64().unwrap_or(0);
-                            current["status"]["collisionCount"] = json!(count + 1);
-                            Ok(current)
-                        },
-                    )
-                    .await?;
+                self.update_deployment(d, Part::Status, |current| {
+                    let count = current["status"]["collisionCount"].as_i64().unwrap_or(0);
+                    current["status"]["collisionCount"] = json!(count + 1);
+                })
+                .await?;
                 Err(Halt::Failed(e.into()))
             }
             Err(e) => {
