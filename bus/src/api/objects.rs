@@ -774,37 +774,35 @@ impl Objects {
         namespace: Option<&str>,
         revision: i64,
     ) -> Result<ObjectWatch, ApiError> {
-        let start = if revision == 0 {
-            0
-        } else {
-            revision.saturating_add(1)
-        };
-        let inner = self
-            .store
-            .watch_prefix(info.prefix(namespace).as_bytes(), start)
-            .await?;
-        Ok(ObjectWatch {
-            inner,
-            info,
-            keys: self.keys.clone(),
-            queued: VecDeque::new(),
-        })
+        self.watch_prefix(info.prefix(namespace).as_bytes(), info, revision)
+            .await
     }
 
     /// Watches every object of every kind changed after `revision` (0: from now on), in revision order: one store
     /// watch over `/registry/`. Values there that are not API objects (such as allocation records) come through as
     /// objects without `kind`; callers skip them.
     pub async fn watch_all(&self, revision: i64) -> Result<ObjectWatch, ApiError> {
+        // `info` only names bookmarks, and a watch across streams sends none.
+        self.watch_prefix(b"/registry/", &super::RESOURCES[0], revision)
+            .await
+    }
+
+    /// Watches every key under `prefix` changed after `revision` (0: from now on), as objects of `info`.
+    async fn watch_prefix(
+        &self,
+        prefix: &[u8],
+        info: &'static ResourceInfo,
+        revision: i64,
+    ) -> Result<ObjectWatch, ApiError> {
         let start = if revision == 0 {
             0
         } else {
             revision.saturating_add(1)
         };
-        let inner = self.store.watch_prefix(b"/registry/", start).await?;
+        let inner = self.store.watch_prefix(prefix, start).await?;
         Ok(ObjectWatch {
             inner,
-            // Only bookmarks use it, and a watch across streams sends none.
-            info: &super::RESOURCES[0],
+            info,
             keys: self.keys.clone(),
             queued: VecDeque::new(),
         })
